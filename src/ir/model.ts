@@ -1,0 +1,187 @@
+/**
+ * Model: the ModelProto's top-level fields plus the Graph IR. fromProto / toProto convert between the
+ * wire-level proto (src/onnx) and the IR without losing a field: everything the IR does not model
+ * is kept on `rest` objects and written back as it was.
+ */
+import * as path from 'node:path';
+import { GptError } from '../errors';
+import type { DimensionProto, GraphProto, ModelProto, TypeProto, ValueInfoProto } from '../onnx/schema';
+import { DataLocation } from '../onnx/schema';
+import { Dim, Graph, Node, TensorType, Value } from './graph';
+import { ExternalLocation, Tensor, toNumber } from './tensor';
+
+export class Model {
+  /** ModelProto fields other than the graph. */
+  proto: ModelProto;
+  graph: Graph;
+  /** Absolute path the model was loaded from, if any. */
+  sourcePath?: string;
+  /** Folder external data locations are resolved against. */
+  baseDir?: string;
+
+  constructor(proto: ModelProto, graph: Graph) {
+    this.proto = proto;
+    this.graph = graph;
+  }
+
+  get irVersion(): number {
+    return toNumber(this.proto.irVersion);
+  }
+  /** Opset of a domain ('' is the default ONNX domain; 'ai.onnx' is the same). */
+  opset(domain = ''): number | undefined {
+    const e = this.proto.opsetImport.find((o) => (o.domain ?? '') === domain || (domain === '' && o.domain === 'ai.onnx'));
+    return e ? toNumber(e.version) : undefined;
+  }
+  setOpset(version: number, domain = ''): void {
+    const e = this.proto.opsetImport.find((o) => (o.domain ?? '') === domain);
+    if (e) e.version = version;
+    else this.proto.opsetImport.push({ domain, version });
+  }
+  /** metadata_props as a map (read). */
+  metadata(): Record<string, string> {
+    return Object.fromEntries(this.proto.metadataProps.map((e) => [e.key ?? '', e.value ?? '']));
+  }
+  setMetadata(key: string, value: string): void {
+    const e = this.proto.metadataProps.find((m) => m.key === key);
+    if (e) e.value = value;
+    else this.proto.metadataProps.push({ key, value });
+  }
+  get displayName(): string {
+    return this.sourcePath ?? this.graph.rest.name ?? 'model';
+  }
+}
+
+export function typeFromProto(t: TypeProto | undefined): TensorType | undefined {
+  const tt = t?.tensorType;
+  if (!tt) return undefined;
+  const shape: Dim[] | null = tt.shape
+    ? tt.shape.dim.map((d: DimensionProto) => (d.dimValue !== undefined ? toNumber(d.dimValue) : d.dimParam ? d.dimParam : null))
+    : null;
+  return { elemType: tt.elemType ?? 0, shape };
+}
+
+export function typeToProto(t: TensorType): TypeProto {
+  return {
+    tensorType: {
+      elemType: t.elemType,
+      shape: t.shape
+        ? { dim: t.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {})) }
+        : undefined,
+    },
+  };
+}
+
+export function externalLocation(t: Tensor['proto'], baseDir: string | undefined): ExternalLocation | undefined {
+  if (t.dataLocation !== DataLocation.EXTERNAL) return undefined;
+  const kv = Object.fromEntries(t.externalData.map((e) => [e.key ?? '', e.value ?? '']));
+  const location = kv.location;
+  if (!location) throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' is marked EXTERNAL but has no location entry`);
+  const tensor = new Tensor(t);
+  const length = kv.length !== undefined ? Number(kv.length) : tensor.byteLength;
+  const offset = kv.offset !== undefined ? Number(kv.offset) : 0;
+  if (!Number.isFinite(length) || !Number.isFinite(offset) || length < 0 || offset < 0) {
+    throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' has a bad external offset/length (${kv.offset}/${kv.length})`);
+  }
+  if (path.isAbsolute(location) || location.split(/[\\/]/).includes('..')) {
+    throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' has external location '${location}' outside the model's folder`, {
+      hint: 'external data must sit in the model folder or below it',
+    });
+  }
+  return { path: path.resolve(baseDir ?? '.', location), location, offset, length };
+}
+
+export function modelFromProto(proto: ModelProto, baseDir?: string): Model {
+  const gp: GraphProto = proto.graph ?? {
+    node: [], initializer: [], sparseInitializer: [], input: [], output: [], valueInfo: [], quantizationAnnotation: [], metadataProps: [],
+  };
+  const g = new Graph();
+  const { node, initializer, input, output, valueInfo, ...rest } = gp;
+  g.rest = rest;
+  for (const vi of input) {
+    const v = g.value(vi.name ?? '');
+    v.info = vi;
+    v.declared = typeFromProto(vi.type);
+    g.inputs.push(v);
+  }
+  for (const t of initializer) {
+    const v = g.value(t.name ?? '');
+    if (v.tensor) throw new GptError('E_GRAPH', `initializer '${t.name}' is defined twice`);
+    v.tensor = new Tensor(t, externalLocation(t, baseDir));
+    if (!v.declared) v.declared = { elemType: t.dataType ?? 0, shape: v.tensor.dims };
+    g.initializers.push(v);
+  }
+  for (const np of node) {
+    const n = new Node(np);
+    n.graph = g;
+    np.input.forEach((name, i) => n.setInput(i, name === '' ? null : g.value(name)));
+    np.output.forEach((name, i) => {
+      if (name === '') return void n.outputs.push(null);
+      const v = g.value(name);
+      if (v.producer) {
+        throw new GptError('E_GRAPH', `value '${name}' is produced twice: by '${v.producer.name}' and by '${n.name}'`, {
+          hint: 'every value in an ONNX graph must have one producer',
+        });
+      }
+      n.setOutput(i, v);
+    });
+    g.nodes.push(n);
+  }
+  for (const vi of valueInfo) {
+    const v = g.value(vi.name ?? '');
+    v.info = v.info ?? vi;
+    v.declared = typeFromProto(vi.type) ?? v.declared;
+    g.valueInfo.push(v);
+  }
+  for (const vi of output) {
+    const v = g.value(vi.name ?? '');
+    if (!v.info) v.info = vi;
+    v.declared = typeFromProto(vi.type) ?? v.declared;
+    g.outputs.push(v);
+  }
+  // keep the ValueInfoProtos as loaded for inputs/outputs/value_info
+  const graphInfo = new Map<Value, { input?: ValueInfoProto; output?: ValueInfoProto; valueInfo?: ValueInfoProto }>();
+  input.forEach((vi, i) => graphInfo.set(g.inputs[i], { ...graphInfo.get(g.inputs[i]), input: vi }));
+  output.forEach((vi, i) => graphInfo.set(g.outputs[i], { ...graphInfo.get(g.outputs[i]), output: vi }));
+  valueInfo.forEach((vi, i) => graphInfo.set(g.valueInfo[i], { ...graphInfo.get(g.valueInfo[i]), valueInfo: vi }));
+  infoMaps.set(g, graphInfo);
+
+  const { graph: _graph, ...modelRest } = proto;
+  const m = new Model({ ...modelRest } as ModelProto, g);
+  m.baseDir = baseDir;
+  return m;
+}
+
+const infoMaps = new WeakMap<Graph, Map<Value, { input?: ValueInfoProto; output?: ValueInfoProto; valueInfo?: ValueInfoProto }>>();
+
+function valueInfoFor(g: Graph, v: Value, role: 'input' | 'output' | 'valueInfo'): ValueInfoProto {
+  const kept = infoMaps.get(g)?.get(v)?.[role];
+  if (kept && kept.name === v.name) return kept;
+  const t = v.declared ?? v.inferred;
+  return { name: v.name, type: t ? typeToProto(t) : undefined, metadataProps: [] };
+}
+
+/** The graph as a GraphProto; tensors come from `tensorProto` (the save path decides inline vs external). */
+export function graphToProto(g: Graph, tensorProto: (t: Tensor) => Tensor['proto'] = (t) => t.proto): GraphProto {
+  return {
+    ...g.rest,
+    node: g.nodes.map((n) => ({
+      ...n.proto,
+      input: n.inputs.map((v) => v?.name ?? ''),
+      output: n.outputs.map((v) => v?.name ?? ''),
+    })),
+    initializer: g.initializers.map((v) => {
+      const t = tensorProto(v.tensor!);
+      return t.name === v.name ? t : { ...t, name: v.name };
+    }),
+    input: g.inputs.map((v) => valueInfoFor(g, v, 'input')),
+    output: g.outputs.map((v) => valueInfoFor(g, v, 'output')),
+    valueInfo: g.valueInfo.map((v) => valueInfoFor(g, v, 'valueInfo')),
+    sparseInitializer: g.rest.sparseInitializer ?? [],
+    quantizationAnnotation: g.rest.quantizationAnnotation ?? [],
+    metadataProps: g.rest.metadataProps ?? [],
+  };
+}
+
+export function modelToProto(m: Model, tensorProto?: (t: Tensor) => Tensor['proto']): ModelProto {
+  return { ...m.proto, graph: graphToProto(m.graph, tensorProto) };
+}
