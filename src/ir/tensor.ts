@@ -176,8 +176,6 @@ export class Tensor {
   }
 }
 
-const externalCache = new Map<string, number>();
-
 /** Read an external tensor's bytes; checks that the sidecar exists and is long enough. */
 export function readExternal(ext: ExternalLocation | undefined, tensorName: string): Uint8Array {
   if (!ext) throw new GptError('E_EXTERNAL_DATA', 'external data has no location', { subject: tensorName });
@@ -197,8 +195,9 @@ export function readExternal(ext: ExternalLocation | undefined, tensorName: stri
   return out;
 }
 
-export function checkExternal(ext: ExternalLocation, tensorName: string): void {
-  let size = externalCache.get(ext.path);
+/** Check that a sidecar exists and holds the tensor's bytes; `sizes` caches file sizes within one call site. */
+export function checkExternal(ext: ExternalLocation, tensorName: string, sizes?: Map<string, number>): void {
+  let size = sizes?.get(ext.path);
   if (size === undefined) {
     try {
       size = fs.statSync(ext.path).size;
@@ -207,16 +206,11 @@ export function checkExternal(ext: ExternalLocation, tensorName: string): void {
         hint: 'keep the sidecar file next to the model, under the name the model records',
       });
     }
-    externalCache.set(ext.path, size);
+    sizes?.set(ext.path, size);
   }
   if (ext.offset + ext.length > size) {
     throw new GptError('E_EXTERNAL_DATA', `external data file ${ext.path} has ${size} bytes, but tensor '${tensorName}' needs bytes ${ext.offset}..${ext.offset + ext.length}`, {
       hint: 'the sidecar is truncated or belongs to another model',
     });
   }
-}
-
-/** Forget cached sidecar sizes (after the sidecar was rewritten). */
-export function clearExternalCache(): void {
-  externalCache.clear();
 }

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GptError, isGptError } from '../errors';
 import { Model, modelFromProto, modelToProto } from '../ir/model';
-import { Tensor, checkExternal, clearExternalCache } from '../ir/tensor';
+import { Tensor, checkExternal } from '../ir/tensor';
 import { decodeModel, encodeModelTo } from './codec';
 import { DataLocation, ModelProto, TensorProto } from './schema';
 import { Sink } from './wire';
@@ -93,11 +93,12 @@ export function loadModel(src: string | Uint8Array, opts: LoadOptions = {}): Mod
   }
   model.sourcePath = sourcePath;
   if (opts.checkExternalData !== false) {
+    const sizes = new Map<string, number>();
     for (const v of model.graph.initializers) {
       const t = v.tensor!;
       if (t.external) {
         try {
-          checkExternal(t.external, t.name);
+          checkExternal(t.external, t.name, sizes);
         } catch (e) {
           if (isGptError(e)) throw new GptError(e.code, e.message, { subject: what, hint: e.hint });
           throw e;
@@ -298,7 +299,6 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): {
       fs.closeSync(dataFd);
       dataFd = undefined;
       fs.renameSync(tmpData!, sidecar);
-      clearExternalCache();
     }
     fs.renameSync(tmpModel, out);
     return { path: out, bytes: size, externalPath: useExternal ? sidecar : undefined, externalBytes: useExternal ? externalBytes : undefined };
