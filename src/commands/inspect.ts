@@ -1,0 +1,40 @@
+import { Args, Flags } from '@oclif/core';
+import { inspect, formatInspect, validateInspectReport } from '../analysis/inspect';
+import { assertValid } from '../ir/validate';
+import { loadModel } from '../onnx/io';
+import { GptCommand, argError } from './base';
+
+export default class Inspect extends GptCommand {
+  static override summary = 'Show a model: IR, opset, producer, inputs/outputs, op histogram, params, MACs, peak activation memory.';
+  static override examples = ['<%= config.bin %> inspect model.onnx', '<%= config.bin %> inspect model.onnx --json', '<%= config.bin %> inspect model.onnx --dim batch=8'];
+  static override args = { model: Args.string({ description: 'ONNX model file', required: true }) };
+  static override flags = {
+    json: Flags.boolean({ description: 'print the report as JSON (validated against the shipped schema)' }),
+    dim: Flags.string({ description: 'value of a symbolic dimension for the cost model, NAME=N (default 1)', multiple: true }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Inspect);
+    const model = loadModel(args.model);
+    assertValid(model.graph, args.model);
+    const report = inspect(model, { dims: parseDims(flags.dim) });
+    if (flags.json) {
+      validateInspectReport(report);
+      this.printJson(report);
+    } else {
+      process.stdout.write(formatInspect(report) + '\n');
+    }
+  }
+}
+
+export function parseDims(list: string[] | undefined): Record<string, number> {
+  const dims: Record<string, number> = {};
+  for (const item of list ?? []) {
+    const m = /^([^=]+)=(\d+)$/.exec(item);
+    if (!m || Number(m[2]) < 1) {
+      throw argError(`--dim ${item}: expected NAME=N with N >= 1`, 'e.g. --dim batch=8');
+    }
+    dims[m[1]] = Number(m[2]);
+  }
+  return dims;
+}
