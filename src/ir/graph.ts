@@ -274,17 +274,36 @@ export class Graph {
     if (!v) return true;
     const hit = memo.get(v);
     if (hit !== undefined) return hit;
-    let result: boolean;
-    if (v.tensor) result = true;
-    else if (this.inputs.includes(v)) result = false;
-    else if (!v.producer) result = false;
-    else if (v.producer.opType === 'Constant') result = true;
-    else {
-      memo.set(v, false); // guards against cycles
-      result = v.producer.inputs.length > 0 && v.producer.inputs.every((i) => this.isConstant(i, memo));
+    // iterative post-order walk over producers: deep graphs must not overflow the stack
+    const stack: Value[] = [v];
+    while (stack.length) {
+      const cur = stack[stack.length - 1];
+      if (memo.has(cur)) {
+        stack.pop();
+        continue;
+      }
+      const p = cur.producer;
+      if (cur.tensor) memo.set(cur, true);
+      else if (this.inputs.includes(cur) || !p) memo.set(cur, false);
+      else if (p.opType === 'Constant') memo.set(cur, true);
+      else if (p.inputs.length === 0) memo.set(cur, false);
+      else {
+        const pending = p.inputs.filter((i): i is Value => i !== null && !memo.has(i));
+        if (pending.length === 0) {
+          memo.set(cur, p.inputs.every((i) => !i || memo.get(i) === true));
+          stack.pop();
+          continue;
+        }
+        if (pending.some((i) => stack.includes(i))) {
+          memo.set(cur, false); // a cycle: not constant (the validator reports the cycle)
+          continue;
+        }
+        stack.push(...pending);
+        continue;
+      }
+      stack.pop();
     }
-    memo.set(v, result);
-    return result;
+    return memo.get(v)!;
   }
   private memo?: WeakMap<Value, boolean>;
   private memoVersion = -1;

@@ -1,0 +1,51 @@
+/** The conversion report: terminal text and schema validation of the JSON form. */
+import Ajv from 'ajv';
+import { GptError } from '../errors';
+import type { ConvertReport } from '../passes/convert';
+import schema from '../schemas/convert.schema.json';
+import { bytes, human, ratio, table } from './format';
+
+let validator: ReturnType<Ajv['compile']> | undefined;
+
+export function validateConvertReport(report: unknown): void {
+  validator ??= new Ajv({ allErrors: true, strict: true }).compile(schema);
+  if (!validator(report)) {
+    const e = validator.errors![0];
+    throw new GptError('E_SCHEMA', `convert report does not match its schema at '${e.instancePath || '/'}': ${e.message}`);
+  }
+}
+
+export function formatConvertReport(r: ConvertReport, opts: { dryRun?: boolean; output?: string } = {}): string {
+  const out: string[] = [];
+  out.push(`${opts.dryRun ? 'plan' : 'converted'}: ${r.source.file ?? 'model'} -> ${r.target.toUpperCase()} ${JSON.stringify(r.options)}  (family: ${r.family})`);
+  out.push('');
+  if (r.converted.length) {
+    out.push(table(['block', 'stage', 'change'], r.converted.map((c) => [c.block, c.stage, c.change])));
+    out.push('');
+  }
+  const m = (k: 'params' | 'macs' | 'peakActivationBytes' | 'memoryAccessBytes', f: (n: number) => string) => [f(r.before[k]), f(r.after[k]), ratio(r.after[k], r.before[k])];
+  out.push(table(['', 'before', 'after', 'ratio'], [
+    ['params', ...m('params', human)],
+    ['MACs', ...m('macs', human)],
+    ['peak activation memory', ...m('peakActivationBytes', bytes)],
+    ['memory access cost', ...m('memoryAccessBytes', bytes)],
+  ]));
+  out.push('');
+  const gb = r.gradientPaths.before, ga = r.gradientPaths.after;
+  out.push(table(['gradient paths', 'before', 'after'], [
+    ['weight layers', gb.layers, ga.layers],
+    ['max shortest path', gb.maxShortest, ga.maxShortest],
+    ['longest path', gb.longest, ga.longest],
+    ['mean timestamps', gb.meanTimestamps.toFixed(2), ga.meanTimestamps.toFixed(2)],
+    ['max channel groups', gb.maxChannelGroups, ga.maxChannelGroups],
+  ]));
+  out.push('');
+  out.push(`weights carried over: ${(r.weightsCarriedOver * 100).toFixed(1)}% of the converted model's parameters`);
+  for (const n of r.notes) out.push(`note: ${n}`);
+  if (r.unconverted.length) out.push(`left as they were: ${r.unconverted.map((u) => `${u.block} (${u.reason})`).join('; ')}`);
+  if (r.unrecognized.length) out.push(`matched no rule (${r.unrecognized.length}): ${r.unrecognized.slice(0, 8).join(', ')}${r.unrecognized.length > 8 ? ', ...' : ''}`);
+  for (const w of r.warnings) out.push(`warning: ${w}`);
+  if (opts.output) out.push(`wrote ${opts.output}`);
+  else if (opts.dryRun) out.push('dry run: nothing written');
+  return out.join('\n');
+}

@@ -1,0 +1,29 @@
+/** Terminal formatting shared by the commands: human units and aligned tables. */
+
+export function human(n: number, digits = 2): string {
+  const a = Math.abs(n);
+  if (a >= 1e9) return `${(n / 1e9).toFixed(digits)} G`;
+  if (a >= 1e6) return `${(n / 1e6).toFixed(digits)} M`;
+  if (a >= 1e3) return `${(n / 1e3).toFixed(digits)} K`;
+  return `${n}`;
+}
+
+export function bytes(n: number): string {
+  const a = Math.abs(n);
+  if (a >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (a >= 2 ** 20) return `${(n / 2 ** 20).toFixed(2)} MiB`;
+  if (a >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+export function ratio(after: number, before: number): string {
+  return before === 0 ? '-' : `${(after / before).toFixed(3)}x`;
+}
+
+/** Left-aligned first column, right-aligned others. */
+export function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
