@@ -20,10 +20,13 @@ export function ratio(after: number, before: number): string {
   return before === 0 ? '-' : `${(after / before).toFixed(3)}x`;
 }
 
-/** Left-aligned first column, right-aligned others. */
+const NUMERIC = /^[-+]?[\d.,]+(\s?(K|M|G|B|KiB|MiB|GiB|x|%|ms|s))?$|^[-?]$/;
+
+/** Text columns left-aligned, numeric columns (numbers with an optional unit) right-aligned. */
 export function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  const right = header.map((_, i) => i > 0 && rows.length > 0 && rows.every((r) => NUMERIC.test(String(r[i] ?? ''))));
+  const line = (r: string[]) => r.map((c, i) => (right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }

@@ -1,0 +1,108 @@
+/**
+ * analyze(): the model as the paper sees it — family, stem, stages and blocks (from the rules) — with
+ * the cost model and the gradient-path metrics aggregated per stage. The typed object is exactly what
+ * `gpt analyze --json` prints (src/schemas/analyze.schema.json).
+ */
+import Ajv from 'ajv';
+import { GptError } from '../errors';
+import type { Model } from '../ir/model';
+import schema from '../schemas/analyze.schema.json';
+import { costModel } from './cost';
+import { GradientPathReport, GradientPathSummary, LayerGradientPaths, gradientPaths } from './gradient-path';
+import type { Rule } from './rules';
+import { inferShapes } from './shapes';
+import { recognize } from './structure';
+import type { Structure } from './structure-types';
+
+export interface AnalyzeOptions {
+  rules?: Rule[];
+  dims?: Record<string, number>;
+}
+
+export interface StageAnalysis extends GradientPathSummary {
+  index: number;
+  resolution: (number | string | null)[] | null;
+  channels: number | null;
+  blocks: number;
+  /** Block rule -> count, e.g. { "resnet-basic": 2 }. */
+  blockRules: Record<string, number>;
+  entry: string[];
+  params: number;
+  macs: number;
+}
+
+export interface AnalyzeReport {
+  file: string | null;
+  family: Structure['family'];
+  stem: string[];
+  head: string[];
+  stages: StageAnalysis[];
+  /** Nodes no rule recognised (by name). */
+  unmatched: string[];
+  params: number;
+  macs: number;
+  gradientPaths: GradientPathSummary;
+  layers: (LayerGradientPaths & { stage: number | null })[];
+  warnings: string[];
+}
+
+export interface AnalyzeResult {
+  report: AnalyzeReport;
+  structure: Structure;
+  gradient: GradientPathReport;
+}
+
+export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeResult {
+  const warnings = [...inferShapes(model).warnings];
+  const structure = recognize(model, { rules: opts.rules });
+  warnings.push(...structure.warnings);
+  const stageNodes = structure.stages.map((s) => [...s.entry, ...s.blocks.flatMap((b) => b.nodes)]);
+  const gradient = gradientPaths(model, { stages: structure.stages.map((s, i) => ({ name: `stage ${s.index}`, nodes: stageNodes[i] })) });
+  warnings.push(...gradient.warnings);
+  const cost = costModel(model, { dims: opts.dims });
+  const nodeCost = new Map(cost.nodes.map((n) => [n.name, n]));
+  const stageOfNode = new Map<string, number>();
+  structure.stages.forEach((s, i) => stageNodes[i].forEach((n) => stageOfNode.set(n, s.index)));
+  const stages: StageAnalysis[] = structure.stages.map((s, i) => {
+    const blockRules: Record<string, number> = {};
+    for (const b of s.blocks) blockRules[b.rule] = (blockRules[b.rule] ?? 0) + 1;
+    let params = 0, macs = 0;
+    for (const n of stageNodes[i]) {
+      params += nodeCost.get(n)?.params ?? 0;
+      macs += nodeCost.get(n)?.macs ?? 0;
+    }
+    const { name: _name, start: _s, end: _e, ...summary } = gradient.stages[i];
+    return {
+      index: s.index, resolution: s.resolution, channels: s.channels, blocks: s.blocks.length, blockRules, entry: s.entry, params, macs, ...summary,
+    };
+  });
+  const report: AnalyzeReport = {
+    file: model.sourcePath ?? null,
+    family: structure.family,
+    stem: structure.stem,
+    head: structure.head,
+    stages,
+    unmatched: structure.unmatched,
+    params: cost.totals.params,
+    macs: cost.totals.macs,
+    gradientPaths: gradient.network,
+    layers: gradient.layers.map((l) => ({ ...l, stage: stageOfNode.get(l.name) ?? null })),
+    warnings,
+  };
+  return { report, structure, gradient };
+}
+
+/** The typed report (same as the JSON). */
+export function analyze(model: Model, opts: AnalyzeOptions = {}): AnalyzeReport {
+  return analyzeModel(model, opts).report;
+}
+
+let validator: ReturnType<Ajv['compile']> | undefined;
+
+export function validateAnalyzeReport(report: unknown): void {
+  validator ??= new Ajv({ allErrors: true, strict: true }).compile(schema);
+  if (!validator(report)) {
+    const e = validator.errors![0];
+    throw new GptError('E_SCHEMA', `analyze report does not match its schema at '${e.instancePath || '/'}': ${e.message}`);
+  }
+}

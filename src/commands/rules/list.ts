@@ -1,0 +1,20 @@
+import { Flags } from '@oclif/core';
+import { listRules } from '../../analysis/rules';
+import { table } from '../../report/format';
+import { GptCommand } from '../base';
+
+export default class RulesList extends GptCommand {
+  static override summary = 'List the block rules: the shipped ones plus any given with --rules.';
+  static override examples = ['<%= config.bin %> rules list', '<%= config.bin %> rules list --rules my-rules/ --json'];
+  static override flags = {
+    rules: Flags.string({ description: 'extra rule file or folder (repeatable)', multiple: true }),
+    json: Flags.boolean({ description: 'print as JSON' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(RulesList);
+    const rules = listRules(flags.rules ?? []);
+    if (flags.json) return this.printJson(rules);
+    process.stdout.write(table(['rule', 'kind', 'family', 'description'], rules.map((r) => [r.name, r.kind, r.family ?? '-', r.description])) + '\n');
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * convert(): the pipeline every conversion shares — recognise the architecture, measure it, apply one
+ * pass (PRN / CSP / ELAN), re-infer shapes, validate, measure again, record what was done in
+ * metadata_props — and the report the CLI prints.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import { GptError } from '../errors';
+import { costModel, CostReport } from '../analysis/cost';
+import { gradientPaths, GradientPathSummary } from '../analysis/gradient-path';
+import type { Rule } from '../analysis/rules';
+import { inferShapes } from '../analysis/shapes';
+import { recognize } from '../analysis/structure';
+import type { Structure } from '../analysis/structure-types';
+import type { Model } from '../ir/model';
+import { assertValid } from '../ir/validate';
+import { loadModel, saveModelToBuffer } from '../onnx/io';
+import { checkRatio, runPrn } from './prn';
+import { runCsp } from './csp';
+import { runElan } from './elan';
+import { TOOL_VERSION } from '../version';
+
+export type ConvertTarget = 'prn' | 'csp' | 'elan';
+
+export interface ConvertOptions {
+  to: ConvertTarget;
+  /** PRN: share of channels that receive the shortcut, (0, 1]; default 0.5. */
+  ratio?: number;
+  /** PRN: drop stride-1 projection shortcuts that only widen (asymmetric residual). */
+  asymmetric?: boolean;
+  /** Fail (E_PATTERN) when a block cannot be converted or nothing can be converted. */
+  strict?: boolean;
+  /** Rules to recognise blocks with (default: the shipped rules). */
+  rules?: Rule[];
+  /** Convert the given model object in place instead of a copy. */
+  inPlace?: boolean;
+  /** Symbolic dims for the cost model (default 1). */
+  dims?: Record<string, number>;
+  /** CSP: share of channels in part 1 (through the blocks), in (0, 1); default 0.5. */
+  split?: number;
+  /** CSP: where the transition layers go (paper's gradient-flow truncation variants); default 'both'. */
+  fusion?: 'both' | 'first' | 'last';
+  /** CSP: how the stage input is split; default 'slice' (zero-parameter Split). */
+  splitOp?: 'slice' | 'conv';
+  /** ELAN: 2·stack 3x3 convs per stacked block; default 2. */
+  stack?: number;
+  /** ELAN: computational-block width as a share of the stage width, in (0, 1]; default 0.5. */
+  width?: number;
+  /** ELAN: also apply the CSP split to the converted stages. */
+  csp?: boolean;
+}
+
+/** What one pass did; convert() turns it into the report. */
+export interface PassOutcome {
+  /** The options the pass used, as recorded in the report and metadata_props. */
+  options: Record<string, unknown>;
+  converted: { block: string; stage: number; change: string }[];
+  unconverted: { block: string; reason: string }[];
+  /** Parameters whose values did not come from the source model (new layers, new input channels). */
+  freshParams: number;
+  notes: string[];
+  warnings: string[];
+}
+
+export type PassRunner = (model: Model, structure: Structure, options: ConvertOptions, subject: string) => PassOutcome;
+
+const PASSES: Record<ConvertTarget, PassRunner> = { prn: runPrn, csp: runCsp, elan: runElan };
+
+export interface ModelMetrics {
+  params: number;
+  macs: number;
+  peakActivationBytes: number;
+  memoryAccessBytes: number;
+}
+
+export interface StageMetrics extends ModelMetrics {
+  stage: number;
+}
+
+export interface ConvertReport {
+  tool: string;
+  version: string;
+  target: ConvertTarget;
+  options: Record<string, unknown>;
+  source: { file: string | null; sha256: string };
+  family: Structure['family'];
+  /** What each converted block became. */
+  converted: { block: string; stage: number; change: string }[];
+  /** Blocks or regions left as they were, with why. */
+  unconverted: { block: string; reason: string }[];
+  /** Nodes no rule recognised (by name). */
+  unrecognized: string[];
+  warnings: string[];
+  before: ModelMetrics;
+  after: ModelMetrics;
+  stages: { before: StageMetrics[]; after: StageMetrics[] };
+  /** Share of the converted model's parameters whose values come from the source model (0..1). */
+  weightsCarriedOver: number;
+  gradientPaths: { before: GradientPathSummary; after: GradientPathSummary };
+  /** Plain-language notes for the user (e.g. that a CSP model must be fine-tuned). */
+  notes: string[];
+}
+
+export interface ConvertResult {
+  model: Model;
+  report: ConvertReport;
+  structure: Structure;
+}
+
+function metrics(c: CostReport): ModelMetrics {
+  const t = c.totals;
+  return { params: t.params, macs: t.macs, peakActivationBytes: t.peakActivationBytes, memoryAccessBytes: t.memoryAccessBytes };
+}
+
+function stageMetrics(model: Model, structure: Structure, cost: CostReport): StageMetrics[] {
+  const byName = new Map(cost.nodes.map((n) => [n.name, n]));
+  return structure.stages.map((s) => {
+    const names = new Set([...s.entry, ...s.blocks.flatMap((b) => b.nodes)]);
+    let params = 0, macs = 0, mac = 0, peak = 0;
+    for (const n of names) {
+      const c = byName.get(n);
+      if (!c) continue;
+      params += c.params;
+      macs += c.macs;
+      mac += c.memoryAccessBytes;
+      peak = Math.max(peak, c.outputBytes);
+    }
+    return { stage: s.index, params, macs, peakActivationBytes: peak, memoryAccessBytes: mac };
+  });
+}
+
+function stageSpecs(structure: Structure) {
+  return structure.stages.map((s) => ({ name: `stage ${s.index}`, nodes: [...s.entry, ...s.blocks.flatMap((b) => b.nodes)] }));
+}
+
+export function sha256Of(model: Model): string {
+  const h = crypto.createHash('sha256');
+  if (model.sourcePath && fs.existsSync(model.sourcePath)) h.update(fs.readFileSync(model.sourcePath));
+  else h.update(saveModelToBuffer(model));
+  return h.digest('hex');
+}
+
+/** A deep copy (through the wire format: lossless, and tensors stay views of one buffer). */
+export function cloneModel(model: Model): Model {
+  const copy = loadModel(saveModelToBuffer(model), { baseDir: model.baseDir });
+  copy.sourcePath = undefined;
+  return copy;
+}
+
+export function convert(source: Model, options: ConvertOptions): ConvertResult {
+  const target = options.to;
+  if (!['prn', 'csp', 'elan'].includes(target)) {
+    throw new GptError('E_ARG', `unknown target '${target}'`, { hint: 'use --to prn, csp or elan' });
+  }
+  if (target === 'prn') checkRatio(options.ratio ?? 0.5);
+  const sha = sha256Of(source);
+  const model = options.inPlace ? source : cloneModel(source);
+  const subject = source.sourcePath ?? 'model';
+  assertValid(model.graph, subject);
+  const shapeWarnings = inferShapes(model).warnings;
+  const structure = recognize(model, { rules: options.rules });
+  const costBefore = costModel(model, { dims: options.dims });
+  const stagesBefore = stageMetrics(model, structure, costBefore);
+  const specs = stageSpecs(structure);
+  const gpBefore = gradientPaths(model, { stages: specs }).network;
+
+  const report: ConvertReport = {
+    tool: 'gpt', version: TOOL_VERSION, target, options: {}, source: { file: source.sourcePath ?? null, sha256: sha },
+    family: structure.family, converted: [], unconverted: [], unrecognized: structure.unmatched, warnings: [...shapeWarnings, ...structure.warnings],
+    before: metrics(costBefore), after: metrics(costBefore), stages: { before: stagesBefore, after: stagesBefore },
+    weightsCarriedOver: 1, gradientPaths: { before: gpBefore, after: gpBefore }, notes: [],
+  };
+  const outcome = PASSES[target](model, structure, options, subject);
+  report.options = outcome.options;
+  report.converted = outcome.converted;
+  report.unconverted = outcome.unconverted;
+  report.notes = outcome.notes;
+  report.warnings.push(...outcome.warnings);
+  const freshParams = outcome.freshParams;
+  if (options.strict && report.unrecognized.length > 0) {
+    throw new GptError('E_PATTERN', `${report.unrecognized.length} node(s) match no rule, e.g. '${report.unrecognized[0]}'`, {
+      subject, hint: 'add a rule file for the block (--rules), or drop --strict to convert the rest',
+    });
+  }
+  if (options.strict && report.unconverted.length > 0) {
+    throw new GptError('E_PATTERN', `block ${report.unconverted[0].block} was not converted: ${report.unconverted[0].reason}`, { subject, hint: 'drop --strict to convert the rest' });
+  }
+
+  model.graph.toposort().cleanup();
+  for (const v of model.graph.values.values()) v.inferred = undefined;
+  inferShapes(model);
+  assertValid(model.graph, subject);
+  const costAfter = costModel(model, { dims: options.dims });
+  const afterStructure = structure; // stage membership by node name; new nodes are attributed below
+  report.after = metrics(costAfter);
+  report.stages.after = stageMetrics(model, afterStructure, costAfter);
+  report.gradientPaths.after = gradientPaths(model).network;
+  report.weightsCarriedOver = costAfter.totals.params > 0 ? 1 - freshParams / costAfter.totals.params : 1;
+
+  model.setMetadata('gpt.version', TOOL_VERSION);
+  model.setMetadata('gpt.conversion', JSON.stringify({ target, options: report.options }));
+  model.setMetadata('gpt.source_sha256', sha);
+  return { model, report, structure };
+}
