@@ -100,7 +100,7 @@ export function analyze(model: Model, opts: AnalyzeOptions = {}): AnalyzeReport 
 let validator: ReturnType<Ajv['compile']> | undefined;
 
 export function validateAnalyzeReport(report: unknown): void {
-  validator ??= new Ajv({ allErrors: true, strict: true }).compile(schema);
+  validator ??= new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(schema);
   if (!validator(report)) {
     const e = validator.errors![0];
     throw new GptError('E_SCHEMA', `analyze report does not match its schema at '${e.instancePath || '/'}': ${e.message}`);

@@ -8,7 +8,7 @@ import { bytes, human, ratio, table } from './format';
 let validator: ReturnType<Ajv['compile']> | undefined;
 
 export function validateConvertReport(report: unknown): void {
-  validator ??= new Ajv({ allErrors: true, strict: true }).compile(schema);
+  validator ??= new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(schema);
   if (!validator(report)) {
     const e = validator.errors![0];
     throw new GptError('E_SCHEMA', `convert report does not match its schema at '${e.instancePath || '/'}': ${e.message}`);

@@ -1,0 +1,49 @@
+/**
+ * analyze() on every sample, and `inspect` on the samples at the reference sizes against the
+ * published parameter and MAC counts (torchvision, the VoVNet paper, YOLOv3 / CSPNet for Darknet-53).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { analyze, validateAnalyzeReport } from '../../src/analysis/analyze';
+import { inspect } from '../../src/analysis/inspect';
+import { buildSample, SampleName } from '../../src/samples';
+
+const expected: Record<SampleName, { family: string; blocks: number[] }> = {
+  resnet18: { family: 'resnet', blocks: [2, 2, 2, 2] },
+  resnet50: { family: 'resnet', blocks: [3, 4, 6, 3] },
+  darknet53: { family: 'darknet53', blocks: [1, 2, 8, 8, 4] },
+  vovnet39: { family: 'vovnet', blocks: [1, 1, 2, 2] },
+  vovnet57: { family: 'vovnet', blocks: [1, 1, 4, 3] },
+};
+
+for (const [name, e] of Object.entries(expected) as [SampleName, (typeof expected)[SampleName]][]) {
+  test(`${name} sample (quarter width): recognised as ${e.family} with ${e.blocks.join('/')} blocks`, () => {
+    const r = analyze(buildSample(name, { width: 0.25, resolution: 64, classes: 10 }));
+    validateAnalyzeReport(r);
+    assert.is(r.family, e.family);
+    assert.equal(r.stages.map((s) => s.blocks), e.blocks);
+    assert.equal(r.unmatched, []);
+  });
+}
+
+// Published figures (params, MACs): torchvision's model docs (ResNet-18 11.69 M / 1.81 GFLOPS,
+// ResNet-50 25.56 M / 4.09 GFLOPS, where torchvision's "FLOPS" are multiply-accumulates), the CSPNet
+// paper's Darknet-53 at 256 (41.6 M, 18.57 BFLOPs = 9.29 GMACs), and the VoVNet paper / timm
+// (VoVNet-39 22.6 M / 7.09 G, VoVNet-57 36.6 M / 8.95 G at 224).
+const published: [SampleName, number, number, number][] = [
+  ['resnet18', 224, 11.69e6, 1.81e9],
+  ['resnet50', 224, 25.56e6, 4.09e9],
+  ['darknet53', 256, 41.6e6, 9.29e9],
+  ['vovnet39', 224, 22.6e6, 7.09e9],
+  ['vovnet57', 224, 36.6e6, 8.95e9],
+];
+
+for (const [name, res, params, macs] of published) {
+  test(`inspect ${name} at ${res}: params and MACs within 1% of the published counts`, () => {
+    const r = inspect(buildSample(name, { resolution: res }));
+    assert.ok(Math.abs(r.params / params - 1) < 0.01, `params ${r.params} vs ${params}`);
+    assert.ok(Math.abs(r.macs / macs - 1) < 0.01, `MACs ${r.macs} vs ${macs}`);
+  });
+}
+
+test.run();
