@@ -1,0 +1,204 @@
+/**
+ * Structure recognition: the architecture as the gradient-path paper talks about it (stem, stages,
+ * blocks with roles, head), found by matching the block rules of rules/ and nothing else.
+ *
+ *   stem ── stage 0 ── [entry] stage 1 ── ... ── head
+ *           blocks       stride-2 conv / MaxPool between blocks, or a first block that downsamples
+ *
+ * - blocks: non-overlapping matches of the block rules (matcher.ts), in graph order;
+ * - stages: consecutive blocks whose outputs share a spatial size; a stage after the first may open
+ *   with an entry (a downsample rule's match between the blocks) or with a block that downsamples
+ *   itself (ResNet's projecting first block: `entryBlock`);
+ * - stem: everything upstream of the first block; head: everything downstream of the last one;
+ * - unmatched: any other node no rule explained, by name. Nothing is guessed; the rest is still
+ *   analysed. Constant-only nodes (Constant, Identity over weights) are parameters, not layers,
+ *   and are listed nowhere.
+ */
+import { isGptError } from '../errors';
+import type { Graph, Node, Value } from '../ir/graph';
+import type { Model } from '../ir/model';
+import { Match, MatchContext, matchAll, selectMatches, throughIdentity } from './matcher';
+import { Rule, loadRules } from './rules';
+import { inferShapes } from './shapes';
+import type { Block, Stage, Structure } from './structure-types';
+
+export interface RecognizeOptions {
+  /** Rules to use (default: the shipped rules; see loadRules for adding more). */
+  rules?: Rule[];
+}
+
+/** A Stage with which block opens it when that block downsamples itself (additive to the contract). */
+export interface RecognizedStage extends Stage {
+  /** Id of the stage's first block when it changes resolution itself (no separate entry node). */
+  entryBlock?: string;
+}
+
+/** A Block with the rule's element paths (additive to the contract): 'reduce.conv' -> node names. */
+export interface RecognizedBlock extends Block {
+  parts: Record<string, string[]>;
+}
+
+type Spatial = [number | string | null, number | string | null];
+
+function spatial(v: Value): Spatial | null {
+  const s = v.shape;
+  return s && s.length === 4 ? [s[2], s[3]] : null;
+}
+
+function sameSpatial(a: Spatial | null, b: Spatial | null): boolean | null {
+  if (!a || !b || a.some((d) => d === null) || b.some((d) => d === null)) return null;
+  return a[0] === b[0] && a[1] === b[1];
+}
+
+/** A block that reduces resolution by itself (a stride > 1 somewhere inside). */
+function downsamplesItself(m: Match): boolean {
+  return m.nodes.some((n) => n.ints('strides').some((s) => s > 1));
+}
+
+/** Nodes upstream of `start` (its producer included), not crossing `stop`. */
+function upstream(start: Value, stop: Set<Node>): Set<Node> {
+  const seen = new Set<Node>();
+  const stack = [start];
+  while (stack.length) {
+    const p = stack.pop()!.producer;
+    if (!p || stop.has(p) || seen.has(p)) continue;
+    seen.add(p);
+    for (const v of p.inputs) if (v) stack.push(v);
+  }
+  return seen;
+}
+
+/** Nodes downstream of `start`, not crossing `stop`. */
+function downstream(start: Value, stop: Set<Node>): Set<Node> {
+  const seen = new Set<Node>();
+  const stack = [start];
+  while (stack.length) {
+    for (const { node } of stack.pop()!.consumers) {
+      if (stop.has(node) || seen.has(node)) continue;
+      seen.add(node);
+      for (const o of node.outputs) if (o) stack.push(o);
+    }
+  }
+  return seen;
+}
+
+function residualOf(m: Match, names: (ns: Node[] | undefined) => string[]): Block['residual'] {
+  const spec = m.rule.residual;
+  if (!spec) return undefined;
+  const addNodes = m.parts.get(spec.add);
+  if (!addNodes?.length) return undefined; // an optional Add that is absent: no residual here
+  const add = addNodes[addNodes.length - 1];
+  const valueOf = (ref: string) => {
+    const vs = m.values.get(ref) ?? [];
+    return vs[vs.length - 1];
+  };
+  const shortcut = valueOf(spec.shortcut);
+  const branch = valueOf(spec.branch);
+  // name the Add's own operands (they may be Identity outputs in front of the matched values)
+  const operand = (v: Value) => add.inputs.find((i) => i && throughIdentity(i).value === v)?.name ?? v.name;
+  return {
+    add: add.name,
+    shortcutValue: operand(shortcut),
+    branchValue: operand(branch),
+    shortcut: shortcut === m.input ? 'identity' : 'projection',
+    projectionNodes: names(m.roles.get('projection')),
+    postAdd: names(m.roles.get('postAdd')),
+  };
+}
+
+function toBlock(m: Match, id: string, ctx: MatchContext): RecognizedBlock {
+  const names = (ns: Node[] | undefined) => (ns ?? []).map((n) => n.name);
+  return {
+    id,
+    rule: m.rule.name,
+    kind: m.rule.kind,
+    nodes: names(m.nodes),
+    roles: Object.fromEntries([...m.roles].map(([role, ns]) => [role, names(ns)])),
+    parts: Object.fromEntries([...m.parts].map(([p, ns]) => [p, names(ns)])),
+    input: m.input.name,
+    output: m.output.name,
+    residual: residualOf(m, names),
+    channelsIn: ctx.channels(m.input),
+    channelsOut: ctx.channels(m.output),
+  };
+}
+
+function familyOf(blocks: Match[], warnings: string[]): Structure['family'] {
+  const votes = new Map<Structure['family'], number>();
+  for (const b of blocks) if (b.rule.family) votes.set(b.rule.family, (votes.get(b.rule.family) ?? 0) + 1);
+  const ranked = [...votes].sort((a, b) => b[1] - a[1]);
+  if (ranked.length > 1) warnings.push(`blocks of several families: ${ranked.map(([f, n]) => `${f} ${n}`).join(', ')}; reporting ${ranked[0][0]}`);
+  return ranked[0]?.[0] ?? 'unknown';
+}
+
+function ensureShapes(model: Model, warnings: string[]): void {
+  const g = model.graph;
+  if (g.nodes.every((n) => !n.outputs[0] || n.outputs[0].shape)) return;
+  try {
+    warnings.push(...inferShapes(model).warnings);
+  } catch (e) {
+    if (!isGptError(e)) throw e;
+    warnings.push(`shape inference failed (${e.message}); stages are told apart by strides only`);
+  }
+}
+
+/** Recognise stem, stages, blocks and head from the rules (default: the shipped ones). */
+export function recognize(model: Model, opts: RecognizeOptions = {}): Structure & { stages: RecognizedStage[] } {
+  const g: Graph = model.graph;
+  const warnings: string[] = [];
+  ensureShapes(model, warnings);
+  const rules = opts.rules ?? loadRules();
+  const ctx = new MatchContext(g);
+  const isData = (n: Node) => n.outputs.some((o) => o && !g.isConstant(o));
+  const byOrder = (a: Node, b: Node) => (ctx.order.get(a) ?? 0) - (ctx.order.get(b) ?? 0);
+  const names = (ns: Iterable<Node>) => [...ns].filter(isData).sort(byOrder).map((n) => n.name);
+
+  const blockRules = rules.filter((r) => r.kind !== 'downsample' && r.kind !== 'units');
+  const blocks = selectMatches(matchAll(g, blockRules, ctx), ctx);
+  if (blocks.length === 0) {
+    warnings.push('no rule matched any block; add a rule file for this architecture (--rules)');
+    return { family: 'unknown', stem: [], stages: [], head: [], unmatched: names(g.nodes), warnings };
+  }
+  const inBlocks = new Set(blocks.flatMap((b) => b.nodes));
+  const boundaries = selectMatches(matchAll(g, rules.filter((r) => r.kind === 'downsample'), ctx), ctx, inBlocks);
+
+  const stem = upstream(blocks[0].input, inBlocks);
+  const claimed = new Set([...inBlocks, ...stem]);
+  const unmatched = new Set<Node>();
+  const stages: RecognizedStage[] = [];
+  const stageMatches: Match[][] = [];
+  blocks.forEach((b, i) => {
+    // what lies between the previous block and this one: a stage entry, or nodes no rule explains
+    const gap = i === 0 ? new Set<Node>() : upstream(b.input, claimed);
+    for (const n of gap) claimed.add(n);
+    const entry = boundaries.filter((m) => m.nodes.every((n) => gap.has(n))).flatMap((m) => m.nodes);
+    for (const n of gap) if (!entry.includes(n)) unmatched.add(n);
+    const prev = blocks[i - 1];
+    const same = prev ? sameSpatial(spatial(prev.output), spatial(b.output)) : null;
+    const opens = i === 0 || entry.length > 0 || (same === null ? downsamplesItself(b) : !same);
+    if (opens) {
+      const index = stages.length;
+      stages.push({
+        index,
+        resolution: spatial(b.output),
+        entry: names(entry),
+        ...(index > 0 && entry.length === 0 ? { entryBlock: `s${index}.b0` } : {}),
+        blocks: [],
+        channels: null,
+      });
+      stageMatches.push([]);
+    }
+    stageMatches[stageMatches.length - 1].push(b);
+  });
+  stages.forEach((s, si) => {
+    s.blocks = stageMatches[si].map((m, bi) => toBlock(m, `s${si}.b${bi}`, ctx));
+    s.channels = s.blocks[s.blocks.length - 1].channelsOut;
+  });
+
+  const head = downstream(blocks[blocks.length - 1].output, claimed);
+  for (const n of head) claimed.add(n);
+  for (const n of g.nodes) if (!claimed.has(n)) unmatched.add(n);
+  if ([...unmatched].some(isData)) warnings.push(`${names(unmatched).length} node(s) match no rule; they are listed in unmatched`);
+
+  return { family: familyOf(blocks, warnings), stem: names(stem), stages, head: names(head), unmatched: names(unmatched), warnings };
+}

@@ -1,0 +1,116 @@
+/**
+ * npm run bench: speed and memory figures, measured side by side in one run (these machines are
+ * shared and noisy, so ratios matter more than absolute times). Not a test: it asserts nothing,
+ * it prints what it measured.
+ *
+ *  1. ONNX I/O: load + save of a 100+ MB model (full-size Darknet-53) vs Python's C++-backed
+ *     onnx.load + onnx.save on the same file (when a python3 with `onnx` is on PATH), peak RSS.
+ *  2. Analysis: recognition + gradient paths + cost of synthetic ResNets of 250 / 500 / 1,000 blocks.
+ *  3. Profiler overhead: gpt profile vs a bare onnxruntime-node loop (when available).
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { analyzeModel } from '../../src/analysis/analyze';
+import { saveModel } from '../../src/onnx/io';
+import { buildSample } from '../../src/samples';
+import { syntheticResNet } from '../synthetic';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt-bench-'));
+const only = process.argv.slice(2);
+const want = (s: string) => only.length === 0 || only.includes(s);
+
+function pythonOnnx(): string | null {
+  for (const py of ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(py, ['-c', 'import onnx; print(onnx.__version__)'], { encoding: 'utf8' });
+    if (r.status === 0) return py;
+  }
+  return null;
+}
+
+function benchIo(): void {
+  const file = path.join(tmp, 'darknet53.onnx');
+  saveModel(buildSample('darknet53'), file);
+  const size = fs.statSync(file).size;
+  console.log(`\n## ONNX I/O: load + save of ${path.basename(file)} (${(size / 2 ** 20).toFixed(1)} MiB), 5 alternating runs each`);
+  const py = pythonOnnx();
+  const pyScript = [
+    'import onnx, sys, time, resource, json',
+    't0 = time.perf_counter(); m = onnx.load(sys.argv[1]); t1 = time.perf_counter(); onnx.save(m, sys.argv[2]); t2 = time.perf_counter()',
+    'print(json.dumps({"load": (t1-t0)*1e3, "save": (t2-t1)*1e3, "maxRssKiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))',
+  ].join('\n');
+  const gpt: { load: number; save: number; maxRssKiB: number }[] = [];
+  const onnx: typeof gpt = [];
+  for (let i = 0; i < 5; i++) {
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'io-child.js'), file, path.join(tmp, 'out-gpt.onnx')], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+    gpt.push(JSON.parse(r.stdout));
+    if (py) {
+      const p = spawnSync(py, ['-c', pyScript, file, path.join(tmp, 'out-py.onnx')], { encoding: 'utf8' });
+      if (p.status !== 0) throw new Error(p.stderr);
+      onnx.push(JSON.parse(p.stdout));
+    }
+  }
+  const row = (label: string, xs: typeof gpt) => {
+    const total = median(xs.map((x) => x.load + x.save));
+    const rss = median(xs.map((x) => x.maxRssKiB)) * 1024;
+    console.log(`${label.padEnd(26)} load ${fmt(median(xs.map((x) => x.load))).padStart(7)}  save ${fmt(median(xs.map((x) => x.save))).padStart(7)}  load+save ${fmt(total).padStart(7)}  peak RSS ${(rss / 2 ** 20).toFixed(0)} MiB (${(rss / size).toFixed(2)}x the file)`);
+    return total;
+  };
+  const g = row('gpt (loadModel+saveModel)', gpt);
+  if (py) {
+    const o = row('python onnx.load+onnx.save', onnx);
+    console.log(`ratio gpt / onnx (load+save): ${(g / o).toFixed(2)}x  (target <= 1.00)`);
+  } else {
+    console.log('python3 with the onnx package not found: no side-by-side figure (apt-get install python3-onnx)');
+  }
+  const same = Buffer.compare(fs.readFileSync(file), fs.readFileSync(path.join(tmp, 'out-gpt.onnx'))) === 0;
+  console.log(`gpt's saved copy is byte-identical to the input: ${same}`);
+}
+
+function benchAnalysis(): void {
+  console.log('\n## Analysis of synthetic ResNets (recognition + gradient paths + cost), median of 3');
+  const rows: [number, number][] = [];
+  for (const blocks of [250, 500, 1000]) {
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const m = syntheticResNet(blocks);
+      const t0 = process.hrtime.bigint();
+      const r = analyzeModel(m);
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (r.report.stages.reduce((n, s) => n + s.blocks, 0) !== blocks) throw new Error(`recognised ${r.report.stages.length} stages, not ${blocks} blocks`);
+    }
+    rows.push([blocks, median(times)]);
+  }
+  for (const [b, t] of rows) console.log(`${String(b).padStart(5)} blocks  ${fmt(t).padStart(8)}  ${(t / b).toFixed(3)} ms/block`);
+  console.log(`1,000 / 250 blocks time ratio: ${(rows[2][1] / rows[0][1]).toFixed(2)} (linear: 4.00); target under 2 s at 1,000`);
+}
+
+async function benchProfile(): Promise<void> {
+  let mod: { profileOverhead(modelPath: string): Promise<{ gptP50: number; bareP50: number; diffPct: number }> };
+  try {
+    mod = require('./profile-overhead');
+  } catch {
+    console.log('\n## Profiler overhead: not available in this build');
+    return;
+  }
+  const file = path.join(tmp, 'resnet18.onnx');
+  saveModel(buildSample('resnet18', { resolution: 224 }), file);
+  console.log('\n## Profiler overhead: gpt profile vs a bare onnxruntime-node loop (ResNet-18 at 224, CPU)');
+  const r = await mod.profileOverhead(file);
+  console.log(`p50 gpt ${r.gptP50.toFixed(2)} ms, bare ${r.bareP50.toFixed(2)} ms, difference ${r.diffPct.toFixed(2)}% (target <= 2%)`);
+}
+
+(async () => {
+  console.log(`gpt bench on ${os.cpus().length} cores, node ${process.version}, ${new Date().toISOString()}`);
+  if (want('io')) benchIo();
+  if (want('analysis')) benchAnalysis();
+  if (want('profile')) await benchProfile();
+  fs.rmSync(tmp, { recursive: true, force: true });
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
