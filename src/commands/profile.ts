@@ -1,0 +1,167 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Args, Flags } from '@oclif/core';
+import { GptError } from '../errors';
+import { loadModel } from '../onnx/io';
+import { EpName, ProfileReport, profile, validateProfileReport } from '../profile';
+import { parseShapes } from '../profile/measure';
+import { human, table } from '../report/format';
+import { gradientSeriesFor, profileHtml } from '../report/html';
+import { GptCommand, argError } from './base';
+
+export default class Profile extends GptCommand {
+  static override summary = 'Measure latency on ONNX Runtime (or trtexec): per model and batch, ratios to the first model next to MACs ratios, optional per-node time.';
+  static override examples = [
+    '<%= config.bin %> profile plain.onnx elan.onnx',
+    '<%= config.bin %> profile model.onnx --batch 1,8,32 --iterations 100',
+    '<%= config.bin %> profile model.onnx --per-node --html report.html',
+    '<%= config.bin %> profile model.onnx --ep cuda --per-node --require-ep',
+  ];
+  static override strict = false; // MODEL [MODEL...]
+  static override args = { model: Args.string({ description: 'ONNX model file(s); the first is the baseline', required: true }) };
+  static override flags = {
+    ep: Flags.string({ description: 'execution provider: cpu, cuda or tensorrt', default: 'cpu' }),
+    batch: Flags.string({ description: 'batch sizes, comma-separated, e.g. 1,8,32 (symbolic batch dims)' }),
+    shape: Flags.string({ description: 'an input shape NAME=8x3x224x224, or a symbolic dim NAME=N', multiple: true }),
+    warmup: Flags.string({ description: 'runs per model discarded before timing (default 5)' }),
+    iterations: Flags.string({ description: 'timed runs per model (default 100)' }),
+    duration: Flags.string({ description: 'time each batch for S seconds instead of a run count' }),
+    threads: Flags.string({ description: 'ONNX Runtime intra-op threads' }),
+    fp16: Flags.boolean({ description: 'build the TensorRT engine in fp16 (--ep tensorrt)' }),
+    'per-node': Flags.boolean({ description: "time every node with ORT's profiler: per op type, stage, block, provider" }),
+    'require-ep': Flags.boolean({ description: 'fail when nodes fell back to the CPU provider (--ep cuda / tensorrt; implies --per-node)' }),
+    json: Flags.boolean({ description: 'print the report as JSON (validated against the shipped schema)' }),
+    html: Flags.string({ description: 'write a self-contained HTML report to FILE' }),
+  };
+
+  async run(): Promise<void> {
+    const { argv, flags } = await this.parse(Profile);
+    const models = argv as string[];
+    const int = (v: string | undefined, flag: string): number | undefined => {
+      if (v === undefined) return undefined;
+      if (!/^-?\d+$/.test(v.trim())) throw argError(`${flag} ${v}: expected an integer`);
+      return Number(v);
+    };
+    const iterations = int(flags.iterations, '--iterations');
+    if (iterations !== undefined && iterations < 1) throw argError(`--iterations ${iterations}: expected at least 1 timed run`, 'e.g. --iterations 50');
+    const duration = flags.duration === undefined ? undefined : Number(flags.duration);
+    if (duration !== undefined && !(duration > 0)) throw argError(`--duration ${flags.duration}: expected seconds > 0`);
+    const batches = flags.batch?.split(',').map((b) => int(b, '--batch')!);
+    if (!['cpu', 'cuda', 'tensorrt'].includes(flags.ep)) throw argError(`--ep ${flags.ep}: expected cpu, cuda or tensorrt`);
+    for (const m of models) if (!fs.existsSync(m)) throw new GptError('E_IO', 'no such file', { subject: m });
+
+    const bar = progressBar(!flags.json && !!process.stderr.isTTY);
+    let report: ProfileReport;
+    try {
+      report = await profile(models, {
+        ep: flags.ep as EpName,
+        batches,
+        shapes: parseShapes(flags.shape),
+        warmup: int(flags.warmup, '--warmup'),
+        iterations,
+        durationS: duration,
+        threads: int(flags.threads, '--threads'),
+        fp16: flags.fp16,
+        // which provider ran each node is known from the per-node profile only
+        perNode: flags['per-node'] || (flags['require-ep'] && flags.ep !== 'cpu'),
+        requireEp: flags['require-ep'],
+        onProgress: bar.update,
+      });
+    } finally {
+      bar.done();
+    }
+
+    if (flags.html) {
+      const series = models.map((m) => {
+        const model = loadModel(m);
+        let structure = null;
+        try {
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          structure = (require('../analysis/structure') as typeof import('../analysis/structure')).recognize(model);
+        } catch {
+          structure = null;
+        }
+        return gradientSeriesFor(path.basename(m), model, structure);
+      }).filter((s) => s !== null);
+      writeAtomically(flags.html, profileHtml(report, { gradientSeries: series }));
+    }
+    if (flags.json) {
+      validateProfileReport(report);
+      this.printJson(report);
+    } else {
+      process.stdout.write(formatProfileReport(report) + '\n');
+      for (const w of report.warnings) process.stderr.write(`gpt: warning: ${w}\n`);
+    }
+  }
+}
+
+function writeAtomically(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new GptError('E_IO', `cannot write the HTML report: ${(e as Error).message.split('\n')[0]}`, { subject: file });
+  }
+}
+
+/** A one-line bar on stderr, shown only once a run has taken more than two seconds. */
+function progressBar(enabled: boolean): { update: (f: number, what: string) => void; done: () => void } {
+  const started = Date.now();
+  let shown = false;
+  let last = 0;
+  return {
+    update: (f, what) => {
+      if (!enabled) return;
+      const now = Date.now();
+      if (now - started < 2000 || (now - last < 100 && f < 1)) return;
+      last = now;
+      shown = true;
+      const width = 30;
+      const fill = Math.round(f * width);
+      process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(f * 100).toFixed(0).padStart(3)}% ${what}`.slice(0, (process.stderr.columns ?? 100) - 1).padEnd(Math.min(99, (process.stderr.columns ?? 100) - 1)));
+    },
+    done: () => {
+      if (shown) process.stderr.write(`\r${' '.repeat(Math.min(99, (process.stderr.columns ?? 100) - 1))}\r`);
+    },
+  };
+}
+
+const ms = (x: number) => (x >= 100 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
+
+/** The terminal report: one latency table (ratio to the baseline next to the MACs ratio), then per-node tables. */
+export function formatProfileReport(r: ProfileReport): string {
+  const out: string[] = [];
+  const s = r.settings;
+  out.push(`ep: ${r.ep} (${r.backend})  warm-up ${s.warmup}, ${s.iterations !== null ? `${s.iterations} iterations` : `${s.durationS} s`}${s.interleaved ? ', models interleaved' : ''}${s.threads ? `, ${s.threads} threads` : ''}`);
+  out.push('');
+  const rows: string[][] = [];
+  const batches = r.models[0].runs.length;
+  for (let b = 0; b < batches; b++) {
+    for (const m of r.models) {
+      const x = m.runs[b];
+      const v = x.vsBaseline;
+      rows.push([m.label, String(x.batch), ms(x.latencyMs.min), ms(x.latencyMs.mean), ms(x.latencyMs.p50), ms(x.latencyMs.p90), ms(x.latencyMs.p99), ms(x.latencyMs.max),
+        `${(x.latencyMs.cv * 100).toFixed(1)}%`, x.throughput.toFixed(1), x.gmacPerS.toFixed(2), human(x.macs),
+        v ? `${v.latencyRatio.toFixed(3)}x (${v.latencyRatioP25.toFixed(2)}-${v.latencyRatioP75.toFixed(2)})` : 'baseline', v ? `${v.macsRatio.toFixed(3)}x` : 'baseline']);
+    }
+  }
+  out.push(table(['model', 'batch', 'min ms', 'mean', 'p50', 'p90', 'p99', 'max', 'cv', 'items/s', 'GMAC/s', 'MACs', 'latency ratio (IQR)', 'MACs ratio'], rows));
+  for (const m of r.models) {
+    for (const p of m.perNode) {
+      out.push('');
+      out.push(`${m.label}, batch ${p.batch}: kernels ${ms(p.nodeSumMs)} ms of ${ms(p.runMs)} ms per profiled run (${(p.coverage * 100).toFixed(1)}%)`);
+      out.push(table(['op type', 'kernels', 'ms', 'share'], p.byOpType.map((o) => [o.opType, o.kernels, ms(o.ms), `${(o.share * 100).toFixed(1)}%`])));
+      out.push('');
+      out.push(table(['stage', 'ms', 'share'], p.byStage.map((o) => [o.stage, ms(o.ms), `${(o.share * 100).toFixed(1)}%`])));
+      out.push('');
+      out.push(table(['provider', 'kernels', 'ms'], p.byProvider.map((o) => [o.provider, o.kernels, ms(o.ms)])));
+      if (p.cpuFallback && p.cpuFallback.count > 0) {
+        out.push('');
+        out.push(`!!! ${p.cpuFallback.count} kernel(s) ran on the CPU provider, not ${r.ep}: ${p.cpuFallback.kernels.join(', ')}`);
+      }
+    }
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,357 @@
+/**
+ * `profile(models, options)`: latency of one or more models on ONNX Runtime (or TensorRT's trtexec),
+ * per batch size, with the ratio of each model to the first (the baseline) next to its MACs ratio,
+ * and optionally per-node time by op type, stage and block.
+ *
+ *   models ─ load ─ cost model (MACs) ─┐
+ *                                      ├─ per batch: sessions ─ warm-up ─ interleaved timed rounds ─ stats
+ *   providers ─ ep / backend choice ───┘                └─ (--per-node) profiled session ─ aggregate
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Ajv from 'ajv';
+import type * as ortTypes from 'onnxruntime-node';
+import { costModel } from '../analysis/cost';
+import type { Structure } from '../analysis/structure-types';
+import { GptError, isGptError } from '../errors';
+import type { Model } from '../ir/model';
+import { loadModel } from '../onnx/io';
+import schema from '../schemas/profile.schema.json';
+import { TOOL_VERSION } from '../version';
+import { LatencyStats, MeasureTarget, RatioStats, latencyStats, makeFeeds, measureInterleaved, pairedRatio, resolveInputs, ResolvedInputs } from './measure';
+import { PerNodeReport, aggregateProfile, findProfileFile, readOrtProfile } from './node-profile';
+import { createSession } from './ort';
+import { EpName, EP_NAMES, ProviderEnvironment, ProviderStatus, detectProviders, unavailableEpError } from './providers';
+import { findTrtexec, runTrtexec, trtLayersAsProfile } from './trtexec';
+
+export type { LatencyStats, RatioStats } from './measure';
+export type { PerNodeReport } from './node-profile';
+export type { EpName, ProviderStatus } from './providers';
+
+export interface ProfileOptions {
+  ep?: EpName;
+  /** Batch sizes (default: the model's own, or 1 for a symbolic batch). */
+  batches?: number[];
+  /** --shape: input name -> full shape, or symbol -> [value]. */
+  shapes?: Record<string, number[]>;
+  /** Runs per model discarded before timing (default 5). */
+  warmup?: number;
+  /** Timed runs per model (default 100 unless durationS is given). */
+  iterations?: number;
+  /** Time each batch for this many seconds instead of a fixed count. */
+  durationS?: number;
+  /** ORT intra-op threads (default: ORT's, one per physical core). */
+  threads?: number;
+  /** Build TensorRT engines in fp16 (tensorrt only). */
+  fp16?: boolean;
+  perNode?: boolean;
+  /** Make nodes that fell back to the CPU provider an error (E_EP). */
+  requireEp?: boolean;
+  /** Seed of the input data (default 1). */
+  seed?: number;
+  /** Labels for the models (default: file names). */
+  labels?: string[];
+  /** Progress of the whole job, 0..1, with what runs now. */
+  onProgress?: (fraction: number, what: string) => void;
+  /** For tests: the binding / bin folder to detect providers from, and where trtexec is. */
+  providerEnvironment?: ProviderEnvironment;
+  trtexec?: string | null;
+}
+
+export interface ModelRun {
+  batch: number;
+  inputs: { name: string; type: string; dims: number[] }[];
+  macs: number;
+  iterations: number;
+  latencyMs: LatencyStats;
+  /** Items per second at the mean latency. */
+  throughput: number;
+  /** MACs (cost model) / mean latency, in GMAC/s. */
+  gmacPerS: number;
+  samplesMs: number[];
+  /** Against the first model at the same batch (null for the baseline itself). */
+  vsBaseline: { latencyRatio: number; latencyRatioP25: number; latencyRatioP75: number; macsRatio: number } | null;
+}
+
+export interface ModelProfile {
+  label: string;
+  file: string | null;
+  params: number;
+  structure: { family: string; stages: number; blocks: number } | null;
+  runs: ModelRun[];
+  perNode: PerNodeReport[];
+}
+
+export interface ProfileReport {
+  tool: 'gpt profile';
+  version: string;
+  ep: EpName;
+  backend: 'onnxruntime' | 'trtexec';
+  settings: {
+    batches: number[] | null;
+    warmup: number;
+    iterations: number | null;
+    durationS: number | null;
+    threads: number | null;
+    fp16: boolean;
+    perNode: boolean;
+    seed: number;
+    interleaved: boolean;
+  };
+  environment: { platform: string; arch: string; cpus: number; cpuModel: string; node: string; onnxruntime: string };
+  providers: ProviderStatus[];
+  models: ModelProfile[];
+  warnings: string[];
+}
+
+interface Loaded {
+  label: string;
+  file: string | null;
+  model: Model;
+  params: number;
+  structure: Structure | null;
+}
+
+function checkOptions(o: ProfileOptions): void {
+  const int = (v: number | undefined, flag: string, min: number) => {
+    if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new GptError('E_ARG', `${flag} ${v}: expected an integer >= ${min}`);
+  };
+  if (o.ep !== undefined && !EP_NAMES.includes(o.ep)) throw new GptError('E_ARG', `--ep ${o.ep}: expected one of ${EP_NAMES.join(', ')}`);
+  int(o.iterations, '--iterations', 1);
+  int(o.warmup, '--warmup', 0);
+  int(o.threads, '--threads', 1);
+  for (const b of o.batches ?? []) int(b, '--batch', 1);
+  if (o.iterations !== undefined && o.durationS !== undefined) throw new GptError('E_ARG', '--iterations and --duration exclude each other', { hint: 'give one of them' });
+  if (o.durationS !== undefined && !(o.durationS > 0)) throw new GptError('E_ARG', `--duration ${o.durationS}: expected seconds > 0`);
+  if (o.fp16 && (o.ep ?? 'cpu') !== 'tensorrt') {
+    throw new GptError('E_ARG', `--fp16 applies to --ep tensorrt only`, { hint: 'for cpu / cuda, profile a float16 export of the model instead' });
+  }
+}
+
+/** Structure recognition is optional: profile works without stage info. */
+function recognizeSafely(model: Model, warnings: string[], label: string): Structure | null {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require('../analysis/structure') as { recognize?: (m: Model) => Structure };
+    if (!mod.recognize) return null;
+    const s = mod.recognize(model);
+    return s.stages.length ? s : null;
+  } catch (e) {
+    warnings.push(`${label}: no stage info (${(e as Error).message.split('\n')[0]})`);
+    return null;
+  }
+}
+
+export async function profile(models: (string | Model)[], options: ProfileOptions = {}): Promise<ProfileReport> {
+  checkOptions(options);
+  if (models.length === 0) throw new GptError('E_ARG', 'no model to profile');
+  const ep: EpName = options.ep ?? 'cpu';
+  const warmup = options.warmup ?? 5;
+  const iterations = options.durationS !== undefined ? undefined : options.iterations ?? 100;
+  const seed = options.seed ?? 1;
+  const warnings: string[] = [];
+
+  // the provider first: a missing EP is reported before any model is loaded
+  const providers = detectProviders(options.providerEnvironment);
+  const status = providers.find((p) => p.name === ep)!;
+  let backend: ProfileReport['backend'] = 'onnxruntime';
+  let trtexec: string | null = null;
+  if (!status.available) {
+    trtexec = ep === 'tensorrt' ? (options.trtexec !== undefined ? options.trtexec : findTrtexec()) : null;
+    if (!trtexec) throw unavailableEpError(ep, status);
+    backend = 'trtexec';
+    warnings.push(`onnxruntime-node has no TensorRT provider here (missing: ${status.missing.join(', ')}); measured with ${trtexec}`);
+  }
+
+  const loaded: Loaded[] = models.map((m, i) => {
+    const model = typeof m === 'string' ? loadModel(m) : m;
+    const file = typeof m === 'string' ? m : model.sourcePath ?? null;
+    const label = options.labels?.[i] ?? (file ? path.basename(file) : `model ${i + 1}`);
+    const params = costModel(model).totals.params;
+    const structure = recognizeSafely(model, warnings, label);
+    return { label, file, model, params, structure };
+  });
+
+  // every --shape name must mean something to at least one model
+  for (const name of Object.keys(options.shapes ?? {})) {
+    const known = loaded.some(({ model }) => model.graph.inputs.some((v) => v.name === name || v.declared?.shape?.includes(name)));
+    if (!known) {
+      const inputs = [...new Set(loaded.flatMap(({ model }) => model.graph.inputs.filter((v) => !v.tensor).map((v) => v.name)))];
+      throw new GptError('E_ARG', `--shape ${name}=...: no input or symbolic dim of that name`, { hint: `inputs: ${inputs.join(', ')}` });
+    }
+  }
+
+  const batchList: (number | undefined)[] = options.batches?.length ? options.batches : [undefined];
+  const plan = batchList.map((b) => loaded.map((l) => resolveInputs(l.model, { batch: b, shapes: options.shapes }, l.label)));
+  const results: ModelProfile[] = loaded.map((l) => ({
+    label: l.label,
+    file: l.file,
+    params: l.params,
+    structure: l.structure ? { family: l.structure.family, stages: l.structure.stages.length, blocks: l.structure.stages.reduce((a, s) => a + s.blocks.length, 0) } : null,
+    runs: [],
+    perNode: [],
+  }));
+
+  const steps = batchList.length * (1 + (options.perNode ? 1 : 0));
+  let step = 0;
+  const progress = (within: number, what: string) => options.onProgress?.(Math.min(1, (step + within) / steps), what);
+
+  for (const resolved of plan) {
+    const macs = resolved.map((r, i) => costModel(loaded[i].model, { dims: r.symbols }).totals.macs);
+    const what = `batch ${resolved[0].batch}`;
+    let samples: number[][];
+    let nodeReports: (PerNodeReport | null)[] = loaded.map(() => null);
+    if (backend === 'trtexec') {
+      samples = [];
+      for (let i = 0; i < loaded.length; i++) {
+        progress(i / loaded.length, `${what}: trtexec ${loaded[i].label}`);
+        const r = await trtexecRun(trtexec!, loaded[i], resolved[i], options, warmup, iterations);
+        samples.push(r.samplesMs);
+        if (options.perNode) {
+          nodeReports[i] = aggregateProfile(trtLayersAsProfile(r.layers, loaded[i].model.graph), {
+            batch: resolved[i].batch, ep, skipRuns: 0, graph: loaded[i].model.graph, structure: loaded[i].structure,
+          });
+        }
+      }
+      if (options.perNode) step++;
+    } else {
+      const sessionOptions = (extra: ortTypes.InferenceSession.SessionOptions = {}): ortTypes.InferenceSession.SessionOptions => ({
+        executionProviders: [ep],
+        ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+        ...extra,
+      });
+      const sessions = [];
+      for (let i = 0; i < loaded.length; i++) sessions.push(await openSession(loaded[i], ep, sessionOptions()));
+      try {
+        const targets: MeasureTarget[] = sessions.map((s, i) => {
+          const feeds = makeFeeds(resolved[i].inputs, seed);
+          return { label: loaded[i].label, run: () => s.run(feeds) };
+        });
+        samples = await measureInterleaved(targets, { warmup, iterations, durationS: options.durationS, onTick: (f) => progress(f, `${what}: timing`) });
+      } finally {
+        for (const s of sessions) await s.release();
+      }
+      step++;
+      if (options.perNode) {
+        nodeReports = [];
+        for (let i = 0; i < loaded.length; i++) {
+          progress(i / loaded.length, `${what}: per-node profile of ${loaded[i].label}`);
+          nodeReports.push(await ortNodeProfile(loaded[i], resolved[i], ep, sessionOptions, warmup, Math.min(iterations ?? 20, 20), seed));
+        }
+        step++;
+      }
+    }
+
+    for (let i = 0; i < loaded.length; i++) {
+      const st = latencyStats(samples[i]);
+      const r = pairedRatio(samples[i], samples[0]);
+      results[i].runs.push({
+        batch: resolved[i].batch,
+        inputs: resolved[i].inputs,
+        macs: macs[i],
+        iterations: samples[i].length,
+        latencyMs: st,
+        throughput: st.mean > 0 ? (resolved[i].batch * 1000) / st.mean : 0,
+        gmacPerS: st.mean > 0 ? macs[i] / (st.mean / 1000) / 1e9 : 0,
+        samplesMs: samples[i],
+        vsBaseline: i === 0 ? null : { latencyRatio: r.median, latencyRatioP25: r.p25, latencyRatioP75: r.p75, macsRatio: macs[0] > 0 ? macs[i] / macs[0] : 0 },
+      });
+      const nr = nodeReports[i];
+      if (nr) {
+        results[i].perNode.push(nr);
+        if (nr.cpuFallback && nr.cpuFallback.count > 0) {
+          const msg = `${loaded[i].label}: ${nr.cpuFallback.count} node(s) ran on the CPU provider, not ${ep}: ${nr.cpuFallback.kernels.slice(0, 8).join(', ')}${nr.cpuFallback.count > 8 ? ', ...' : ''}`;
+          if (options.requireEp) throw new GptError('E_EP', msg, { subject: loaded[i].file ?? loaded[i].label, hint: `these ops have no ${ep} kernel; drop --require-ep to accept the fallback` });
+          warnings.push(msg);
+        }
+      }
+    }
+  }
+  options.onProgress?.(1, 'done');
+
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ortVersion = (require('onnxruntime-node/package.json') as { version: string }).version;
+  return {
+    tool: 'gpt profile',
+    version: TOOL_VERSION,
+    ep,
+    backend,
+    settings: {
+      batches: options.batches?.length ? options.batches : null,
+      warmup,
+      iterations: iterations ?? null,
+      durationS: options.durationS ?? null,
+      threads: options.threads ?? null,
+      fp16: !!options.fp16,
+      perNode: !!options.perNode,
+      seed,
+      interleaved: backend === 'onnxruntime' && loaded.length > 1,
+    },
+    environment: { platform: process.platform, arch: process.arch, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, onnxruntime: ortVersion },
+    providers,
+    models: results,
+    warnings,
+  };
+}
+
+/** A session for the model; a non-CPU EP failing to start is E_EP, anything else stays E_ORT. */
+async function openSession(l: Loaded, ep: EpName, opts: ortTypes.InferenceSession.SessionOptions): Promise<ortTypes.InferenceSession> {
+  try {
+    return await createSession(l.file ?? l.model, opts, l.file ?? l.label);
+  } catch (e) {
+    if (ep !== 'cpu' && isGptError(e) && /provider|shared library|cuda|tensorrt|nvinfer/i.test(e.message)) {
+      throw new GptError('E_EP', `execution provider '${ep}' failed to start: ${e.message.replace(/^onnxruntime rejected the model: /, '')}`, {
+        subject: e.subject,
+        hint: ep === 'cuda' ? 'check the NVIDIA driver and CUDA 12 / cuDNN 9 libraries (LD_LIBRARY_PATH), or use --ep cpu' : 'check the TensorRT libraries (LD_LIBRARY_PATH), or use --ep cuda',
+      });
+    }
+    throw e;
+  }
+}
+
+/** A separate profiled session, so profiling overhead never touches the timed runs. */
+async function ortNodeProfile(
+  l: Loaded, r: ResolvedInputs, ep: EpName,
+  sessionOptions: (extra: ortTypes.InferenceSession.SessionOptions) => ortTypes.InferenceSession.SessionOptions,
+  warmup: number, runs: number, seed: number,
+): Promise<PerNodeReport> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt-profile-'));
+  try {
+    const prefix = 'ort';
+    const s = await openSession(l, ep, sessionOptions({ enableProfiling: true, profileFilePrefix: path.join(dir, prefix) }));
+    const feeds = makeFeeds(r.inputs, seed);
+    const skip = Math.max(1, warmup); // the first run always pays one-time allocation costs
+    for (let k = 0; k < skip + runs; k++) await s.run(feeds);
+    s.endProfiling();
+    await s.release();
+    const file = findProfileFile(dir, prefix);
+    if (!file) throw new GptError('E_ORT', 'onnxruntime wrote no profile file', { subject: l.file ?? l.label });
+    return aggregateProfile(readOrtProfile(file), { batch: r.batch, ep, skipRuns: skip, graph: l.model.graph, structure: l.structure });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function trtexecRun(bin: string, l: Loaded, r: ResolvedInputs, o: ProfileOptions, warmup: number, iterations: number | undefined) {
+  if (!l.file) throw new GptError('E_ARG', 'trtexec needs the model as a file', { subject: l.label, hint: 'save the model first' });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt-trtexec-'));
+  try {
+    const dynamic = l.model.graph.inputs.some((v) => !v.tensor && (v.declared?.shape ?? [null]).some((d) => typeof d !== 'number'));
+    return await runTrtexec(bin, { onnx: l.file, inputs: r.inputs, dynamic, fp16: !!o.fp16, warmup, iterations, durationS: o.durationS, workDir: dir }, l.file);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+let validator: ReturnType<Ajv['compile']> | undefined;
+
+/** Check a report (as its JSON text would read back) against src/schemas/profile.schema.json; E_SCHEMA when not. */
+export function validateProfileReport(report: unknown): void {
+  validator ??= new Ajv({ allErrors: true, strict: true }).compile(schema);
+  const doc = JSON.parse(JSON.stringify(report));
+  if (!validator(doc)) {
+    const e = validator.errors![0];
+    throw new GptError('E_SCHEMA', `profile report does not match its schema at '${e.instancePath || '/'}': ${e.message}`);
+  }
+}

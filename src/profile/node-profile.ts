@@ -1,0 +1,205 @@
+/**
+ * Per-node time: ONNX Runtime's profiler (a Chrome-trace JSON: one "Node" event per kernel run, one
+ * "Session" model_run event per run) aggregated per op type, per stage and block of the recognised
+ * structure, and per execution provider.
+ *
+ * ORT names kernels after its optimised graph, not the exported one: fused or layout-converted nodes
+ * are called after an output value ("/layer1/relu/Relu_output_0_nchwc"). Such a name is mapped back
+ * to the model by stripping suffixes until it names a node or a value (whose producer is taken).
+ * Op types are the kernels ORT ran (a fused Conv+Relu counts as Conv; ReorderInput is ORT's own).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Graph } from '../ir/graph';
+import type { Structure } from '../analysis/structure-types';
+import { shortProviderName } from './providers';
+
+export interface KernelEvent {
+  /** ORT's node name (the event name without "_kernel_time"). */
+  name: string;
+  opType: string;
+  provider: string;
+  /** Microseconds. */
+  durUs: number;
+  /** Index of the model_run the event belongs to. */
+  run: number;
+}
+
+export interface ParsedProfile {
+  /** Duration of each model_run, microseconds, in order. */
+  runsUs: number[];
+  kernels: KernelEvent[];
+}
+
+interface TraceEvent {
+  cat?: string;
+  name?: string;
+  ts?: number;
+  dur?: number;
+  args?: { op_name?: string; provider?: string };
+}
+
+/** Parse ORT's profile JSON; kernel events are assigned to the model_run that contains them. */
+export function parseOrtProfile(trace: unknown): ParsedProfile {
+  const events: TraceEvent[] = Array.isArray(trace) ? trace : [];
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run' && typeof e.ts === 'number').sort((a, b) => a.ts! - b.ts!);
+  const kernels: KernelEvent[] = [];
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time')) continue;
+    const ts = e.ts ?? 0;
+    const run = runs.findIndex((r) => ts >= r.ts! && ts <= r.ts! + (r.dur ?? 0));
+    kernels.push({ name: e.name.slice(0, -'_kernel_time'.length), opType: e.args?.op_name ?? '?', provider: e.args?.provider ?? '?', durUs: e.dur ?? 0, run });
+  }
+  return { runsUs: runs.map((r) => r.dur ?? 0), kernels };
+}
+
+export function readOrtProfile(file: string): ParsedProfile {
+  return parseOrtProfile(JSON.parse(fs.readFileSync(file, 'utf8')));
+}
+
+/** Where a node sits in the architecture. */
+export interface NodePlace {
+  /** Model node the kernel maps to, or null. */
+  node: string | null;
+  stage: string;
+  block: string | null;
+}
+
+/** Node name -> stage / block, from the recognised structure ('stem', 'stage N', 'head', 'other'). */
+export function structurePlaces(structure: Structure | null): Map<string, { stage: string; block: string | null }> {
+  const m = new Map<string, { stage: string; block: string | null }>();
+  if (!structure) return m;
+  for (const n of structure.stem) m.set(n, { stage: 'stem', block: null });
+  for (const s of structure.stages) {
+    for (const n of s.entry) m.set(n, { stage: `stage ${s.index}`, block: null });
+    for (const b of s.blocks) for (const n of b.nodes) m.set(n, { stage: `stage ${s.index}`, block: b.id });
+  }
+  for (const n of structure.head) m.set(n, { stage: 'head', block: null });
+  return m;
+}
+
+/** A kernel name as a node of the model (see the header comment), or null. */
+export function mapKernelToNode(graph: Graph, kernel: string): string | null {
+  const nodeNames = nodeNameSet(graph);
+  let name = kernel;
+  for (let i = 0; i < 4; i++) {
+    if (nodeNames.has(name)) return name;
+    const v = graph.values.get(name);
+    if (v?.producer) return v.producer.name;
+    const cut = name.lastIndexOf('_');
+    if (cut <= 0) break;
+    name = name.slice(0, cut);
+  }
+  return null;
+}
+
+const nodeNameCache = new WeakMap<Graph, Set<string>>();
+function nodeNameSet(g: Graph): Set<string> {
+  let s = nodeNameCache.get(g);
+  if (!s || s.size !== g.nodes.length) {
+    s = new Set(g.nodes.map((n) => n.name));
+    nodeNameCache.set(g, s);
+  }
+  return s;
+}
+
+export interface TimeShare {
+  ms: number;
+  /** Fraction of the per-run node sum. */
+  share: number;
+}
+
+export interface PerNodeReport {
+  batch: number;
+  /** Profiled runs aggregated (warm-up runs excluded). */
+  runs: number;
+  /** Mean model_run time in the profile, ms. */
+  runMs: number;
+  /** Mean per-run sum of kernel times, ms. */
+  nodeSumMs: number;
+  /** nodeSumMs / runMs: how much of a run the kernels explain (the rest is ORT's own overhead). */
+  coverage: number;
+  byOpType: ({ opType: string; kernels: number } & TimeShare)[];
+  byStage: ({ stage: string } & TimeShare)[];
+  byBlock: ({ block: string; stage: string } & TimeShare)[];
+  byProvider: ({ provider: string; kernels: number } & TimeShare)[];
+  kernels: { name: string; node: string | null; opType: string; provider: string; stage: string; block: string | null; ms: number }[];
+  /** With --ep cuda / tensorrt: kernels that ran on the CPU provider. */
+  cpuFallback: { count: number; kernels: string[] } | null;
+}
+
+export interface AggregateOptions {
+  batch: number;
+  /** The EP that was asked for; cpu fallback is reported for the others. */
+  ep: string;
+  /** Runs to leave out at the start of the profile (warm-up). */
+  skipRuns: number;
+  graph: Graph;
+  structure: Structure | null;
+}
+
+function sortedShares<T extends { ms: number }>(rows: T[], total: number): (T & TimeShare)[] {
+  return rows.map((r) => ({ ...r, share: total > 0 ? r.ms / total : 0 })).sort((a, b) => b.ms - a.ms);
+}
+
+/** Aggregate a parsed profile: mean time per run, per kernel / op type / stage / block / provider. */
+export function aggregateProfile(p: ParsedProfile, o: AggregateOptions): PerNodeReport {
+  const keptRuns = p.runsUs.map((d, i) => ({ d, i })).filter((r) => r.i >= o.skipRuns);
+  const runs = Math.max(1, keptRuns.length);
+  const kernels = p.kernels.filter((k) => k.run >= o.skipRuns);
+  const places = structurePlaces(o.structure);
+  const perKernel = new Map<string, { name: string; node: string | null; opType: string; provider: string; stage: string; block: string | null; us: number }>();
+  for (const k of kernels) {
+    let e = perKernel.get(k.name);
+    if (!e) {
+      const node = mapKernelToNode(o.graph, k.name);
+      const place = node ? places.get(node) : undefined;
+      e = { name: k.name, node, opType: k.opType, provider: shortProviderName(k.provider), stage: place?.stage ?? (node ? 'other' : 'unattributed'), block: place?.block ?? null, us: 0 };
+      perKernel.set(k.name, e);
+    }
+    e.us += k.durUs;
+  }
+  const rows = [...perKernel.values()].map(({ us, ...r }) => ({ ...r, ms: us / 1000 / runs }));
+  const nodeSumMs = rows.reduce((a, r) => a + r.ms, 0);
+  const runMs = keptRuns.reduce((a, r) => a + r.d, 0) / 1000 / runs;
+  const group = <K extends string>(key: (r: (typeof rows)[number]) => string, field: K) => {
+    const m = new Map<string, { ms: number; kernels: number; stage: string }>();
+    for (const r of rows) {
+      const k = key(r);
+      const e = m.get(k) ?? { ms: 0, kernels: 0, stage: r.stage };
+      e.ms += r.ms;
+      e.kernels++;
+      m.set(k, e);
+    }
+    return [...m.entries()].map(([k, v]) => ({ [field]: k, ...v }) as { ms: number; kernels: number; stage: string } & Record<K, string>);
+  };
+  const fallback = o.ep !== 'cpu' ? rows.filter((r) => r.provider === 'cpu').map((r) => r.name) : null;
+  return {
+    batch: o.batch,
+    runs: keptRuns.length,
+    runMs,
+    nodeSumMs,
+    coverage: runMs > 0 ? nodeSumMs / runMs : 0,
+    byOpType: sortedShares(group((r) => r.opType, 'opType').map(({ opType, ms, kernels }) => ({ opType, kernels, ms })), nodeSumMs),
+    byStage: sortedShares(group((r) => r.stage, 'stage').map(({ stage, ms }) => ({ stage, ms })), nodeSumMs).sort((a, b) => stageOrder(a.stage) - stageOrder(b.stage)),
+    byBlock: sortedShares(group((r) => r.block ?? '', 'block').filter((b) => b.block !== '').map(({ block, stage, ms }) => ({ block, stage, ms })), nodeSumMs),
+    byProvider: sortedShares(group((r) => r.provider, 'provider').map(({ provider, ms, kernels }) => ({ provider, kernels, ms })), nodeSumMs),
+    kernels: rows.sort((a, b) => b.ms - a.ms),
+    cpuFallback: fallback ? { count: fallback.length, kernels: fallback } : null,
+  };
+}
+
+/** stem, stage 0, stage 1, ..., head, other, unattributed. */
+function stageOrder(s: string): number {
+  if (s === 'stem') return -1;
+  const m = /^stage (\d+)$/.exec(s);
+  if (m) return Number(m[1]);
+  return s === 'head' ? 1e6 : s === 'other' ? 1e6 + 1 : 1e6 + 2;
+}
+
+/** The profile file ORT wrote under `dir` (the newest .json whose name starts with `prefix`). */
+export function findProfileFile(dir: string, prefix: string): string | null {
+  const files = fs.readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.json'));
+  if (!files.length) return null;
+  return files.map((f) => path.join(dir, f)).sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+}

@@ -1,0 +1,221 @@
+/**
+ * The profile report as one self-contained HTML page: inline CSS, inline SVG charts drawn here, and a
+ * few lines of inline script that only check the page (no network, no fonts, no external files).
+ *
+ * Charts (each an <svg data-chart="...">): the latency distribution per model (box plot + samples),
+ * per-stage time bars (with --per-node), MACs vs latency of the compared models, and the
+ * gradient-path chart of src/analysis/chart.ts.
+ */
+import { ChartSeries, chartSeries, escapeXml, gradientPathChart } from '../analysis/chart';
+import { StageSpec, gradientPaths } from '../analysis/gradient-path';
+import type { Structure } from '../analysis/structure-types';
+import type { Model } from '../ir/model';
+import type { ProfileReport } from '../profile';
+
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
+const color = (i: number) => PALETTE[i % PALETTE.length];
+
+function num(x: number, d = 3): string {
+  if (!Number.isFinite(x)) return '-';
+  return Math.abs(x) >= 100 ? x.toFixed(1) : Math.abs(x) >= 1 ? x.toFixed(Math.min(d, 2)) : x.toPrecision(d);
+}
+
+function niceMax(max: number): number {
+  if (!(max > 0)) return 1;
+  const mag = 10 ** Math.floor(Math.log10(max));
+  return [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].map((m) => m * mag).find((v) => v >= max)!;
+}
+
+/** Box (p25..p75, whiskers min..max, p50 line, p90/p99 ticks) and the samples as dots, one row per model. */
+function latencyChart(r: ProfileReport, batchIndex: number): string {
+  const rows = r.models.map((m, i) => ({ label: m.label, run: m.runs[batchIndex], i })).filter((x) => x.run);
+  const W = 760;
+  const left = 190;
+  const rowH = 44;
+  const H = 40 + rows.length * rowH + 30;
+  const xmax = niceMax(Math.max(...rows.map((x) => x.run.latencyMs.max)));
+  const X = (v: number) => left + (v / xmax) * (W - left - 20);
+  const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" data-chart="latency" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`];
+  out.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="14">Latency distribution, batch ${rows[0]?.run.batch ?? '?'} (ms)</text>`);
+  for (let t = 0; t <= 5; t++) {
+    const v = (xmax * t) / 5;
+    out.push(`<line x1="${X(v)}" y1="30" x2="${X(v)}" y2="${H - 28}" stroke="#ddd"/><text x="${X(v)}" y="${H - 12}" text-anchor="middle" font-size="11">${num(v)}</text>`);
+  }
+  rows.forEach(({ label, run, i }, k) => {
+    const y = 40 + k * rowH + rowH / 2;
+    const sorted = [...run.samplesMs].sort((a, b) => a - b);
+    const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round((sorted.length - 1) * p)))];
+    const s = run.latencyMs;
+    out.push(`<text x="${left - 8}" y="${y + 4}" text-anchor="end" font-size="12">${escapeXml(label)}</text>`);
+    out.push(`<line x1="${X(s.min)}" y1="${y}" x2="${X(s.max)}" y2="${y}" stroke="${color(i)}"/>`);
+    out.push(`<rect x="${X(q(0.25))}" y="${y - 10}" width="${Math.max(1, X(q(0.75)) - X(q(0.25)))}" height="20" fill="${color(i)}" fill-opacity="0.25" stroke="${color(i)}"><title>p25 ${num(q(0.25))} ms, p75 ${num(q(0.75))} ms</title></rect>`);
+    out.push(`<line x1="${X(s.p50)}" y1="${y - 12}" x2="${X(s.p50)}" y2="${y + 12}" stroke="${color(i)}" stroke-width="2.5"><title>p50 ${num(s.p50)} ms</title></line>`);
+    for (const [p, v] of [['p90', s.p90], ['p99', s.p99]] as const) out.push(`<line x1="${X(v)}" y1="${y - 6}" x2="${X(v)}" y2="${y + 6}" stroke="${color(i)}"><title>${p} ${num(v)} ms</title></line>`);
+    run.samplesMs.forEach((v, j) => {
+      const jitter = (((j * 2654435761) >>> 0) % 1000) / 1000 - 0.5; // deterministic spread
+      out.push(`<circle cx="${X(v).toFixed(1)}" cy="${(y + 15 + jitter * 6).toFixed(1)}" r="1.6" fill="${color(i)}" fill-opacity="0.6"/>`);
+    });
+  });
+  out.push('</svg>');
+  return out.join('');
+}
+
+/** Per-stage time (ms per run, from the per-node profile), one bar group per model. */
+function stageChart(r: ProfileReport, batchIndex: number): string | null {
+  const per = r.models.map((m, i) => ({ label: m.label, p: m.perNode[batchIndex], i })).filter((x) => x.p);
+  if (!per.length) return null;
+  const stages = [...new Set(per.flatMap((x) => x.p.byStage.map((s) => s.stage)))];
+  const W = 760;
+  const left = 120;
+  const barH = 12;
+  const groupH = per.length * barH + 10;
+  const H = 50 + stages.length * groupH + 30;
+  const xmax = niceMax(Math.max(...per.flatMap((x) => x.p.byStage.map((s) => s.ms))));
+  const X = (v: number) => left + (v / xmax) * (W - left - 30);
+  const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" data-chart="stages" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`];
+  out.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="14">Time per stage, batch ${per[0].p.batch} (ms per run)</text>`);
+  per.forEach(({ label, i }, k) => out.push(`<rect x="${left + k * 150}" y="26" width="10" height="10" fill="${color(i)}"/><text x="${left + k * 150 + 14}" y="35" font-size="11">${escapeXml(label)}</text>`));
+  stages.forEach((st, si) => {
+    const y0 = 46 + si * groupH;
+    out.push(`<text x="${left - 8}" y="${y0 + groupH / 2}" text-anchor="end" font-size="12">${escapeXml(st)}</text>`);
+    per.forEach(({ label, p, i }, k) => {
+      const row = p.byStage.find((s) => s.stage === st);
+      if (!row) return;
+      out.push(`<rect x="${left}" y="${y0 + k * barH}" width="${Math.max(0.5, X(row.ms) - left).toFixed(1)}" height="${barH - 2}" fill="${color(i)}"><title>${escapeXml(label)} ${escapeXml(st)}: ${num(row.ms)} ms (${(row.share * 100).toFixed(1)}%)</title></rect>`);
+    });
+  });
+  for (let t = 0; t <= 4; t++) {
+    const v = (xmax * t) / 4;
+    out.push(`<text x="${X(v)}" y="${H - 10}" text-anchor="middle" font-size="11">${num(v)}</text>`);
+  }
+  out.push('</svg>');
+  return out.join('');
+}
+
+/** The compared models as points: MACs (x) against p50 latency (y), one series per batch. */
+function macsChart(r: ProfileReport): string {
+  const pts = r.models.flatMap((m, i) => m.runs.map((run) => ({ label: m.label, i, macs: run.macs, ms: run.latencyMs.p50, batch: run.batch })));
+  const W = 520;
+  const H = 360;
+  const l = 70;
+  const b = 50;
+  const xmax = niceMax(Math.max(...pts.map((p) => p.macs)));
+  const ymax = niceMax(Math.max(...pts.map((p) => p.ms)));
+  const X = (v: number) => l + (v / xmax) * (W - l - 20);
+  const Y = (v: number) => H - b - (v / ymax) * (H - b - 30);
+  const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" data-chart="macs-latency" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`];
+  out.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="14">MACs vs p50 latency</text>`);
+  out.push(`<line x1="${l}" y1="${H - b}" x2="${W - 20}" y2="${H - b}" stroke="#333"/><line x1="${l}" y1="30" x2="${l}" y2="${H - b}" stroke="#333"/>`);
+  for (let t = 0; t <= 4; t++) {
+    out.push(`<text x="${X((xmax * t) / 4)}" y="${H - b + 16}" text-anchor="middle" font-size="11">${num((xmax * t) / 4 / 1e6)}</text>`);
+    out.push(`<text x="${l - 6}" y="${Y((ymax * t) / 4) + 4}" text-anchor="end" font-size="11">${num((ymax * t) / 4)}</text>`);
+  }
+  out.push(`<text x="${(W + l) / 2}" y="${H - 12}" text-anchor="middle" font-size="12">MACs (millions)</text>`);
+  out.push(`<text x="16" y="${(H - b) / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 16 ${(H - b) / 2})">latency p50 (ms)</text>`);
+  for (const p of pts) {
+    out.push(`<circle data-point="${escapeXml(p.label)}" cx="${X(p.macs).toFixed(1)}" cy="${Y(p.ms).toFixed(1)}" r="5" fill="${color(p.i)}"><title>${escapeXml(p.label)} batch ${p.batch}: ${num(p.macs / 1e6)} M MACs, ${num(p.ms)} ms</title></circle>`);
+    const right = X(p.macs) > W - 140;
+    out.push(`<text x="${(X(p.macs) + (right ? -8 : 8)).toFixed(1)}" y="${(Y(p.ms) - 6).toFixed(1)}" font-size="11"${right ? ' text-anchor="end"' : ''}>${escapeXml(p.label)}${r.models[0].runs.length > 1 ? ` b${p.batch}` : ''}</text>`);
+  }
+  out.push('</svg>');
+  return out.join('');
+}
+
+/** A model's gradient-path series with stage bands from the recognised structure (when there is one). */
+export function gradientSeriesFor(label: string, model: Model, structure: Structure | null): ChartSeries | null {
+  try {
+    const stages: StageSpec[] = structure
+      ? structure.stages.map((s) => ({ name: `stage ${s.index}`, nodes: [...s.entry, ...s.blocks.flatMap((b) => b.nodes)] }))
+      : [];
+    return chartSeries(label, gradientPaths(model, { stages }));
+  } catch {
+    return null; // the chart is a nicety; a model the analysis cannot walk still gets its latency report
+  }
+}
+
+export interface HtmlOptions {
+  /** Gradient-path series of the models (see gradientSeriesFor). */
+  gradientSeries?: ChartSeries[];
+  title?: string;
+}
+
+function table(header: string[], rows: string[][]): string {
+  return `<table><thead><tr>${header.map((h) => `<th>${escapeXml(h)}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r.map((c, i) => `<td${i ? ' class="n"' : ''}>${escapeXml(c)}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+}
+
+export function profileHtml(r: ProfileReport, opts: HtmlOptions = {}): string {
+  const title = opts.title ?? `gpt profile: ${r.models.map((m) => m.label).join(' vs ')}`;
+  const batches = r.models[0].runs.length;
+  const sections: string[] = [];
+  const expected: string[] = ['macs-latency'];
+
+  const rows: string[][] = [];
+  for (let b = 0; b < batches; b++) {
+    for (const m of r.models) {
+      const x = m.runs[b];
+      if (!x) continue;
+      const v = x.vsBaseline;
+      rows.push([m.label, String(x.batch), num(x.latencyMs.p50), num(x.latencyMs.mean), num(x.latencyMs.p90), num(x.latencyMs.p99), `${(x.latencyMs.cv * 100).toFixed(1)}%`, num(x.throughput), num(x.gmacPerS),
+        v ? `${v.latencyRatio.toFixed(3)}x [${v.latencyRatioP25.toFixed(3)}-${v.latencyRatioP75.toFixed(3)}]` : 'baseline', v ? `${v.macsRatio.toFixed(3)}x` : 'baseline']);
+    }
+  }
+  sections.push(`<h2>Latency</h2>${table(['model', 'batch', 'p50 ms', 'mean ms', 'p90 ms', 'p99 ms', 'cv', 'items/s', 'GMAC/s', 'latency ratio [IQR]', 'MACs ratio'], rows)}`);
+  for (let b = 0; b < batches; b++) {
+    sections.push(`<figure>${latencyChart(r, b)}</figure>`);
+    expected.push('latency');
+  }
+  sections.push(`<h2>MACs and latency</h2><figure>${macsChart(r)}</figure>`);
+  if (r.settings.perNode) {
+    sections.push('<h2>Per node</h2>');
+    for (let b = 0; b < batches; b++) {
+      const svg = stageChart(r, b);
+      if (svg) {
+        sections.push(`<figure>${svg}</figure>`);
+        expected.push('stages');
+      }
+    }
+    for (const m of r.models) {
+      for (const p of m.perNode) {
+        sections.push(`<h3>${escapeXml(m.label)}, batch ${p.batch}: kernels ${num(p.nodeSumMs)} ms of ${num(p.runMs)} ms per run</h3>`);
+        sections.push(table(['op type', 'kernels', 'ms', 'share'], p.byOpType.map((o) => [o.opType, String(o.kernels), num(o.ms), `${(o.share * 100).toFixed(1)}%`])));
+        sections.push(table(['provider', 'kernels', 'ms'], p.byProvider.map((o) => [o.provider, String(o.kernels), num(o.ms)])));
+        if (p.cpuFallback?.count) sections.push(`<p class="warn">${p.cpuFallback.count} kernel(s) ran on the CPU provider, not ${escapeXml(r.ep)}: ${escapeXml(p.cpuFallback.kernels.join(', '))}</p>`);
+      }
+    }
+  }
+  const series = (opts.gradientSeries ?? []).filter((s) => s.layers.length);
+  if (series.length) {
+    let svg: string;
+    try {
+      svg = gradientPathChart(series, { title: 'Gradient paths per weight layer' });
+    } catch {
+      svg = '';
+    }
+    if (svg) {
+      sections.push(`<h2>Gradient paths</h2><figure data-chart-wrap="gradient-paths">${svg.replace('<svg', '<svg data-chart="gradient-paths"')}</figure>`);
+      expected.push('gradient-paths');
+    }
+  }
+  if (r.warnings.length) sections.push(`<h2>Warnings</h2><ul>${r.warnings.map((w) => `<li class="warn">${escapeXml(w)}</li>`).join('')}</ul>`);
+  const env = r.environment;
+  const meta = `${escapeXml(r.ep)} via ${escapeXml(r.backend)} · onnxruntime-node ${escapeXml(env.onnxruntime)} · ${escapeXml(env.cpuModel)} x${env.cpus} · ${escapeXml(env.platform)}/${escapeXml(env.arch)} · node ${escapeXml(env.node)} · warm-up ${r.settings.warmup}, ${r.settings.iterations !== null ? `${r.settings.iterations} iterations` : `${r.settings.durationS} s`}${r.settings.interleaved ? ', interleaved' : ''}`;
+  // The script only checks the page: every expected chart is there; errors are recorded on <body>.
+  const script = `(function(){var b=document.body;window.addEventListener('error',function(e){b.setAttribute('data-error',String(e.message))});
+var want=${JSON.stringify([...new Set(expected)])};var missing=want.filter(function(k){return !document.querySelector('svg[data-chart="'+k+'"]')});
+b.setAttribute('data-charts',String(document.querySelectorAll('svg[data-chart]').length));
+if(missing.length){b.setAttribute('data-error','missing charts: '+missing.join(', '))}else if(!b.hasAttribute('data-error')){b.setAttribute('data-ok','1')}})();`;
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<title>${escapeXml(title)}</title>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 16px}th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}figure{margin:8px 0}svg{font-family:system-ui,sans-serif}.warn{color:#b00}.meta{color:#666}</style>
+</head><body>
+<h1>${escapeXml(title)}</h1>
+<p class="meta">${meta}</p>
+${sections.join('\n')}
+<script>${script}</script>
+</body></html>
+`;
+}
