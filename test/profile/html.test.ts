@@ -48,6 +48,8 @@ test('self-contained: no external resource, every chart inline', () => {
 test('loads in headless Chromium without errors, charts present', () => {
   const chromium = findChromium();
   if (!chromium) {
+    // CI installs Debian's chromium (.ci/run); there a missing browser is a failure, not a skip
+    assert.ok(!process.env.CI, 'chromium is not installed (apt-get install chromium)');
     console.log('  (chromium not installed: browser check skipped)');
     return;
   }
