@@ -1,5 +1,11 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
+import { chartSeries, gradientPathChart } from '../analysis/chart';
+import { gradientPaths } from '../analysis/gradient-path';
+import { recognize } from '../analysis/structure';
+import type { Structure } from '../analysis/structure-types';
+import { GptError } from '../errors';
 import { loadRuleSet } from '../analysis/rules';
 import { loadModel, saveModel } from '../onnx/io';
 import { convert, ConvertTarget } from '../passes/convert';
@@ -13,6 +19,9 @@ export default class Convert extends GptCommand {
     '<%= config.bin %> convert resnet50.onnx --to prn -o resnet50-prn.onnx',
     '<%= config.bin %> convert resnet50.onnx --to prn --ratio 0.25 --asymmetric -o out.onnx',
     '<%= config.bin %> convert darknet53.onnx --to prn --dry-run',
+    '<%= config.bin %> convert darknet53.onnx --to csp --split 0.5 --fusion both -o darknet53-csp.onnx',
+    '<%= config.bin %> convert vovnet57.onnx --to elan -o vovnet57-elan.onnx --chart paths.svg',
+    '<%= config.bin %> convert darknet53.onnx --to elan --stack 2 --width 0.5 --csp -o darknet53-elan.onnx',
   ];
   static override args = { model: Args.string({ description: 'ONNX model file', required: true }) };
   static override flags = {
@@ -20,6 +29,13 @@ export default class Convert extends GptCommand {
     output: Flags.string({ char: 'o', description: 'output .onnx file (not needed with --dry-run)' }),
     ratio: Flags.string({ description: 'PRN: share of channels that receive the shortcut, in (0, 1]', default: '0.5' }),
     asymmetric: Flags.boolean({ description: 'PRN: drop stride-1 projection shortcuts that only widen; add the input into the first channels' }),
+    split: Flags.string({ description: 'CSP: share of each stage\'s channels that go through its blocks (part 1), in (0, 1)', default: '0.5' }),
+    fusion: Flags.string({ description: 'CSP: where the 1x1 transitions go (both: CSPNet\'s own; first: after the concat; last: on part 1 only)', options: ['both', 'first', 'last'], default: 'both' }),
+    'split-op': Flags.string({ description: 'CSP: how the stage input is split (slice: a zero-parameter Split; conv: two 1x1 convs)', options: ['slice', 'conv'], default: 'slice' }),
+    stack: Flags.string({ description: 'ELAN: pairs of 3x3 convs in a stacked computational block (2 x N convs), a whole number >= 1', default: '2' }),
+    width: Flags.string({ description: 'ELAN: computational-block width as a share of the stage width, in (0, 1]', default: '0.5' }),
+    csp: Flags.boolean({ description: 'ELAN: also apply the CSP split (--split, --fusion, --split-op) to the converted stages' }),
+    chart: Flags.string({ description: 'write an SVG chart of the shortest and longest gradient path per weight layer, before and after' }),
     'dry-run': Flags.boolean({ description: 'print the plan and the numbers; write nothing' }),
     strict: Flags.boolean({ description: 'fail when a block cannot be converted or a node matches no rule' }),
     json: Flags.boolean({ description: 'print the report as JSON (validated against the shipped schema)' }),
@@ -36,11 +52,38 @@ export default class Convert extends GptCommand {
     }
     const ratio = Number(flags.ratio);
     if (!Number.isFinite(ratio) || !(ratio > 0 && ratio <= 1)) throw argError(`--ratio ${flags.ratio} is outside (0, 1]`, 'e.g. --ratio 0.5');
+    const split = Number(flags.split);
+    if (!Number.isFinite(split) || !(split > 0 && split < 1)) throw argError(`--split ${flags.split} is outside (0, 1)`, 'e.g. --split 0.5');
+    const stack = Number(flags.stack);
+    if (!(Number.isInteger(stack) && stack >= 1)) throw argError(`--stack ${flags.stack} is not a whole number of at least 1`, 'e.g. --stack 2');
+    const width = Number(flags.width);
+    if (!Number.isFinite(width) || !(width > 0 && width <= 1)) throw argError(`--width ${flags.width} is outside (0, 1]`, 'e.g. --width 0.5');
+    if (flags.chart && !fs.existsSync(path.dirname(path.resolve(flags.chart)))) {
+      throw new GptError('E_IO', `cannot write: folder ${path.dirname(path.resolve(flags.chart))} does not exist`, { subject: flags.chart });
+    }
     const model = loadModel(args.model);
     const rules = flags.rules ? loadRuleSet(flags.rules) : undefined;
-    const { model: out, report } = convert(model, {
-      to: flags.to as ConvertTarget, ratio, asymmetric: flags.asymmetric, strict: flags.strict, rules, inPlace: true, dims: parseDims(flags.dim),
+    const stageSpecs = (s: Structure) => s.stages.map((st) => ({ name: `stage ${st.index}`, nodes: [...st.entry, ...st.blocks.flatMap((b) => b.nodes)] }));
+    // the conversion edits the model in place: the "before" paths are measured first
+    const pathsBefore = flags.chart ? gradientPaths(model, { stages: stageSpecs(recognize(model, { rules })) }) : undefined;
+    const { model: out, report, structure } = convert(model, {
+      stack, width, csp: flags.csp,
+      to: flags.to as ConvertTarget, ratio, asymmetric: flags.asymmetric, split, fusion: flags.fusion as 'both' | 'first' | 'last', splitOp: flags['split-op'] as 'slice' | 'conv', strict: flags.strict, rules, inPlace: true, dims: parseDims(flags.dim),
     });
+    if (flags.chart && pathsBefore) {
+      const after = gradientPaths(out, { stages: stageSpecs(structure) });
+      const svg = gradientPathChart([chartSeries('before', pathsBefore), chartSeries(`after (${flags.to})`, after)], {
+        title: `Gradient paths per weight layer: ${path.basename(args.model)} -> ${flags.to.toUpperCase()}`,
+      });
+      const tmp = `${flags.chart}.tmp-${process.pid}`;
+      try {
+        fs.writeFileSync(tmp, svg);
+        fs.renameSync(tmp, flags.chart);
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        throw new GptError('E_IO', `cannot write (${(e as NodeJS.ErrnoException).code ?? e})`, { subject: flags.chart });
+      }
+    }
     let written: string | undefined;
     if (!flags['dry-run']) {
       written = saveModel(out, flags.output!, { externalData: flags['external-data'] ? true : 'auto', overwriteSource: false }).path;
