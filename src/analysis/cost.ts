@@ -32,6 +32,8 @@ export interface NodeCost {
   outputBytes: number;
   /** Bytes read (inputs incl. weights) + bytes written (outputs). */
   memoryAccessBytes: number;
+  /** Activation bytes live while the node runs (its inputs and outputs included). */
+  liveBytes: number;
 }
 
 export interface CostTotals {
@@ -138,6 +140,7 @@ export function costModel(model: Model, opts: CostOptions = {}): CostReport {
       macs: macsOf(n, elements, evalDim),
       outputBytes,
       memoryAccessBytes: folded ? 0 : reads + writes,
+      liveBytes: 0,
     };
   });
 
@@ -152,6 +155,7 @@ export function costModel(model: Model, opts: CostOptions = {}): CostReport {
     const made = n.outputs.filter((o): o is Value => o !== null && !isConst(o));
     live += made.reduce((s, o) => s + bytes(o), 0);
     // inputs and outputs coexist while the node runs, so the peak is taken before freeing
+    nodes[i].liveBytes = live;
     if (live > peak) {
       peak = live;
       peakNode = n.name;

@@ -60,6 +60,8 @@ export interface PassOutcome {
   freshParams: number;
   notes: string[];
   warnings: string[];
+  /** Nodes the pass added, by stage index, so per-stage figures after the pass include them. */
+  addedNodes?: { stage: number; nodes: string[] }[];
 }
 
 export type PassRunner = (model: Model, structure: Structure, options: ConvertOptions, subject: string) => PassOutcome;
@@ -112,10 +114,14 @@ function metrics(c: CostReport): ModelMetrics {
   return { params: t.params, macs: t.macs, peakActivationBytes: t.peakActivationBytes, memoryAccessBytes: t.memoryAccessBytes };
 }
 
-function stageMetrics(model: Model, structure: Structure, cost: CostReport): StageMetrics[] {
+/**
+ * Per-stage figures: sums over the stage's nodes (entry, blocks, and what a pass added to it); the
+ * peak is the largest live activation memory while one of the stage's nodes runs.
+ */
+function stageMetrics(structure: Structure, cost: CostReport, added: PassOutcome['addedNodes'] = []): StageMetrics[] {
   const byName = new Map(cost.nodes.map((n) => [n.name, n]));
   return structure.stages.map((s) => {
-    const names = new Set([...s.entry, ...s.blocks.flatMap((b) => b.nodes)]);
+    const names = new Set([...s.entry, ...s.blocks.flatMap((b) => b.nodes), ...added.filter((a) => a.stage === s.index).flatMap((a) => a.nodes)]);
     let params = 0, macs = 0, mac = 0, peak = 0;
     for (const n of names) {
       const c = byName.get(n);
@@ -123,7 +129,7 @@ function stageMetrics(model: Model, structure: Structure, cost: CostReport): Sta
       params += c.params;
       macs += c.macs;
       mac += c.memoryAccessBytes;
-      peak = Math.max(peak, c.outputBytes);
+      peak = Math.max(peak, c.liveBytes);
     }
     return { stage: s.index, params, macs, peakActivationBytes: peak, memoryAccessBytes: mac };
   });
@@ -160,7 +166,7 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
   const shapeWarnings = inferShapes(model).warnings;
   const structure = recognize(model, { rules: options.rules });
   const costBefore = costModel(model, { dims: options.dims });
-  const stagesBefore = stageMetrics(model, structure, costBefore);
+  const stagesBefore = stageMetrics(structure, costBefore);
   const specs = stageSpecs(structure);
   const gpBefore = gradientPaths(model, { stages: specs }).network;
 
@@ -191,9 +197,9 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
   inferShapes(model);
   assertValid(model.graph, subject);
   const costAfter = costModel(model, { dims: options.dims });
-  const afterStructure = structure; // stage membership by node name; new nodes are attributed below
   report.after = metrics(costAfter);
-  report.stages.after = stageMetrics(model, afterStructure, costAfter);
+  // stage membership by node name: the source's nodes that remain, plus the ones the pass added
+  report.stages.after = stageMetrics(structure, costAfter, outcome.addedNodes);
   report.gradientPaths.after = gradientPaths(model).network;
   report.weightsCarriedOver = costAfter.totals.params > 0 ? 1 - freshParams / costAfter.totals.params : 1;
 

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import Ajv from 'ajv';
 import type * as ortTypes from 'onnxruntime-node';
 import { costModel } from '../analysis/cost';
+import { recognize } from '../analysis/structure';
 import type { Structure } from '../analysis/structure-types';
 import { GptError, isGptError } from '../errors';
 import type { Model } from '../ir/model';
@@ -129,13 +130,10 @@ function checkOptions(o: ProfileOptions): void {
   }
 }
 
-/** Structure recognition is optional: profile works without stage info. */
+/** Stage info is a nicety: a model no rule recognises still gets its latency report. */
 function recognizeSafely(model: Model, warnings: string[], label: string): Structure | null {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require('../analysis/structure') as { recognize?: (m: Model) => Structure };
-    if (!mod.recognize) return null;
-    const s = mod.recognize(model);
+    const s = recognize(model);
     return s.stages.length ? s : null;
   } catch (e) {
     warnings.push(`${label}: no stage info (${(e as Error).message.split('\n')[0]})`);
