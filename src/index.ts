@@ -1,0 +1,46 @@
+/**
+ * gpt's public API: ONNX bytes -> IR -> analysis -> passes -> profile.
+ */
+export { GptError, isGptError } from './errors';
+export type { ErrorCode } from './errors';
+
+// ONNX I/O
+export { loadModel, saveModel, saveModelToBuffer } from './onnx/io';
+export type { LoadOptions, SaveOptions } from './onnx/io';
+export { DataType, AttributeType } from './onnx/schema';
+
+// IR
+export { Graph, Node, Value } from './ir/graph';
+export type { Dim, TensorType } from './ir/graph';
+export { Model } from './ir/model';
+export { Tensor } from './ir/tensor';
+export { validateGraph, assertValid } from './ir/validate';
+
+// analysis
+export { inferShapes } from './analysis/shapes';
+export { costModel } from './analysis/cost';
+export type { CostReport } from './analysis/cost';
+export { inspect, formatInspect, validateInspectReport } from './analysis/inspect';
+export type { InspectReport } from './analysis/inspect';
+export { analyze, analyzeModel, validateAnalyzeReport } from './analysis/analyze';
+export type { AnalyzeReport } from './analysis/analyze';
+export { recognize } from './analysis/structure';
+export type { Structure, Stage, Block } from './analysis/structure-types';
+export { loadRules, validateRuleFile, listRules } from './analysis/rules';
+export { gradientPaths } from './analysis/gradient-path';
+export type { GradientPathReport, GradientPathSummary, LayerGradientPaths } from './analysis/gradient-path';
+export { gradientPathChart, chartSeries } from './analysis/chart';
+
+// passes
+export { convert } from './passes/convert';
+export type { ConvertOptions, ConvertReport, ConvertResult, ConvertTarget } from './passes/convert';
+export { validateConvertReport } from './report/convert-report';
+
+// profile
+export { profile, validateProfileReport } from './profile';
+export type { ProfileOptions, ProfileReport } from './profile';
+export { profileHtml } from './report/html';
+
+// samples
+export { buildSample, SAMPLE_NAMES } from './samples';
+export type { SampleName, SampleOptions } from './samples';
