@@ -3,10 +3,9 @@
  * the cost model and the gradient-path metrics aggregated per stage. The typed object is exactly what
  * `gpt analyze --json` prints (src/schemas/analyze.schema.json).
  */
-import Ajv from 'ajv';
-import { GptError } from '../errors';
 import type { Model } from '../ir/model';
 import schema from '../schemas/analyze.schema.json';
+import { reportValidator } from '../report/schema';
 import { costModel } from './cost';
 import { GradientPathReport, GradientPathSummary, LayerGradientPaths, gradientPaths } from './gradient-path';
 import type { Rule } from './rules';
@@ -97,12 +96,4 @@ export function analyze(model: Model, opts: AnalyzeOptions = {}): AnalyzeReport 
   return analyzeModel(model, opts).report;
 }
 
-let validator: ReturnType<Ajv['compile']> | undefined;
-
-export function validateAnalyzeReport(report: unknown): void {
-  validator ??= new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(schema);
-  if (!validator(report)) {
-    const e = validator.errors![0];
-    throw new GptError('E_SCHEMA', `analyze report does not match its schema at '${e.instancePath || '/'}': ${e.message}`);
-  }
-}
+export const validateAnalyzeReport: (report: unknown) => asserts report is AnalyzeReport = reportValidator<AnalyzeReport>(schema, 'analyze');

@@ -3,12 +3,12 @@
  * costs (params, MACs, activation memory, memory access), as a typed report, a terminal text, and
  * JSON validated against src/schemas/inspect.schema.json.
  */
-import Ajv from 'ajv';
 import { GptError } from '../errors';
 import type { Dim, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { DataTypeName } from '../onnx/schema';
 import schema from '../schemas/inspect.schema.json';
+import { reportValidator } from '../report/schema';
 import { costModel, CostOptions } from './cost';
 import { inferShapes } from './shapes';
 
@@ -140,18 +140,5 @@ export function formatInspect(r: InspectReport): string {
   return lines.join('\n');
 }
 
-let validator: ReturnType<Ajv['compile']> | undefined;
-
 /** Check a report against the shipped schema; throws E_SCHEMA listing what does not match. */
-export function validateInspectReport(obj: unknown): asserts obj is InspectReport {
-  validator ??= new Ajv({ allErrors: true }).compile(schema);
-  if (validator(obj)) return;
-  const problems = (validator.errors ?? []).map((e) => {
-    const where = e.instancePath || '(the report)';
-    const extra = e.keyword === 'additionalProperties' ? ` '${(e.params as { additionalProperty: string }).additionalProperty}'` : '';
-    return `${where} ${e.message}${extra}`;
-  });
-  throw new GptError('E_SCHEMA', `the inspect report does not match its schema: ${problems.join('; ')}`, {
-    hint: 'this is a bug in gpt; please report it with the model',
-  });
-}
+export const validateInspectReport: (obj: unknown) => asserts obj is InspectReport = reportValidator<InspectReport>(schema, 'inspect');

@@ -10,7 +10,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import Ajv from 'ajv';
 import type * as ortTypes from 'onnxruntime-node';
 import { costModel } from '../analysis/cost';
 import { recognize } from '../analysis/structure';
@@ -19,6 +18,7 @@ import { GptError, isGptError } from '../errors';
 import type { Model } from '../ir/model';
 import { loadModel } from '../onnx/io';
 import schema from '../schemas/profile.schema.json';
+import { reportValidator } from '../report/schema';
 import { TOOL_VERSION } from '../version';
 import { LatencyStats, MeasureTarget, RatioStats, latencyStats, makeFeeds, measureInterleaved, pairedRatio, resolveInputs, ResolvedInputs } from './measure';
 import { PerNodeReport, aggregateProfile, findProfileFile, readOrtProfile } from './node-profile';
@@ -342,14 +342,5 @@ async function trtexecRun(bin: string, l: Loaded, r: ResolvedInputs, o: ProfileO
   }
 }
 
-let validator: ReturnType<Ajv['compile']> | undefined;
-
 /** Check a report (as its JSON text would read back) against src/schemas/profile.schema.json; E_SCHEMA when not. */
-export function validateProfileReport(report: unknown): void {
-  validator ??= new Ajv({ allErrors: true, strict: true }).compile(schema);
-  const doc = JSON.parse(JSON.stringify(report));
-  if (!validator(doc)) {
-    const e = validator.errors![0];
-    throw new GptError('E_SCHEMA', `profile report does not match its schema at '${e.instancePath || '/'}': ${e.message}`);
-  }
-}
+export const validateProfileReport: (report: unknown) => asserts report is ProfileReport = reportValidator<ProfileReport>(schema, 'profile');

@@ -1,19 +1,10 @@
 /** The conversion report: terminal text and schema validation of the JSON form. */
-import Ajv from 'ajv';
-import { GptError } from '../errors';
 import type { ConvertReport } from '../passes/convert';
 import schema from '../schemas/convert.schema.json';
 import { bytes, human, ratio, table } from './format';
+import { reportValidator } from './schema';
 
-let validator: ReturnType<Ajv['compile']> | undefined;
-
-export function validateConvertReport(report: unknown): void {
-  validator ??= new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(schema);
-  if (!validator(report)) {
-    const e = validator.errors![0];
-    throw new GptError('E_SCHEMA', `convert report does not match its schema at '${e.instancePath || '/'}': ${e.message}`);
-  }
-}
+export const validateConvertReport: (report: unknown) => asserts report is ConvertReport = reportValidator<ConvertReport>(schema, 'convert');
 
 export function formatConvertReport(r: ConvertReport, opts: { dryRun?: boolean; output?: string } = {}): string {
   const out: string[] = [];
