@@ -90,7 +90,7 @@ export default class Convert extends GptCommand {
     }
     if (flags.json) {
       validateConvertReport(report);
-      this.printJson({ ...report, output: undefined });
+      this.printJson(report);
     } else {
       process.stdout.write(formatConvertReport(report, { dryRun: flags['dry-run'], output: written }) + '\n');
     }
