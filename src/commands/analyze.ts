@@ -1,13 +1,11 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { analyzeModel, AnalyzeReport, validateAnalyzeReport } from '../analysis/analyze';
 import { chartSeries, gradientPathChart } from '../analysis/chart';
 import { loadRules } from '../analysis/rules';
 import { assertValid } from '../ir/validate';
-import { loadModel } from '../onnx/io';
+import { checkOutputPath, loadModel, writeFileAtomic } from '../onnx/io';
 import { human, table } from '../report/format';
-import { GptError } from '../errors';
 import { GptCommand } from './base';
 import { parseDims } from './inspect';
 
@@ -57,10 +55,7 @@ export default class Analyze extends GptCommand {
     const { args, flags } = await this.parse(Analyze);
     const rules = flags.rules ? loadRules(flags.rules) : undefined;
     const files = [args.model, args.model2].filter((f): f is string => !!f);
-    if (flags.chart) {
-      const dir = path.dirname(path.resolve(flags.chart));
-      if (!fs.existsSync(dir)) throw new GptError('E_IO', `cannot write: folder ${dir} does not exist`, { subject: flags.chart });
-    }
+    if (flags.chart) checkOutputPath(flags.chart);
     const results = files.map((f) => {
       const model = loadModel(f);
       assertValid(model.graph, f);
@@ -68,14 +63,7 @@ export default class Analyze extends GptCommand {
     });
     if (flags.chart) {
       const svg = gradientPathChart(results.map((r) => chartSeries(path.basename(r.file), r.gradient)), { title: 'Gradient paths per weight layer' });
-      const tmp = `${flags.chart}.tmp-${process.pid}`;
-      try {
-        fs.writeFileSync(tmp, svg);
-        fs.renameSync(tmp, flags.chart);
-      } catch (e) {
-        fs.rmSync(tmp, { force: true });
-        throw new GptError('E_IO', `cannot write (${(e as NodeJS.ErrnoException).code ?? e})`, { subject: flags.chart });
-      }
+      writeFileAtomic(flags.chart, svg);
     }
     if (flags.json) {
       for (const r of results) validateAnalyzeReport(r.report);

@@ -1,14 +1,11 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { chartSeries, gradientPathChart } from '../analysis/chart';
 import { gradientPaths } from '../analysis/gradient-path';
 import { recognize } from '../analysis/structure';
-import type { Structure } from '../analysis/structure-types';
-import { GptError } from '../errors';
 import { loadRuleSet } from '../analysis/rules';
-import { loadModel, saveModel } from '../onnx/io';
-import { convert, ConvertTarget } from '../passes/convert';
+import { checkOutputPath, loadModel, saveModel, writeFileAtomic } from '../onnx/io';
+import { convert, ConvertTarget, stageSpecs } from '../passes/convert';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
 import { GptCommand, argError } from './base';
 import { parseDims } from './inspect';
@@ -58,12 +55,10 @@ export default class Convert extends GptCommand {
     if (!(Number.isInteger(stack) && stack >= 1)) throw argError(`--stack ${flags.stack} is not a whole number of at least 1`, 'e.g. --stack 2');
     const width = Number(flags.width);
     if (!Number.isFinite(width) || !(width > 0 && width <= 1)) throw argError(`--width ${flags.width} is outside (0, 1]`, 'e.g. --width 0.5');
-    if (flags.chart && !fs.existsSync(path.dirname(path.resolve(flags.chart)))) {
-      throw new GptError('E_IO', `cannot write: folder ${path.dirname(path.resolve(flags.chart))} does not exist`, { subject: flags.chart });
-    }
+    if (flags.chart) checkOutputPath(flags.chart);
+    if (flags.output) checkOutputPath(flags.output);
     const model = loadModel(args.model);
     const rules = flags.rules ? loadRuleSet(flags.rules) : undefined;
-    const stageSpecs = (s: Structure) => s.stages.map((st) => ({ name: `stage ${st.index}`, nodes: [...st.entry, ...st.blocks.flatMap((b) => b.nodes)] }));
     // the conversion edits the model in place: the "before" paths are measured first
     const pathsBefore = flags.chart ? gradientPaths(model, { stages: stageSpecs(recognize(model, { rules })) }) : undefined;
     const { model: out, report, structure } = convert(model, {
@@ -75,14 +70,7 @@ export default class Convert extends GptCommand {
       const svg = gradientPathChart([chartSeries('before', pathsBefore), chartSeries(`after (${flags.to})`, after)], {
         title: `Gradient paths per weight layer: ${path.basename(args.model)} -> ${flags.to.toUpperCase()}`,
       });
-      const tmp = `${flags.chart}.tmp-${process.pid}`;
-      try {
-        fs.writeFileSync(tmp, svg);
-        fs.renameSync(tmp, flags.chart);
-      } catch (e) {
-        fs.rmSync(tmp, { force: true });
-        throw new GptError('E_IO', `cannot write (${(e as NodeJS.ErrnoException).code ?? e})`, { subject: flags.chart });
-      }
+      writeFileAtomic(flags.chart, svg);
     }
     let written: string | undefined;
     if (!flags['dry-run']) {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { GptError } from '../errors';
-import { loadModel } from '../onnx/io';
+import { checkOutputPath, loadModel, writeFileAtomic } from '../onnx/io';
 import { EpName, ProfileReport, profile, validateProfileReport } from '../profile';
 import { parseShapes } from '../profile/measure';
 import { human, table } from '../report/format';
@@ -50,6 +50,7 @@ export default class Profile extends GptCommand {
     const batches = flags.batch?.split(',').map((b) => int(b, '--batch')!);
     if (!['cpu', 'cuda', 'tensorrt'].includes(flags.ep)) throw argError(`--ep ${flags.ep}: expected cpu, cuda or tensorrt`);
     for (const m of models) if (!fs.existsSync(m)) throw new GptError('E_IO', 'no such file', { subject: m });
+    if (flags.html) checkOutputPath(flags.html);
 
     const bar = progressBar(!flags.json && !!process.stderr.isTTY);
     let report: ProfileReport;
@@ -83,7 +84,7 @@ export default class Profile extends GptCommand {
         }
         return gradientSeriesFor(path.basename(m), model, structure);
       }).filter((s) => s !== null);
-      writeAtomically(flags.html, profileHtml(report, { gradientSeries: series }));
+      writeFileAtomic(flags.html, profileHtml(report, { gradientSeries: series }));
     }
     if (flags.json) {
       validateProfileReport(report);
@@ -95,16 +96,6 @@ export default class Profile extends GptCommand {
   }
 }
 
-function writeAtomically(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw new GptError('E_IO', `cannot write the HTML report: ${(e as Error).message.split('\n')[0]}`, { subject: file });
-  }
-}
 
 /** A one-line bar on stderr, shown only once a run has taken more than two seconds. */
 function progressBar(enabled: boolean): { update: (f: number, what: string) => void; done: () => void } {

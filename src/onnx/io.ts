@@ -196,7 +196,8 @@ function tempName(dest: string): string {
   return path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
 }
 
-function checkOutputPath(dest: string): void {
+/** Fail early, naming the file, when `dest` cannot be written (missing or read-only folder, a folder). */
+export function checkOutputPath(dest: string): void {
   const dir = path.dirname(dest);
   let st: fs.Stats;
   try {
@@ -309,5 +310,19 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): {
     if (isGptError(e)) throw e.subject ? e : new GptError(e.code, e.message, { subject: dest, hint: e.hint });
     const code = (e as NodeJS.ErrnoException).code;
     throw new GptError('E_IO', `cannot write (${code ?? String(e)})`, { subject: dest, cause: e });
+  }
+}
+
+/** Write a text or binary file atomically (temp file + rename): never a partial file. */
+export function writeFileAtomic(dest: string, data: string | Uint8Array): void {
+  const out = path.resolve(dest);
+  checkOutputPath(out);
+  const tmp = tempName(out);
+  try {
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, out);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new GptError('E_IO', `cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { subject: dest });
   }
 }

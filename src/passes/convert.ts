@@ -135,7 +135,8 @@ function stageMetrics(structure: Structure, cost: CostReport, added: PassOutcome
   });
 }
 
-function stageSpecs(structure: Structure) {
+/** The stages as gradient-path stage specs (their entry and block nodes). */
+export function stageSpecs(structure: Structure): { name: string; nodes: string[] }[] {
   return structure.stages.map((s) => ({ name: `stage ${s.index}`, nodes: [...s.entry, ...s.blocks.flatMap((b) => b.nodes)] }));
 }
 
