@@ -56,7 +56,7 @@ async function family(name: SampleName, resolution: number): Promise<string> {
   const chartFile = path.join(outDir, `${name}-gradient-paths.svg`);
   fs.writeFileSync(chartFile, gradientPathChart(analyses.map((x) => chartSeries(x.label, x.a.gradient)), { title: `${name}: gradient paths per weight layer` }));
 
-  const report = await profile(files.map((f) => f.file), { ep: 'cpu', iterations, warmup: 3, labels: files.map((f) => f.label) });
+  const report = await profile(files.map((f) => f.file), { ep: 'cpu', iterations, warmup: 3, perNode: true, labels: files.map((f) => f.label) });
   log(table(['model', 'p50 ms', 'cv', 'latency ratio', 'MACs ratio'], report.models.map((m) => {
     const r = m.runs[0];
     return [m.label, r.latencyMs.p50.toFixed(1), `${(r.latencyMs.cv * 100).toFixed(1)}%`, r.vsBaseline ? `${r.vsBaseline.latencyRatio.toFixed(2)}x` : '1.00x', r.vsBaseline ? `${r.vsBaseline.macsRatio.toFixed(2)}x` : '1.00x'];

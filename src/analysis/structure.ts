@@ -19,12 +19,18 @@ import type { Graph, Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { Match, MatchContext, matchAll, selectMatches, throughIdentity } from './matcher';
 import { Rule, loadRules } from './rules';
+import { recordedStructure } from './recorded-structure';
 import { inferShapes } from './shapes';
 import type { Block, Stage, Structure } from './structure-types';
 
 export interface RecognizeOptions {
   /** Rules to use (default: the shipped rules; see loadRules for adding more). */
   rules?: Rule[];
+  /**
+   * Use the structure a conversion recorded in metadata_props when it still fits the graph
+   * (default true). The passes turn it off: they need the rules' roles, not a record.
+   */
+  recorded?: boolean;
 }
 
 /** A Stage with which block opens it when that block downsamples itself (additive to the contract). */
@@ -147,6 +153,8 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   const g: Graph = model.graph;
   const warnings: string[] = [];
   ensureShapes(model, warnings);
+  const rec = opts.recorded === false ? null : recordedStructure(model);
+  if (rec) return { ...rec, warnings: [...warnings, ...rec.warnings] };
   const rules = opts.rules ?? loadRules();
   const ctx = new MatchContext(g);
   const isData = (n: Node) => n.outputs.some((o) => o && !g.isConstant(o));

@@ -11,6 +11,7 @@ import { gradientPaths, GradientPathSummary } from '../analysis/gradient-path';
 import type { Rule } from '../analysis/rules';
 import { inferShapes } from '../analysis/shapes';
 import { recognize } from '../analysis/structure';
+import { recordStructure } from '../analysis/recorded-structure';
 import type { Structure } from '../analysis/structure-types';
 import type { Model } from '../ir/model';
 import { assertValid } from '../ir/validate';
@@ -140,6 +141,31 @@ export function stageSpecs(structure: Structure): { name: string; nodes: string[
   return structure.stages.map((s) => ({ name: `stage ${s.index}`, nodes: [...s.entry, ...s.blocks.flatMap((b) => b.nodes)] }));
 }
 
+/**
+ * Stages of the nodes a pass added without saying where (PRN's Slice / Split / Concat, say): the
+ * stage of the nodes they feed, else of the nodes that feed them.
+ */
+function attributeAddedNodes(model: Model, structure: Structure, existed: Set<string>, declared: NonNullable<PassOutcome['addedNodes']>): NonNullable<PassOutcome['addedNodes']> {
+  const stageOf = new Map<string, number>();
+  for (const s of structure.stages) for (const n of [...s.entry, ...s.blocks.flatMap((b) => b.nodes)]) stageOf.set(n, s.index);
+  for (const a of declared) for (const n of a.nodes) stageOf.set(n, a.stage);
+  const fresh = model.graph.nodes.filter((n) => !existed.has(n.name) && !stageOf.has(n.name));
+  const found = new Map<string, number>();
+  const via = (names: string[]) => names.map((x) => stageOf.get(x) ?? found.get(x)).find((s) => s !== undefined);
+  for (const n of [...fresh].reverse()) {
+    const s = via(n.outputs.flatMap((o) => (o ? o.consumers.map((u) => u.node.name) : [])));
+    if (s !== undefined) found.set(n.name, s);
+  }
+  for (const n of fresh) {
+    if (found.has(n.name)) continue;
+    const s = via(n.inputs.flatMap((v) => (v?.producer ? [v.producer.name] : [])));
+    if (s !== undefined) found.set(n.name, s);
+  }
+  const byStage = new Map<number, string[]>();
+  for (const [n, s] of found) byStage.set(s, [...(byStage.get(s) ?? []), n]);
+  return [...declared, ...[...byStage].map(([stage, nodes]) => ({ stage, nodes }))];
+}
+
 export function sha256Of(model: Model): string {
   const h = crypto.createHash('sha256');
   if (model.sourcePath && fs.existsSync(model.sourcePath)) h.update(fs.readFileSync(model.sourcePath));
@@ -165,7 +191,7 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
   const subject = source.sourcePath ?? 'model';
   assertValid(model.graph, subject);
   const shapeWarnings = inferShapes(model).warnings;
-  const structure = recognize(model, { rules: options.rules });
+  const structure = recognize(model, { rules: options.rules, recorded: false });
   const costBefore = costModel(model, { dims: options.dims });
   const stagesBefore = stageMetrics(structure, costBefore);
   const specs = stageSpecs(structure);
@@ -177,6 +203,7 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
     before: metrics(costBefore), after: metrics(costBefore), stages: { before: stagesBefore, after: stagesBefore },
     weightsCarriedOver: 1, gradientPaths: { before: gpBefore, after: gpBefore }, notes: [],
   };
+  const existed = new Set(model.graph.nodes.map((n) => n.name));
   const outcome = PASSES[target](model, structure, options, subject);
   report.options = outcome.options;
   report.converted = outcome.converted;
@@ -200,10 +227,12 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
   const costAfter = costModel(model, { dims: options.dims });
   report.after = metrics(costAfter);
   // stage membership by node name: the source's nodes that remain, plus the ones the pass added
-  report.stages.after = stageMetrics(structure, costAfter, outcome.addedNodes);
+  const added = attributeAddedNodes(model, structure, existed, outcome.addedNodes ?? []);
+  report.stages.after = stageMetrics(structure, costAfter, added);
   report.gradientPaths.after = gradientPaths(model).network;
   report.weightsCarriedOver = costAfter.totals.params > 0 ? 1 - freshParams / costAfter.totals.params : 1;
 
+  recordStructure(model, structure, added, target);
   model.setMetadata('gpt.version', TOOL_VERSION);
   model.setMetadata('gpt.conversion', JSON.stringify({ target, options: report.options }));
   model.setMetadata('gpt.source_sha256', sha);

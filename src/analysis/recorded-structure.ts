@@ -1,0 +1,87 @@
+/**
+ * A converted model remembers its structure: convert() writes the stages it worked with — the source's
+ * blocks that remain and the nodes the pass added — into metadata_props (`gpt.structure`), because
+ * the rules describe plain architectures and do not recognise the blocks a pass builds. recognize()
+ * uses the record when every node it names is still in the graph, so analyze and profile attribute a
+ * converted model's nodes to the right stages.
+ */
+import type { Model } from '../ir/model';
+import type { Block, Stage, Structure } from './structure-types';
+
+export const STRUCTURE_KEY = 'gpt.structure';
+
+interface RecordedBlock {
+  id: string;
+  rule: string;
+  kind: string;
+  nodes: string[];
+}
+interface RecordedStage {
+  index: number;
+  resolution: Stage['resolution'];
+  channels: number | null;
+  entry: string[];
+  blocks: RecordedBlock[];
+}
+interface Recorded {
+  family: Structure['family'];
+  stem: string[];
+  head: string[];
+  stages: RecordedStage[];
+}
+
+/** Record `structure`, plus per-stage nodes a pass added, keeping only nodes still in the graph. */
+export function recordStructure(model: Model, structure: Structure, added: { stage: number; nodes: string[] }[], target: string): void {
+  const live = new Set(model.graph.nodes.map((n) => n.name));
+  const keep = (ns: string[]) => ns.filter((n) => live.has(n));
+  const placed = new Set<string>();
+  const stages: RecordedStage[] = structure.stages.map((s) => {
+    const blocks: RecordedBlock[] = s.blocks
+      .map((b) => ({ id: b.id, rule: b.rule, kind: b.kind, nodes: keep(b.nodes) }))
+      .filter((b) => b.nodes.length > 0);
+    const entry = keep(s.entry);
+    for (const n of [...entry, ...blocks.flatMap((b) => b.nodes)]) placed.add(n);
+    const extra = keep(added.filter((a) => a.stage === s.index).flatMap((a) => a.nodes)).filter((n) => !placed.has(n));
+    extra.forEach((n) => placed.add(n));
+    if (extra.length) blocks.push({ id: `s${s.index}.${target}`, rule: `gpt ${target}`, kind: target, nodes: extra });
+    return { index: s.index, resolution: s.resolution, channels: s.channels, entry, blocks };
+  });
+  const rec: Recorded = { family: structure.family, stem: keep(structure.stem), head: keep(structure.head), stages };
+  model.setMetadata(STRUCTURE_KEY, JSON.stringify(rec));
+}
+
+/** The recorded structure, or null when there is none or the graph no longer has its nodes. */
+export function recordedStructure(model: Model): Structure | null {
+  const text = model.metadata()[STRUCTURE_KEY];
+  if (!text) return null;
+  let rec: Recorded;
+  try {
+    rec = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!rec || !Array.isArray(rec.stages)) return null;
+  const live = new Set(model.graph.nodes.map((n) => n.name));
+  const all = [...rec.stem, ...rec.head, ...rec.stages.flatMap((s) => [...s.entry, ...s.blocks.flatMap((b) => b.nodes)])];
+  if (!all.every((n) => live.has(n))) return null; // edited since: fall back to the rules
+  const placed = new Set(all);
+  const constantOnly = (name: string) => {
+    const n = model.graph.nodes.find((x) => x.name === name)!;
+    return n.outputs.every((o) => !o || model.graph.isConstant(o));
+  };
+  const stages: Stage[] = rec.stages.map((s) => ({
+    index: s.index,
+    resolution: s.resolution,
+    channels: s.channels,
+    entry: s.entry,
+    blocks: s.blocks.map((b): Block => ({ id: b.id, rule: b.rule, kind: b.kind, nodes: b.nodes, roles: {}, input: '', output: '', channelsIn: null, channelsOut: null })),
+  }));
+  return {
+    family: rec.family,
+    stem: rec.stem,
+    head: rec.head,
+    stages,
+    unmatched: model.graph.nodes.filter((n) => !placed.has(n.name) && !constantOnly(n.name)).map((n) => n.name),
+    warnings: [],
+  };
+}
