@@ -75,6 +75,8 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeRe
       index: s.index, resolution: s.resolution, channels: s.channels, blocks: s.blocks.length, blockRules, entry: s.entry, params, macs, ...summary,
     };
   });
+  // recognize() and gradientPaths() may run shape inference again and repeat its warnings
+  const unique = [...new Set(warnings)];
   const report: AnalyzeReport = {
     file: model.sourcePath ?? null,
     family: structure.family,
@@ -86,7 +88,7 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeRe
     macs: cost.totals.macs,
     gradientPaths: gradient.network,
     layers: gradient.layers.map((l) => ({ ...l, stage: stageOfNode.get(l.name) ?? null })),
-    warnings,
+    warnings: unique,
   };
   return { report, structure, gradient };
 }

@@ -5,6 +5,7 @@
  * uses the record when every node it names is still in the graph, so analyze and profile attribute a
  * converted model's nodes to the right stages.
  */
+import type { Node } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Block, Stage, Structure } from './structure-types';
 
@@ -50,25 +51,35 @@ export function recordStructure(model: Model, structure: Structure, added: { sta
   model.setMetadata(STRUCTURE_KEY, JSON.stringify(rec));
 }
 
+const FAMILIES: Structure['family'][] = ['resnet', 'darknet53', 'vovnet', 'unknown'];
+const isNames = (x: unknown): x is string[] => Array.isArray(x) && x.every((n) => typeof n === 'string');
+
+function isRecorded(x: unknown): x is Recorded {
+  const r = x as Recorded | null;
+  return !!r && typeof r === 'object' && FAMILIES.includes(r.family) && isNames(r.stem) && isNames(r.head) && Array.isArray(r.stages) &&
+    r.stages.every((s) => !!s && typeof s === 'object' && typeof s.index === 'number' && isNames(s.entry) && Array.isArray(s.blocks) &&
+      (s.channels === null || typeof s.channels === 'number') && (s.resolution === null || Array.isArray(s.resolution)) &&
+      s.blocks.every((b) => !!b && typeof b === 'object' && typeof b.id === 'string' && typeof b.rule === 'string' && isNames(b.nodes)));
+}
+
 /** The recorded structure, or null when there is none or the graph no longer has its nodes. */
 export function recordedStructure(model: Model): Structure | null {
   const text = model.metadata()[STRUCTURE_KEY];
   if (!text) return null;
-  let rec: Recorded;
+  let rec: unknown;
   try {
     rec = JSON.parse(text);
   } catch {
     return null;
   }
-  if (!rec || !Array.isArray(rec.stages)) return null;
+  // a record written by another tool or edited by hand must not crash an analysis: anything that is
+  // not the shape recordStructure writes means "no record", and the rules are used
+  if (!isRecorded(rec)) return null;
   const live = new Set(model.graph.nodes.map((n) => n.name));
   const all = [...rec.stem, ...rec.head, ...rec.stages.flatMap((s) => [...s.entry, ...s.blocks.flatMap((b) => b.nodes)])];
   if (!all.every((n) => live.has(n))) return null; // edited since: fall back to the rules
   const placed = new Set(all);
-  const constantOnly = (name: string) => {
-    const n = model.graph.nodes.find((x) => x.name === name)!;
-    return n.outputs.every((o) => !o || model.graph.isConstant(o));
-  };
+  const constantOnly = (n: Node) => n.outputs.every((o) => !o || model.graph.isConstant(o));
   const stages: Stage[] = rec.stages.map((s) => ({
     index: s.index,
     resolution: s.resolution,
@@ -81,7 +92,7 @@ export function recordedStructure(model: Model): Structure | null {
     stem: rec.stem,
     head: rec.head,
     stages,
-    unmatched: model.graph.nodes.filter((n) => !placed.has(n.name) && !constantOnly(n.name)).map((n) => n.name),
+    unmatched: model.graph.nodes.filter((n) => !placed.has(n.name) && !constantOnly(n)).map((n) => n.name),
     warnings: [],
   };
 }

@@ -14,7 +14,12 @@ export abstract class GptCommand extends Command {
       this.exit(process.exitCode);
     }
     if (err instanceof Errors.ExitError) throw err;
-    if (err.oclif) throw err; // oclif's own parse errors keep their messages and exit codes
+    if (err.oclif) {
+      // oclif's parse errors (unknown flag, missing argument, bad option value) span several lines and
+      // print the usage; the README promises one line: keep the problem, point to --help
+      process.stderr.write(`gpt: ${parseErrorLine(err.message)} (see ${this.id ? `gpt ${this.id.replace(/:/g, ' ')}` : 'gpt'} --help)\n`);
+      this.exit(err.oclif.exit ?? 2);
+    }
     process.stderr.write(`gpt: internal error: ${err.message.split('\n')[0]}\n`);
     if (process.env.GPT_DEBUG) process.stderr.write(`${err.stack}\n`);
     this.exit(1);
@@ -24,6 +29,28 @@ export abstract class GptCommand extends Command {
   protected printJson(obj: unknown): void {
     process.stdout.write(JSON.stringify(obj, null, 2) + '\n');
   }
+}
+
+/** An oclif parse error's message as one line: its problem lines, without the help pointer and notes. */
+export function parseErrorLine(message: string): string {
+  let out = '';
+  // eslint-disable-next-line no-control-regex
+  for (const raw of message.replace(/\u001b\[[0-9;]*m/g, '').split('\n')) {
+    const l = raw.trim().replace(/\s+/g, ' ');
+    if (/^Note:/.test(l)) break;
+    if (!l || /^See more help with/.test(l) || /^The following errors? occurred:?$/.test(l)) continue;
+    out = out ? `${out}${out.endsWith(':') ? ' ' : ': '}${l}` : l;
+  }
+  return out.replace(/:$/, '') || 'bad arguments';
+}
+
+/**
+ * A decimal number given as a flag value ("0.5", "2", "1e-3"): Number() alone would also take "",
+ * " ", "0x10" and "Infinity".
+ */
+export function parseDecimal(value: string, flag: string, hint?: string): number {
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(value.trim())) throw argError(`${flag} ${value}: expected a decimal number`, hint);
+  return Number(value);
 }
 
 export function argError(message: string, hint?: string): GptError {

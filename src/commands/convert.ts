@@ -7,7 +7,7 @@ import { loadRuleSet } from '../analysis/rules';
 import { checkOutputPath, loadModel, saveModel, writeFileAtomic } from '../onnx/io';
 import { convert, ConvertTarget, stageSpecs } from '../passes/convert';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
-import { GptCommand, argError } from './base';
+import { GptCommand, argError, parseDecimal } from './base';
 import { parseDims } from './inspect';
 
 export default class Convert extends GptCommand {
@@ -42,19 +42,33 @@ export default class Convert extends GptCommand {
   };
 
   async run(): Promise<void> {
-    const { args, flags } = await this.parse(Convert);
+    const { args, flags, metadata } = await this.parse(Convert);
     if (!flags.output && !flags['dry-run']) throw argError('no output file', 'give -o OUT.onnx, or --dry-run to only see the plan');
     if (flags.output && path.resolve(flags.output) === path.resolve(args.model)) {
       throw argError(`the output path ${flags.output} is the input file`, 'write the result to a new file');
     }
-    const ratio = Number(flags.ratio);
-    if (!Number.isFinite(ratio) || !(ratio > 0 && ratio <= 1)) throw argError(`--ratio ${flags.ratio} is outside (0, 1]`, 'e.g. --ratio 0.5');
-    const split = Number(flags.split);
-    if (!Number.isFinite(split) || !(split > 0 && split < 1)) throw argError(`--split ${flags.split} is outside (0, 1)`, 'e.g. --split 0.5');
-    const stack = Number(flags.stack);
+    // an option of another target would be ignored without a word: say so instead
+    const given = (f: string) => !!(flags as Record<string, unknown>)[f] && !metadata.flags[f]?.setFromDefault;
+    const applies: Record<string, boolean> = {
+      ratio: flags.to === 'prn', asymmetric: flags.to === 'prn',
+      split: flags.to === 'csp' || (flags.to === 'elan' && flags.csp), fusion: flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
+      'split-op': flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
+      stack: flags.to === 'elan', width: flags.to === 'elan', csp: flags.to === 'elan',
+    };
+    for (const [f, ok] of Object.entries(applies)) {
+      if (!ok && given(f)) {
+        const whom = ['split', 'fusion', 'split-op'].includes(f) ? '--to csp (or --to elan --csp)' : `--to ${['ratio', 'asymmetric'].includes(f) ? 'prn' : 'elan'}`;
+        throw argError(`--${f} does not apply to --to ${flags.to}${flags.to === 'elan' ? ' without --csp' : ''}`, `it is an option of ${whom}; leave it out`);
+      }
+    }
+    const ratio = parseDecimal(flags.ratio, '--ratio', 'e.g. --ratio 0.5');
+    if (!(ratio > 0 && ratio <= 1)) throw argError(`--ratio ${flags.ratio} is outside (0, 1]`, 'e.g. --ratio 0.5');
+    const split = parseDecimal(flags.split, '--split', 'e.g. --split 0.5');
+    if (!(split > 0 && split < 1)) throw argError(`--split ${flags.split} is outside (0, 1)`, 'e.g. --split 0.5');
+    const stack = parseDecimal(flags.stack, '--stack', 'e.g. --stack 2');
     if (!(Number.isInteger(stack) && stack >= 1)) throw argError(`--stack ${flags.stack} is not a whole number of at least 1`, 'e.g. --stack 2');
-    const width = Number(flags.width);
-    if (!Number.isFinite(width) || !(width > 0 && width <= 1)) throw argError(`--width ${flags.width} is outside (0, 1]`, 'e.g. --width 0.5');
+    const width = parseDecimal(flags.width, '--width', 'e.g. --width 0.5');
+    if (!(width > 0 && width <= 1)) throw argError(`--width ${flags.width} is outside (0, 1]`, 'e.g. --width 0.5');
     if (flags.chart) checkOutputPath(flags.chart);
     if (flags.output) checkOutputPath(flags.output);
     const model = loadModel(args.model);

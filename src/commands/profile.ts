@@ -8,7 +8,7 @@ import { parseShapes } from '../profile/measure';
 import { human, table } from '../report/format';
 import { gradientSeriesFor, profileHtml } from '../report/html';
 import { recognize } from '../analysis/structure';
-import { GptCommand, argError } from './base';
+import { GptCommand, argError, parseDecimal } from './base';
 
 export default class Profile extends GptCommand {
   static override summary = 'Measure latency on ONNX Runtime (or trtexec): per model and batch, ratios to the first model next to MACs ratios, optional per-node time.';
@@ -45,7 +45,7 @@ export default class Profile extends GptCommand {
     };
     const iterations = int(flags.iterations, '--iterations');
     if (iterations !== undefined && iterations < 1) throw argError(`--iterations ${iterations}: expected at least 1 timed run`, 'e.g. --iterations 50');
-    const duration = flags.duration === undefined ? undefined : Number(flags.duration);
+    const duration = flags.duration === undefined ? undefined : parseDecimal(flags.duration, '--duration', 'seconds, e.g. --duration 10');
     if (duration !== undefined && !(duration > 0)) throw argError(`--duration ${flags.duration}: expected seconds > 0`);
     const batches = flags.batch?.split(',').map((b) => int(b, '--batch')!);
     if (!['cpu', 'cuda', 'tensorrt'].includes(flags.ep)) throw argError(`--ep ${flags.ep}: expected cpu, cuda or tensorrt`);

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { SAMPLE_NAMES, buildSample } from '../samples';
 import { saveModel } from '../onnx/io';
-import { GptCommand, argError } from './base';
+import { GptCommand, argError, parseDecimal } from './base';
 
 export default class Sample extends GptCommand {
   static override summary = 'Build a plain sample model (ResNet-18/50, VoVNet-39/57, Darknet-53) with seeded weights.';
@@ -25,7 +25,7 @@ export default class Sample extends GptCommand {
     if (!(SAMPLE_NAMES as readonly string[]).includes(args.name)) {
       throw argError(`unknown sample '${args.name}'`, `choose one of ${SAMPLE_NAMES.join(', ')}`);
     }
-    const width = flags.width === undefined ? undefined : Number(flags.width);
+    const width = flags.width === undefined ? undefined : parseDecimal(flags.width, '--width', 'e.g. --width 0.25');
     if (width !== undefined && !(width > 0)) throw argError(`--width ${flags.width}: expected a number > 0`);
     const batch = flags.batch === undefined ? undefined : /^\d+$/.test(flags.batch) ? Number(flags.batch) : flags.batch;
     const model = buildSample(args.name as (typeof SAMPLE_NAMES)[number], {

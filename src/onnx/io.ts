@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { GptError, isGptError } from '../errors';
 import { Model, modelFromProto, modelToProto } from '../ir/model';
 import { Tensor, checkExternal } from '../ir/tensor';
-import { decodeModel, encodeModelTo } from './codec';
+import { PROTOBUF_LIMIT, decodeModel, encodeModelTo } from './codec';
 import { DataLocation, ModelProto, TensorProto } from './schema';
 import { Sink } from './wire';
 
@@ -214,8 +214,19 @@ export function checkOutputPath(dest: string): void {
   if (fs.existsSync(dest) && fs.statSync(dest).isDirectory()) throw new GptError('E_IO', 'cannot write: the output path is a folder', { subject: dest });
 }
 
+/** Inline weights over protobuf's limit cannot be written: say so before reading gigabytes of them. */
+function checkInlineSize(model: Model): void {
+  const total = totalTensorBytes(model);
+  if (total > PROTOBUF_LIMIT) {
+    throw new GptError('E_TOO_LARGE', `the model's weights are ${(total / 2 ** 30).toFixed(2)} GiB, over protobuf's 2 GiB limit for one file`, {
+      hint: 'save its weights as external data: --external-data (API: { externalData: true })',
+    });
+  }
+}
+
 /** Serialize to bytes (no external data: everything inline). */
 export function saveModelToBuffer(model: Model): Buffer {
+  checkInlineSize(model);
   let out: Buffer | undefined;
   encodeModelTo(modelToProto(model, inlineProto), (size) => {
     out = Buffer.allocUnsafe(size);
@@ -251,6 +262,14 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): {
   const location = opts.externalLocation ?? `${path.basename(out)}.data`;
   if (path.isAbsolute(location) || location.includes('..')) throw new GptError('E_ARG', `external data location '${location}' must be a plain file name`, { subject: dest });
   const sidecar = path.join(path.dirname(out), location);
+  if (!useExternal) {
+    try {
+      checkInlineSize(model);
+    } catch (e) {
+      if (isGptError(e)) throw new GptError(e.code, e.message, { subject: dest, hint: e.hint });
+      throw e;
+    }
+  }
   for (const v of model.graph.initializers) {
     const ext = v.tensor!.isExternal ? v.tensor!.external : undefined;
     if (ext && useExternal && path.resolve(ext.path) === path.resolve(sidecar)) {

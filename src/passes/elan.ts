@@ -161,24 +161,29 @@ export function relocateTransitions(model: Model, stage: Stage): TransitionReloc
   }
   const oldLayout = concatLayout(lastConcat);
 
+  // every module is checked before any is changed: a stage that cannot be relocated stays whole
+  // (listed as left as it was), never half-rewritten
+  const plan: { m: Block; T: Value; concat: Node; first: Node; nextConcat: Node }[] = [];
   for (let i = 0; i + 1 < blocks.length; i++) {
     const m = blocks[i], next = blocks[i + 1];
     const nextNodes = new Set(next.nodes);
     const T = mustValue(model, m.output, m.id);
-    const concat = byName.get(m.roles.concat[0])!;
-    const C = concat.outputs[0]!;
     const outside = T.consumers.filter((u) => !nextNodes.has(u.node.name));
     if (outside.length > 0 || g.isGraphOutput(T)) {
-      throw new GptError('E_PATTERN', `the transition output '${T.name}' of ${m.id} is also read by '${outside[0]?.node.name ?? 'a graph output'}'`, {
-        subject: m.id, hint: 'transition relocation needs each module to feed only the next one',
-      });
+      result.skipped.push({ block: m.id, reason: `its transition output '${T.name}' is also read by '${outside[0]?.node.name ?? 'a graph output'}'; transition relocation needs each module to feed only the next one` });
+      return result;
     }
     const first = convReading(T, nextNodes);
     const nextConcat = byName.get(next.roles.concat[0])!;
-    const at = nextConcat.inputs.indexOf(T);
-    if (!first || at < 0 || T.consumers.some((u) => u.node !== first && u.node !== nextConcat)) {
-      throw new GptError('E_PATTERN', `${next.id} does not read '${T.name}' as an OSA module does (its first conv and its concat)`, { subject: next.id });
+    if (!first || nextConcat.inputs.indexOf(T) < 0 || T.consumers.some((u) => u.node !== first && u.node !== nextConcat)) {
+      result.skipped.push({ block: next.id, reason: `does not read '${T.name}' as an OSA module does (its first conv and its concat)` });
+      return result;
     }
+    plan.push({ m, T, concat: byName.get(m.roles.concat[0])!, first, nextConcat });
+  }
+  for (const { m, T, concat, first, nextConcat } of plan) {
+    const C = concat.outputs[0]!;
+    const at = nextConcat.inputs.indexOf(T);
     const wT = requireChannels(T, m.id);
     const wC = requireChannels(C, m.id);
     // detach: the transition's nodes go; the first conv reads the concatenation, and the next

@@ -71,7 +71,8 @@ export function buildSample(name: SampleName, opts: SampleOptions = {}): Model {
   }
   if (!Number.isInteger(classes) || classes < 1) throw badOption('classes', `classes must be an integer of at least 1, got ${classes}`, 'e.g. 1000');
   if (!Number.isInteger(seed)) throw badOption('seed', `seed must be an integer, got ${seed}`, 'e.g. 0');
-  if (typeof batch === 'number' ? !(Number.isInteger(batch) && batch >= 1) : batch === '') {
+  // a dim name is an identifier: '-1', '2.5' or '' are a mistyped number, not a symbolic batch
+  if (typeof batch === 'number' ? !(Number.isInteger(batch) && batch >= 1) : !/^[A-Za-z_][A-Za-z0-9_]*$/.test(batch)) {
     throw badOption('batch', `batch must be a positive integer or a dim name, got '${batch}'`, "e.g. 1, or 'N' for a dynamic batch");
   }
 

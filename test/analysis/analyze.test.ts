@@ -6,7 +6,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { analyze, validateAnalyzeReport } from '../../src/analysis/analyze';
 import { inspect } from '../../src/analysis/inspect';
+import { Graph, floatType } from '../../src/ir/graph';
+import { Tensor } from '../../src/ir/tensor';
 import { buildSample, SampleName } from '../../src/samples';
+import { emptyModel } from '../synthetic';
 
 const expected: Record<SampleName, { family: string; blocks: number[] }> = {
   resnet18: { family: 'resnet', blocks: [2, 2, 2, 2] },
@@ -45,5 +48,24 @@ for (const [name, res, params, macs] of published) {
     assert.ok(Math.abs(r.macs / macs - 1) < 0.01, `MACs ${r.macs} vs ${macs}`);
   });
 }
+
+/**
+ *   x [1,3,8,8] -> com.example::Foo -> Conv 1x1 (W [2,3,1,1]) -> y
+ * Shape inference does not know Foo: the warning names the node, once.
+ */
+test('a warning is reported once, though several analyses run shape inference', () => {
+  const g = new Graph();
+  const x = g.value('x');
+  x.declared = floatType([1, 3, 8, 8]);
+  g.inputs.push(x);
+  const foo = g.addNode({ opType: 'Foo', domain: 'com.example', name: 'foo', inputs: [x], outputs: ['f'] });
+  const w = g.addInitializer(Tensor.float32('w', [2, 3, 1, 1], new Float32Array(6)));
+  const conv = g.addNode({ opType: 'Conv', name: 'conv', inputs: [foo.outputs[0], w], outputs: ['y'] });
+  g.outputs.push(conv.outputs[0]!);
+  const r = analyze(emptyModel(g));
+  const about = r.warnings.filter((m) => m.includes("'foo'"));
+  assert.is(about.length, 1, r.warnings.join(' | '));
+  assert.equal(r.warnings, [...new Set(r.warnings)]);
+});
 
 test.run();

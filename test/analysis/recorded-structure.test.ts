@@ -42,4 +42,15 @@ test('an edited converted model falls back to the rules', () => {
   assert.not.ok(fromRecord(recognize(convert(loadModel(fixturePath('darknet53-w25.onnx')), { to: 'prn' }).model, { recorded: false })));
 });
 
+test('a gpt.structure record that is not what convert writes is ignored, not a crash', () => {
+  // hand-edited or written by another tool: valid JSON of the wrong shape
+  for (const text of ['{"stages": [{}]}', '{"stages": []}', '[]', 'null', '{"family": "resnet", "stem": [], "head": [], "stages": [{"index": 0, "entry": [], "blocks": [null]}]}']) {
+    const m = loadModel(fixturePath('resnet18-w25.onnx'));
+    m.setMetadata('gpt.structure', text);
+    const s = recognize(m);
+    assert.is(s.family, 'resnet', text);
+    assert.equal(s.stages.map((st) => st.blocks.length), [2, 2, 2, 2], text);
+  }
+});
+
 test.run();

@@ -104,6 +104,46 @@ test('convert: --dry-run writes nothing; bad ratio, output = input, VoVNet under
   expectOneLineError(gpt('convert', fixturePath('resnet18-w25.onnx'), '--to', 'prn', '-o', path.join(dir, 'nope', 'o.onnx')), /does not exist/);
 });
 
+test('parse errors are one line too: unknown flag, missing argument, bad option value, bad number', () => {
+  const m = fixturePath('resnet18-w25.onnx');
+  const cases: [string[], RegExp][] = [
+    [['convert', m, '--to', 'prn', '--bogus', '-o', 'o.onnx'], /Nonexistent flag: --bogus \(see gpt convert --help\)$/],
+    [['convert', '--to', 'prn'], /Missing 1 required arg: model/],
+    [['convert', m, '-o', 'o.onnx'], /Missing required flag to/],
+    [['convert', m, '--to', 'xyz', '-o', 'o.onnx'], /Expected --to=xyz to be one of: prn, csp, elan/],
+    [['sample', 'resnet18', '-o', 'o.onnx', '--seed', '1.5'], /Parsing --seed: Expected an integer but received: 1\.5/],
+    [['convert', m, '--to', 'prn', '--ratio', '0x1', '-o', 'o.onnx'], /--ratio 0x1: expected a decimal number/],
+    [['sample', 'resnet18', '-o', 'o.onnx', '--width', '0x10'], /--width 0x10: expected a decimal number/],
+    [['sample', 'resnet18', '-o', 'o.onnx', '--batch', '-1'], /batch must be a positive integer or a dim name, got '-1'/],
+  ];
+  for (const [args, re] of cases) {
+    const r = gpt(...args);
+    expectOneLineError(r, re);
+    assert.is(r.code, 2, `${args.join(' ')}: exit status`);
+  }
+  assert.not.ok(fs.existsSync(path.join(dir, 'o.onnx')));
+});
+
+test('convert: an option of another target is an error, not silently ignored', () => {
+  const m = fixturePath('resnet18-w25.onnx');
+  const cases: [string[], RegExp][] = [
+    [['--to', 'csp', '--ratio', '0.25'], /--ratio does not apply to --to csp/],
+    [['--to', 'elan', '--asymmetric'], /--asymmetric does not apply to --to elan/],
+    [['--to', 'prn', '--split', '0.25'], /--split does not apply to --to prn/],
+    [['--to', 'elan', '--fusion', 'last'], /--fusion does not apply to --to elan without --csp/],
+    [['--to', 'csp', '--stack', '3'], /--stack does not apply to --to csp/],
+    [['--to', 'prn', '--csp'], /--csp does not apply to --to prn/],
+  ];
+  for (const [args, re] of cases) {
+    const r = gpt('convert', m, ...args, '--dry-run');
+    expectOneLineError(r, re);
+    assert.is(r.code, 2);
+  }
+  // negative beside positive: the same options with their own target, and the defaults, are fine
+  assert.is(gpt('convert', m, '--to', 'prn', '--ratio', '0.25', '--asymmetric', '--dry-run').code, 0);
+  assert.is(gpt('convert', m, '--to', 'elan', '--csp', '--fusion', 'last', '--split', '0.5', '--stack', '1', '--dry-run').code, 0);
+});
+
 test('analyze: two models on one chart, JSON validates', () => {
   const prn = path.join(dir, 'r18-prn2.onnx');
   assert.is(gpt('convert', fixturePath('resnet18-w25.onnx'), '--to', 'prn', '-o', prn).code, 0);

@@ -113,14 +113,17 @@ test('a model whose weights exceed 2 GiB loads lazily and saves through external
   const total = m.graph.initializers.reduce((n, v) => n + v.tensor!.byteLength, 0);
   assert.ok(total > 2 * GiB);
 
-  // inline is impossible: a clear error, no output left behind
+  // inline is impossible: a clear error, no output left behind, and the weights are not read to find that out
+  const rssBeforeInline = process.memoryUsage().rss;
   try {
     saveModel(m, path.join(dir, 'inline.onnx'), { externalData: false });
     assert.unreachable();
   } catch (e: any) {
     assert.is(e.code, 'E_TOO_LARGE');
     assert.match(e.oneLine(), /external-data/);
+    assert.match(e.oneLine(), /inline\.onnx/);
   }
+  assert.ok(process.memoryUsage().rss - rssBeforeInline < 500 * 2 ** 20, 'the 2.4 GB of weights were not read');
   assert.equal(fs.readdirSync(dir).sort(), ['big.bin', 'big.onnx']);
 
   const r = saveModel(m, path.join(dir, 'copy.onnx'), { externalData: true });

@@ -10,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { costModel } from '../../src/analysis/cost';
 import { gradientPaths } from '../../src/analysis/gradient-path';
+import { recognize } from '../../src/analysis/structure';
 import { GptError } from '../../src/errors';
 import type { Model } from '../../src/ir/model';
 import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
@@ -286,6 +287,30 @@ test('a VoVNet with one module per stage has no transition to relocate: E_PATTER
     assert.is((e as GptError).code, 'E_PATTERN');
     assert.match((e as GptError).message, /no stage to convert/);
   }
+});
+
+test('a module output read outside its stage: that stage stays whole, the others convert', async () => {
+  //   stage 2 of VoVNet-57 (4 modules):  M0 ─ T ─ M1 ─ T ─┬─ M2 ─ T ─ M3 ─ T ─ ...
+  //                                                       └─ extra graph output (a head reading midway)
+  // Relocating M1's transition would take that output away: stage 2 is listed as left as it was,
+  // and must not be half-rewritten (M0's transition stays); stage 3 (3 modules) still relocates.
+  const src = loadModel(fixturePath('vovnet57-w25-bn.onnx'));
+  const stage2 = recognize(src).stages[2];
+  const mid = src.graph.values.get(stage2.blocks[1].output)!;
+  mid.declared = mid.type;
+  src.graph.outputs.push(mid);
+  const { model, report } = elan(src);
+  assert.equal(report.unconverted.map((u) => u.block), ['s0.b0', 's1.b0', 's2.b1']);
+  assert.match(report.unconverted[2].reason, /also read by 'a graph output'/);
+  assert.equal(report.converted.filter((c) => c.change.startsWith('transition relocated')).map((c) => c.stage), [3, 3]);
+  // every transition of stage 2 is still there
+  for (const b of stage2.blocks) for (const n of b.roles.transition) assert.ok(model.graph.nodes.some((x) => x.name === n), n);
+  const x = readNpy(fixturePath('vovnet57-w25-bn.input.npy'));
+  const s = await createSession(saveModelToBuffer(model));
+  const out = await runFloat(s, { [s.inputNames[0]]: { data: x.data, dims: x.shape } });
+  assert.is(Object.keys(out).length, 2);
+  // under --strict the stage that stayed is an error
+  assert.throws(() => elan(src, { strict: true }), (e: GptError) => e.code === 'E_PATTERN');
 });
 
 test('a plain conv net (no recognised stage) is E_PATTERN', () => {

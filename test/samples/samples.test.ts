@@ -193,6 +193,10 @@ test('bad options throw E_ARG naming the option', () => {
   throwsArg(() => buildSample('resnet18', { classes: 0 }), 'classes');
   throwsArg(() => buildSample('resnet18', { classes: 2.5 }), 'classes');
   throwsArg(() => buildSample('resnet18', { batch: 0 }), 'batch');
+  // `gpt sample --batch -1` or `--batch 2.5` reaches here as a string: a mistyped number, not a dim name
+  for (const batch of ['-1', '2.5', '', 'my batch']) throwsArg(() => buildSample('resnet18', { batch }), 'batch');
+  // negative beside positive: identifiers are dim names
+  for (const batch of ['N', 'batch_size', '_b2']) assert.equal(buildSample('resnet18', { width: 0.01, resolution: 32, batch }).graph.inputs[0].declared?.shape?.[0], batch);
 });
 
 test('good edge options build: tiny width, one class', () => {
