@@ -6,7 +6,7 @@ import { loadRules } from '../analysis/rules';
 import { assertValid } from '../ir/validate';
 import { checkOutputPath, loadModel, writeFileAtomic } from '../onnx/io';
 import { human, table } from '../report/format';
-import { GptCommand } from './base';
+import { GptCommand } from '../cli/base';
 import { parseDims } from './inspect';
 
 export function formatAnalyze(r: AnalyzeReport, withLayers: boolean): string {

@@ -7,7 +7,7 @@ import { loadRuleSet } from '../analysis/rules';
 import { checkOutputPath, loadModel, saveModel, writeFileAtomic } from '../onnx/io';
 import { convert, ConvertTarget, stageSpecs } from '../passes/convert';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
-import { GptCommand, argError, parseDecimal } from './base';
+import { GptCommand, argError, parseDecimal } from '../cli/base';
 import { parseDims } from './inspect';
 
 export default class Convert extends GptCommand {

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { inspect, formatInspect, validateInspectReport } from '../analysis/inspect';
 import { assertValid } from '../ir/validate';
 import { loadModel } from '../onnx/io';
-import { GptCommand, argError } from './base';
+import { GptCommand, argError } from '../cli/base';
 
 export default class Inspect extends GptCommand {
   static override summary = 'Show a model: IR, opset, producer, inputs/outputs, op histogram, params, MACs, peak activation memory.';

@@ -8,7 +8,7 @@ import { parseShapes } from '../profile/measure';
 import { human, table } from '../report/format';
 import { gradientSeriesFor, profileHtml } from '../report/html';
 import { recognize } from '../analysis/structure';
-import { GptCommand, argError, parseDecimal } from './base';
+import { GptCommand, argError, parseDecimal } from '../cli/base';
 
 export default class Profile extends GptCommand {
   static override summary = 'Measure latency on ONNX Runtime (or trtexec): per model and batch, ratios to the first model next to MACs ratios, optional per-node time.';

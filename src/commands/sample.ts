@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { SAMPLE_NAMES, buildSample } from '../samples';
 import { saveModel } from '../onnx/io';
-import { GptCommand, argError, parseDecimal } from './base';
+import { GptCommand, argError, parseDecimal } from '../cli/base';
 
 export default class Sample extends GptCommand {
   static override summary = 'Build a plain sample model (ResNet-18/50, VoVNet-39/57, Darknet-53) with seeded weights.';

@@ -89,7 +89,8 @@ export function maskedResidual(model: Model, blocks: Block[], opts: PrnOptions):
       const blockInput = g.values.get(block.input);
       const cin = channelsOf(blockInput);
       const stride1 = proj && proj.conv.ints('strides', [1, 1]).every((s) => s === 1) && proj.conv.ints('kernel_shape', [1, 1]).every((s) => s === 1);
-      if (opts.dropProjection && proj && stride1 && blockInput && cin !== null) {
+      // only a projection that just changes the width (1x1, stride 1, Cin != C) can be dropped
+      if (opts.dropProjection && proj && stride1 && blockInput && cin !== null && cin !== C) {
         // asymmetric residual: the block input's Cin channels go into the first min(Cin, k) channels
         masked = Math.min(cin, k);
         shortcutK = cin > masked ? sliceChannels(model, blockInput, 0, masked, `${base}/shortcut`, add) : blockInput;

@@ -168,5 +168,11 @@ test('rules: list and validate (a broken file gives file, pointer and expectatio
   expectOneLineError(v, /bad\.rule\.json/);
 });
 
+test('an unknown command is one line and exit status 2', () => {
+  const r = gpt('nosuch');
+  expectOneLineError(r, /unknown command 'nosuch'.*convert/);
+  assert.is(r.code, 2);
+});
+
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 test.run();

@@ -14,6 +14,10 @@ import { createSession, runFloat } from '../../src/profile/ort';
 import { buildSample } from '../../src/samples';
 import { GptError } from '../../src/errors';
 import { fixturePath, fixtures, maxAbsDiff, readNpy } from '../helpers';
+import { Tiny } from '../fixtures/tiny-graph';
+import { inferShapes } from '../../src/analysis/shapes';
+import { maskedResidual } from '../../src/passes/prn';
+import type { Block } from '../../src/analysis/structure-types';
 
 async function run(model: ReturnType<typeof loadModel>, inputNpy: string): Promise<Float32Array> {
   const s = await createSession(model);
@@ -133,6 +137,27 @@ test('ratio outside (0, 1] is an E_ARG error', () => {
   const { report } = convert(loadModel(fixturePath('resnet18-w25.onnx')), { to: 'prn', ratio: 1 });
   assert.is(report.converted.length, 0);
   assert.match(report.unconverted[0].reason, /keeps all/);
+});
+
+test('--asymmetric keeps a stride-1 projection that does not change the width (it is not a pure widening)', () => {
+  //   x(8) ── conv3x3 ── bn ── relu ── conv3x3 ── bn ──┐
+  //     └──── conv1x1 stride 1, 8 -> 8 ── bn ───────────Add ── relu ── head
+  // The projection keeps Cin = C = 8: dropping it would not be "only a channel change", so it is shrunk.
+  const t = new Tiny(8, 8);
+  const a = t.convBnAct(t.x, 'b.c1', 8, 3);
+  const branch = t.bn(t.conv(a, 'b.c2', 8, 3), 'b.bn2');
+  const proj = t.bn(t.conv(t.x, 'b.proj', 8, 1), 'b.projbn');
+  const y = t.op('Relu', 'b.relu', [t.op('Add', 'b.add', [branch, proj])]);
+  t.head(y);
+  const model = t.model();
+  inferShapes(model);
+  const block: Block = {
+    id: 's0.b0', rule: 'resnet-basic', kind: 'residual', nodes: [], roles: {}, input: 'x', output: y.name, channelsIn: 8, channelsOut: 8,
+    residual: { add: 'b.add', shortcutValue: proj.name, branchValue: branch.name, shortcut: 'projection', projectionNodes: ['b.proj', 'b.projbn'], postAdd: ['b.relu'] },
+  };
+  const r = maskedResidual(model, [block], { ratio: 0.5, dropProjection: true });
+  assert.is(r.changes[0].shortcut, 'projection-shrunk');
+  assert.is(r.changes[0].masked, 4);
 });
 
 test.run();

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { listRules } from '../../analysis/rules';
 import { table } from '../../report/format';
-import { GptCommand } from '../base';
+import { GptCommand } from '../../cli/base';
 
 export default class RulesList extends GptCommand {
   static override summary = 'List the block rules: the shipped ones plus any given with --rules.';

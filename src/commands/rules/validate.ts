@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import { validateRuleFile } from '../../analysis/rules';
-import { GptCommand } from '../base';
+import { GptCommand } from '../../cli/base';
 
 export default class RulesValidate extends GptCommand {
   static override summary = 'Check a rule file against the rule schema and compile it.';
