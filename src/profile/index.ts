@@ -20,7 +20,7 @@ import { loadModel } from '../onnx/io';
 import schema from '../schemas/profile.schema.json';
 import { reportValidator } from '../report/schema';
 import { TOOL_VERSION } from '../version';
-import { LatencyStats, MeasureTarget, RatioStats, latencyStats, makeFeeds, measureInterleaved, pairedRatio, resolveInputs, ResolvedInputs } from './measure';
+import { LatencyStats, MeasureTarget, RatioStats, latencyStats, makeFeeds, measureInterleaved, pairedRatio, unpairedRatio, resolveInputs, ResolvedInputs } from './measure';
 import { PerNodeReport, aggregateProfile, findProfileFile, readOrtProfile } from './node-profile';
 import { createSession } from './ort';
 import { EpName, EP_NAMES, ProviderEnvironment, ProviderStatus, detectProviders, unavailableEpError } from './providers';
@@ -243,7 +243,8 @@ export async function profile(models: (string | Model)[], options: ProfileOption
 
     for (let i = 0; i < loaded.length; i++) {
       const st = latencyStats(samples[i]);
-      const r = pairedRatio(samples[i], samples[0]);
+      // runs pair up only when they alternated (onnxruntime); trtexec times each model on its own
+      const r = backend === 'onnxruntime' ? pairedRatio(samples[i], samples[0]) : unpairedRatio(samples[i], samples[0]);
       results[i].runs.push({
         batch: resolved[i].batch,
         inputs: resolved[i].inputs,

@@ -225,6 +225,18 @@ export function pairedRatio(samples: number[], baseline: number[]): RatioStats {
   return { median: percentile(r, 50), p25: percentile(r, 25), p75: percentile(r, 75) };
 }
 
+/**
+ * Ratio of two independently timed sample sets (runs that did not alternate, e.g. trtexec's):
+ * the ratio of medians, and a deliberately wide spread, p25(samples)/p75(baseline) to
+ * p75(samples)/p25(baseline), since no run of one can be paired with a run of the other.
+ */
+export function unpairedRatio(samples: number[], baseline: number[]): RatioStats {
+  const s = [...samples].sort((a, b) => a - b);
+  const b = [...baseline].sort((a, b) => a - b);
+  const q = (xs: number[], p: number) => percentile(xs, p);
+  return { median: q(s, 50) / q(b, 50), p25: q(s, 25) / q(b, 75), p75: q(s, 75) / q(b, 25) };
+}
+
 export interface MeasureTarget {
   label: string;
   run: () => Promise<unknown>;
