@@ -8,7 +8,7 @@ import { GptError } from '../errors';
 import type { AttributeProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/schema';
 import { AttributeType, DataType } from '../onnx/schema';
 import type { Int64 } from '../onnx/wire';
-import { Tensor, toNumber } from './tensor';
+import { Tensor, externalLocation, toNumber } from './tensor';
 
 export type Dim = number | string | null; // number: known; string: a symbol ('batch'); null: unknown
 
@@ -110,7 +110,7 @@ export class Node {
   }
   tensorAttr(name: string): Tensor | undefined {
     const a = this.attr(name);
-    return a?.t ? new Tensor(a.t) : undefined;
+    return a?.t ? new Tensor(a.t, externalLocation(a.t, this.graph?.baseDir)) : undefined;
   }
 
   setAttr(name: string, value: number | number[] | string | Tensor | { float: number } | { floats: number[] }): void {
@@ -188,6 +188,8 @@ export class Graph {
   /** Names of value_info entries, in model order. */
   valueInfo: Value[] = [];
   readonly values = new Map<string, Value>();
+  /** Folder that external data locations are relative to (the model file's folder). */
+  baseDir?: string;
   /** Fields of GraphProto the IR does not model (name, doc_string, sparse initializers, unknown fields…). */
   rest: Partial<import('../onnx/schema').GraphProto> = {};
   private counters = new Map<string, number>();

@@ -8,7 +8,9 @@ import { GptError } from '../errors';
 import type { DimensionProto, GraphProto, ModelProto, TypeProto, ValueInfoProto } from '../onnx/schema';
 import { DataLocation } from '../onnx/schema';
 import { Dim, Graph, Node, TensorType, Value } from './graph';
-import { ExternalLocation, Tensor, toNumber } from './tensor';
+import { Tensor, externalLocation, toNumber } from './tensor';
+
+export { externalLocation };
 
 export class Model {
   /** ModelProto fields other than the graph. */
@@ -71,30 +73,13 @@ export function typeToProto(t: TensorType): TypeProto {
   };
 }
 
-export function externalLocation(t: Tensor['proto'], baseDir: string | undefined): ExternalLocation | undefined {
-  if (t.dataLocation !== DataLocation.EXTERNAL) return undefined;
-  const kv = Object.fromEntries(t.externalData.map((e) => [e.key ?? '', e.value ?? '']));
-  const location = kv.location;
-  if (!location) throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' is marked EXTERNAL but has no location entry`);
-  const tensor = new Tensor(t);
-  const length = kv.length !== undefined ? Number(kv.length) : tensor.byteLength;
-  const offset = kv.offset !== undefined ? Number(kv.offset) : 0;
-  if (!Number.isFinite(length) || !Number.isFinite(offset) || length < 0 || offset < 0) {
-    throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' has a bad external offset/length (${kv.offset}/${kv.length})`);
-  }
-  if (path.isAbsolute(location) || location.split(/[\\/]/).includes('..')) {
-    throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' has external location '${location}' outside the model's folder`, {
-      hint: 'external data must sit in the model folder or below it',
-    });
-  }
-  return { path: path.resolve(baseDir ?? '.', location), location, offset, length };
-}
 
 export function modelFromProto(proto: ModelProto, baseDir?: string): Model {
   const gp: GraphProto = proto.graph ?? {
     node: [], initializer: [], sparseInitializer: [], input: [], output: [], valueInfo: [], quantizationAnnotation: [], metadataProps: [],
   };
   const g = new Graph();
+  g.baseDir = baseDir;
   const { node, initializer, input, output, valueInfo, ...rest } = gp;
   g.rest = rest;
   for (const vi of input) {

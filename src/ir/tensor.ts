@@ -4,6 +4,7 @@
  * when something asks for the values.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { GptError } from '../errors';
 import type { Int64 } from '../onnx/wire';
 import { DataLocation, DataType, DataTypeName, TensorProto, dataTypeBits } from '../onnx/schema';
@@ -213,4 +214,24 @@ export function checkExternal(ext: ExternalLocation, tensorName: string, sizes?:
       hint: 'the sidecar is truncated or belongs to another model',
     });
   }
+}
+
+/** Where an EXTERNAL tensor's bytes are, from its external_data entries and the model's folder. */
+export function externalLocation(t: Tensor['proto'], baseDir: string | undefined): ExternalLocation | undefined {
+  if (t.dataLocation !== DataLocation.EXTERNAL) return undefined;
+  const kv = Object.fromEntries(t.externalData.map((e) => [e.key ?? '', e.value ?? '']));
+  const location = kv.location;
+  if (!location) throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' is marked EXTERNAL but has no location entry`);
+  const tensor = new Tensor(t);
+  const length = kv.length !== undefined ? Number(kv.length) : tensor.byteLength;
+  const offset = kv.offset !== undefined ? Number(kv.offset) : 0;
+  if (!Number.isFinite(length) || !Number.isFinite(offset) || length < 0 || offset < 0) {
+    throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' has a bad external offset/length (${kv.offset}/${kv.length})`);
+  }
+  if (path.isAbsolute(location) || location.split(/[\\/]/).includes('..')) {
+    throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' has external location '${location}' outside the model's folder`, {
+      hint: 'external data must sit in the model folder or below it',
+    });
+  }
+  return { path: path.resolve(baseDir ?? '.', location), location, offset, length };
 }

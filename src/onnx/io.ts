@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GptError, isGptError } from '../errors';
-import { Model, modelFromProto, modelToProto } from '../ir/model';
+import { Model, externalLocation, modelFromProto, modelToProto } from '../ir/model';
 import { Tensor, checkExternal } from '../ir/tensor';
 import { PROTOBUF_LIMIT, decodeModel, encodeModelTo } from './codec';
 import { DataLocation, ModelProto, TensorProto } from './schema';
@@ -187,6 +187,26 @@ function copyTensorBytes(t: Tensor, fd: number, position: number): void {
   }
 }
 
+/**
+ * Tensors inside node attributes (a Constant's value) that live in external data: their location is
+ * relative to the source model's folder, so a saved copy carries their bytes inline instead.
+ */
+function inlineAttributeTensors(proto: ModelProto, baseDir: string | undefined): ModelProto {
+  const graph = proto.graph!;
+  const external = (t: TensorProto | undefined) => t?.dataLocation === DataLocation.EXTERNAL;
+  const inline = (t: TensorProto): TensorProto => {
+    const tensor = new Tensor(t, externalLocation(t, baseDir));
+    return { ...t, rawData: tensor.bytes(), externalData: [], dataLocation: undefined };
+  };
+  if (!graph.node.some((n) => n.attribute.some((a) => external(a.t) || a.tensors.some(external)))) return proto;
+  const node = graph.node.map((n) =>
+    n.attribute.some((a) => external(a.t) || a.tensors.some(external))
+      ? { ...n, attribute: n.attribute.map((a) => ({ ...a, t: a.t && external(a.t) ? inline(a.t) : a.t, tensors: a.tensors.map((t) => (external(t) ? inline(t) : t)) })) }
+      : n,
+  );
+  return { ...proto, graph: { ...graph, node } };
+}
+
 function inlineProto(t: Tensor): TensorProto {
   if (!t.isExternal) return t.proto;
   return { ...t.proto, rawData: t.bytes(), externalData: [], dataLocation: undefined };
@@ -228,7 +248,7 @@ function checkInlineSize(model: Model): void {
 export function saveModelToBuffer(model: Model): Buffer {
   checkInlineSize(model);
   let out: Buffer | undefined;
-  encodeModelTo(modelToProto(model, inlineProto), (size) => {
+  encodeModelTo(inlineAttributeTensors(modelToProto(model, inlineProto), model.baseDir), (size) => {
     out = Buffer.allocUnsafe(size);
     let pos = 0;
     return {
@@ -307,7 +327,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): {
         };
       };
     }
-    const proto = modelToProto(model, tensorProto);
+    const proto = inlineAttributeTensors(modelToProto(model, tensorProto), model.baseDir);
     modelFd = fs.openSync(tmpModel, 'w');
     const fd = modelFd;
     let sink: FileSink | undefined;

@@ -143,4 +143,40 @@ test('a model whose weights exceed 2 GiB loads lazily and saves through external
   fs.rmSync(dir, { recursive: true });
 });
 
+test('a Constant whose value lives in external data: readable, and saved elsewhere it comes along inline', async () => {
+  //   x[4] ── Add ── y        c = Constant(value = [1, 2, 3, 4] in consts.bin at offset 8)
+  //   c ──────┘
+  const dirA = tmpDir();
+  const dirB = tmpDir();
+  fs.writeFileSync(path.join(dirA, 'consts.bin'), Buffer.concat([Buffer.alloc(8), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer)]));
+  const vi = (name: string) => ({ name, metadataProps: [], type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: [{ dimValue: 4 }] } } } });
+  const value = {
+    dims: [4], dataType: DataType.FLOAT, floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], metadataProps: [],
+    dataLocation: DataLocation.EXTERNAL,
+    externalData: [{ key: 'location', value: 'consts.bin' }, { key: 'offset', value: '8' }, { key: 'length', value: '16' }],
+  };
+  const attr = { name: 'value', type: 4, t: value, floats: [], ints: [], strings: [], tensors: [], graphs: [], sparseTensors: [], typeProtos: [] };
+  const proto: ModelProto = {
+    irVersion: 8, opsetImport: [{ domain: '', version: 13 }], metadataProps: [], trainingInfo: [], functions: [], configuration: [],
+    graph: {
+      name: 'c',
+      node: [
+        { input: [], output: ['c'], opType: 'Constant', name: 'const', attribute: [attr], metadataProps: [], deviceConfigurations: [] },
+        { input: ['x', 'c'], output: ['y'], opType: 'Add', name: 'add', attribute: [], metadataProps: [], deviceConfigurations: [] },
+      ],
+      initializer: [], input: [vi('x')], output: [vi('y')], valueInfo: [], sparseInitializer: [], quantizationAnnotation: [], metadataProps: [],
+    },
+  };
+  fs.writeFileSync(path.join(dirA, 'c.onnx'), encodeModel(proto));
+  const m = loadModel(path.join(dirA, 'c.onnx'));
+  assert.equal(Array.from(m.graph.constantTensor(m.graph.values.get('c')!)!.data() as Float32Array), [1, 2, 3, 4]);
+  saveModel(m, path.join(dirB, 'c.onnx'));
+  assert.equal(fs.readdirSync(dirB), ['c.onnx'], 'no sidecar needed in the new folder');
+  const s = await ort.InferenceSession.create(path.join(dirB, 'c.onnx'));
+  const out = await s.run({ x: new ort.Tensor('float32', new Float32Array([10, 20, 30, 40]), [4]) });
+  assert.equal(Array.from(out.y.data as Float32Array), [11, 22, 33, 44]);
+  fs.rmSync(dirA, { recursive: true });
+  fs.rmSync(dirB, { recursive: true });
+});
+
 test.run();
