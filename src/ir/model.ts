@@ -124,10 +124,16 @@ export function modelFromProto(proto: ModelProto, baseDir?: string): Model {
     g.outputs.push(v);
   }
   // keep the ValueInfoProtos as loaded for inputs/outputs/value_info
-  const graphInfo = new Map<Value, { input?: ValueInfoProto; output?: ValueInfoProto; valueInfo?: ValueInfoProto }>();
-  input.forEach((vi, i) => graphInfo.set(g.inputs[i], { ...graphInfo.get(g.inputs[i]), input: vi }));
-  output.forEach((vi, i) => graphInfo.set(g.outputs[i], { ...graphInfo.get(g.outputs[i]), output: vi }));
-  valueInfo.forEach((vi, i) => graphInfo.set(g.valueInfo[i], { ...graphInfo.get(g.valueInfo[i]), valueInfo: vi }));
+  // every entry as loaded, in order (a name may appear more than once: each entry is kept)
+  const graphInfo = new Map<Value, KeptInfo>();
+  const keep = (v: Value, role: keyof KeptInfo, vi: ValueInfoProto) => {
+    const k = graphInfo.get(v) ?? { input: [], output: [], valueInfo: [] };
+    k[role].push(vi);
+    graphInfo.set(v, k);
+  };
+  input.forEach((vi, i) => keep(g.inputs[i], 'input', vi));
+  output.forEach((vi, i) => keep(g.outputs[i], 'output', vi));
+  valueInfo.forEach((vi, i) => keep(g.valueInfo[i], 'valueInfo', vi));
   infoMaps.set(g, graphInfo);
 
   const { graph: _graph, ...modelRest } = proto;
@@ -136,13 +142,30 @@ export function modelFromProto(proto: ModelProto, baseDir?: string): Model {
   return m;
 }
 
-const infoMaps = new WeakMap<Graph, Map<Value, { input?: ValueInfoProto; output?: ValueInfoProto; valueInfo?: ValueInfoProto }>>();
+interface KeptInfo {
+  input: ValueInfoProto[];
+  output: ValueInfoProto[];
+  valueInfo: ValueInfoProto[];
+}
 
-function valueInfoFor(g: Graph, v: Value, role: 'input' | 'output' | 'valueInfo'): ValueInfoProto {
-  const kept = infoMaps.get(g)?.get(v)?.[role];
+const infoMaps = new WeakMap<Graph, Map<Value, KeptInfo>>();
+
+/** The n-th loaded entry of that role for the value (when it still has the value's name), else a fresh one. */
+function valueInfoFor(g: Graph, v: Value, role: keyof KeptInfo, n: number): ValueInfoProto {
+  const list = infoMaps.get(g)?.get(v)?.[role] ?? [];
+  const kept = list[Math.min(n, list.length - 1)];
   if (kept && kept.name === v.name) return kept;
   const t = v.declared ?? v.inferred;
   return { name: v.name, type: t ? typeToProto(t) : undefined, metadataProps: [] };
+}
+
+function entries(g: Graph, values: Value[], role: keyof KeptInfo): ValueInfoProto[] {
+  const seen = new Map<Value, number>();
+  return values.map((v) => {
+    const n = seen.get(v) ?? 0;
+    seen.set(v, n + 1);
+    return valueInfoFor(g, v, role, n);
+  });
 }
 
 /** The graph as a GraphProto; tensors come from `tensorProto` (the save path decides inline vs external). */
@@ -158,9 +181,9 @@ export function graphToProto(g: Graph, tensorProto: (t: Tensor) => Tensor['proto
       const t = tensorProto(v.tensor!);
       return t.name === v.name ? t : { ...t, name: v.name };
     }),
-    input: g.inputs.map((v) => valueInfoFor(g, v, 'input')),
-    output: g.outputs.map((v) => valueInfoFor(g, v, 'output')),
-    valueInfo: g.valueInfo.map((v) => valueInfoFor(g, v, 'valueInfo')),
+    input: entries(g, g.inputs, 'input'),
+    output: entries(g, g.outputs, 'output'),
+    valueInfo: entries(g, g.valueInfo, 'valueInfo'),
     sparseInitializer: g.rest.sparseInitializer ?? [],
     quantizationAnnotation: g.rest.quantizationAnnotation ?? [],
     metadataProps: g.rest.metadataProps ?? [],

@@ -93,4 +93,13 @@ test('int64 values beyond 2^53 (Slice ends = INT64_MAX) survive exactly', () => 
   assert.ok(Buffer.compare(saveModelToBuffer(m), m2) === 0);
 });
 
+test('repeated value_info entries of one name are each kept', () => {
+  // GraphProto.value_info(13) twice for 'y', with different doc_string(3): both survive, in order
+  const vi = (doc: string) => bfield(13, [...sfield(1, 'y'), ...bfield(2, tensorType(DataType.FLOAT, [4])), ...sfield(3, doc)]);
+  const n = [...sfield(1, 'x'), ...sfield(2, 'y'), ...sfield(4, 'Relu')];
+  const g = [...bfield(1, n), ...bfield(11, [...sfield(1, 'x')]), ...bfield(12, [...sfield(1, 'y')]), ...vi('first'), ...vi('second')];
+  const bytes = Buffer.from([...vfield(1, 7), ...bfield(7, g), ...bfield(8, [...vfield(2, 13)])]);
+  assert.ok(Buffer.compare(saveModelToBuffer(loadModel(bytes)), bytes) === 0);
+});
+
 test.run();
