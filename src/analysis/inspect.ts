@@ -8,6 +8,7 @@ import type { Dim, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { DataTypeName } from '../onnx/schema';
 import schema from '../schemas/inspect.schema.json';
+import { bytes, human } from '../report/format';
 import { reportValidator } from '../report/schema';
 import { costModel, CostOptions } from './cost';
 import { inferShapes } from './shapes';
@@ -81,28 +82,6 @@ export function inspect(model: Model, opts: CostOptions = {}): InspectReport {
   };
 }
 
-/** 11690000 -> '11.69 M' */
-export function humanCount(n: number): string {
-  const units = ['', ' K', ' M', ' G', ' T'];
-  let i = 0;
-  while (Math.abs(n) >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return i === 0 ? String(n) : `${n.toFixed(2)}${units[i]}`;
-}
-
-/** 1310720 -> '1.25 MiB' */
-export function humanBytes(n: number): string {
-  const units = [' B', ' KiB', ' MiB', ' GiB', ' TiB'];
-  let i = 0;
-  while (Math.abs(n) >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${n.toFixed(2)}${units[i]}`;
-}
-
 const shapeText = (s: Dim[] | null) => (s ? `[${s.map((d) => (d === null ? '?' : d)).join(', ')}]` : '[?]');
 
 /** The report as aligned terminal text. */
@@ -127,10 +106,10 @@ export function formatInspect(r: InspectReport): string {
   tensors('inputs', r.inputs);
   tensors('outputs', r.outputs);
   row('nodes', `${r.nodeCount}  (initializers ${r.initializerCount})`);
-  row('params', humanCount(r.params));
-  row('MACs', humanCount(r.macs));
-  row('activations', `${humanBytes(r.activationBytes)} in all, peak ${humanBytes(r.peakActivationBytes)}${r.peakActivationNode ? ` at ${r.peakActivationNode}` : ''}`);
-  row('memory access', humanBytes(r.memoryAccessBytes));
+  row('params', human(r.params));
+  row('MACs', human(r.macs));
+  row('activations', `${bytes(r.activationBytes)} in all, peak ${bytes(r.peakActivationBytes)}${r.peakActivationNode ? ` at ${r.peakActivationNode}` : ''}`);
+  row('memory access', bytes(r.memoryAccessBytes));
   if (given.length) row('dims', given.join(', '));
   if (assumed.length) row('assumed dims', `${assumed.join(', ')} (not given; pass --dim NAME=N)`);
   const ow = Math.max(0, ...r.ops.map((o) => o.opType.length));

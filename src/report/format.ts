@@ -1,5 +1,6 @@
 /** Terminal formatting shared by the commands: human units and aligned tables. */
 
+/** 11690000 -> '11.69 M'; 950 -> '950' */
 export function human(n: number, digits = 2): string {
   const a = Math.abs(n);
   if (a >= 1e9) return `${(n / 1e9).toFixed(digits)} G`;
@@ -8,11 +9,12 @@ export function human(n: number, digits = 2): string {
   return `${n}`;
 }
 
+/** 1310720 -> '1.25 MiB' */
 export function bytes(n: number): string {
   const a = Math.abs(n);
   if (a >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
   if (a >= 2 ** 20) return `${(n / 2 ** 20).toFixed(2)} MiB`;
-  if (a >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  if (a >= 2 ** 10) return `${(n / 2 ** 10).toFixed(2)} KiB`;
   return `${n} B`;
 }
 

@@ -6,7 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GptError } from '../../src/errors';
 import { loadModel } from '../../src/onnx/io';
-import { formatInspect, humanBytes, humanCount, inspect, InspectReport, validateInspectReport } from '../../src/analysis/inspect';
+import { formatInspect, inspect, InspectReport, validateInspectReport } from '../../src/analysis/inspect';
+import { bytes as humanBytes, human as humanCount } from '../../src/report/format';
 import { fixturePath, fixtures } from '../helpers';
 
 const entry = (name: string) => fixtures().find((f) => f.model === name)!;
