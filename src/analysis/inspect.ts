@@ -3,7 +3,6 @@
  * costs (params, MACs, activation memory, memory access), as a typed report, a terminal text, and
  * JSON validated against src/schemas/inspect.schema.json.
  */
-import { GptError } from '../errors';
 import type { Dim, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { DataTypeName } from '../onnx/schema';

@@ -3,10 +3,8 @@
  * wire-level proto (src/onnx) and the IR without losing a field: everything the IR does not model
  * is kept on `rest` objects and written back as it was.
  */
-import * as path from 'node:path';
 import { GptError } from '../errors';
 import type { DimensionProto, GraphProto, ModelProto, TypeProto, ValueInfoProto } from '../onnx/schema';
-import { DataLocation } from '../onnx/schema';
 import { Dim, Graph, Node, TensorType, Value } from './graph';
 import { Tensor, externalLocation, toNumber } from './tensor';
 

@@ -20,7 +20,7 @@ import { loadModel } from '../onnx/io';
 import schema from '../schemas/profile.schema.json';
 import { reportValidator } from '../report/schema';
 import { TOOL_VERSION } from '../version';
-import { LatencyStats, MeasureTarget, RatioStats, latencyStats, makeFeeds, measureInterleaved, pairedRatio, unpairedRatio, resolveInputs, ResolvedInputs } from './measure';
+import { LatencyStats, MeasureTarget, latencyStats, makeFeeds, measureInterleaved, pairedRatio, unpairedRatio, resolveInputs, ResolvedInputs } from './measure';
 import { PerNodeReport, aggregateProfile, findProfileFile, readOrtProfile } from './node-profile';
 import { createSession } from './ort';
 import { EpName, EP_NAMES, ProviderEnvironment, ProviderStatus, detectProviders, unavailableEpError } from './providers';
