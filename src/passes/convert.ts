@@ -78,6 +78,10 @@ export interface ModelMetrics {
 
 export interface StageMetrics extends ModelMetrics {
   stage: number;
+  /** Gradient paths of the stage's weight layers (analyze's definitions). */
+  maxShortest: number;
+  longest: number;
+  meanTimestamps: number;
 }
 
 export interface ConvertReport {
@@ -116,15 +120,18 @@ function metrics(c: CostReport): ModelMetrics {
 }
 
 /**
- * Per-stage figures: sums over the stage's nodes (entry, blocks, and what a pass added to it); the
- * peak is the largest live activation memory while one of the stage's nodes runs.
+ * The model's figures: cost totals, gradient paths, and per stage the sums over the stage's nodes
+ * (entry, blocks, and what a pass added to it), the largest live activation memory while one of
+ * them runs, and the gradient paths of its weight layers.
  */
-function stageMetrics(structure: Structure, cost: CostReport, added: PassOutcome['addedNodes'] = []): StageMetrics[] {
+function measure(model: Model, structure: Structure, dims: Record<string, number> | undefined, added: PassOutcome['addedNodes'] = []) {
+  const cost = costModel(model, { dims });
+  const specs = stageSpecs(structure, added);
+  const paths = gradientPaths(model, { stages: specs });
   const byName = new Map(cost.nodes.map((n) => [n.name, n]));
-  return structure.stages.map((s) => {
-    const names = new Set([...s.entry, ...s.blocks.flatMap((b) => b.nodes), ...added.filter((a) => a.stage === s.index).flatMap((a) => a.nodes)]);
+  const stages: StageMetrics[] = structure.stages.map((s, i) => {
     let params = 0, macs = 0, mac = 0, peak = 0;
-    for (const n of names) {
+    for (const n of specs[i].nodes) {
       const c = byName.get(n);
       if (!c) continue;
       params += c.params;
@@ -132,13 +139,18 @@ function stageMetrics(structure: Structure, cost: CostReport, added: PassOutcome
       mac += c.memoryAccessBytes;
       peak = Math.max(peak, c.liveBytes);
     }
-    return { stage: s.index, params, macs, peakActivationBytes: peak, memoryAccessBytes: mac };
+    const { maxShortest, longest, meanTimestamps } = paths.stages[i];
+    return { stage: s.index, params, macs, peakActivationBytes: peak, memoryAccessBytes: mac, maxShortest, longest, meanTimestamps };
   });
+  return { cost, totals: metrics(cost), stages, network: paths.network };
 }
 
-/** The stages as gradient-path stage specs (their entry and block nodes). */
-export function stageSpecs(structure: Structure): { name: string; nodes: string[] }[] {
-  return structure.stages.map((s) => ({ name: `stage ${s.index}`, nodes: [...s.entry, ...s.blocks.flatMap((b) => b.nodes)] }));
+/** The stages as gradient-path stage specs: their entry and block nodes, and what a pass added to them. */
+export function stageSpecs(structure: Structure, added: PassOutcome['addedNodes'] = []): { name: string; nodes: string[] }[] {
+  return structure.stages.map((s) => ({
+    name: `stage ${s.index}`,
+    nodes: [...new Set([...s.entry, ...s.blocks.flatMap((b) => b.nodes), ...added.filter((a) => a.stage === s.index).flatMap((a) => a.nodes)])],
+  }));
 }
 
 /**
@@ -192,16 +204,13 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
   assertValid(model.graph, subject);
   const shapeWarnings = inferShapes(model).warnings;
   const structure = recognize(model, { rules: options.rules, recorded: false });
-  const costBefore = costModel(model, { dims: options.dims });
-  const stagesBefore = stageMetrics(structure, costBefore);
-  const specs = stageSpecs(structure);
-  const gpBefore = gradientPaths(model, { stages: specs }).network;
+  const before = measure(model, structure, options.dims);
 
   const report: ConvertReport = {
     tool: 'gpt', version: TOOL_VERSION, target, options: {}, source: { file: source.sourcePath ?? null, sha256: sha },
     family: structure.family, converted: [], unconverted: [], unrecognized: structure.unmatched, warnings: [...shapeWarnings, ...structure.warnings],
-    before: metrics(costBefore), after: metrics(costBefore), stages: { before: stagesBefore, after: stagesBefore },
-    weightsCarriedOver: 1, gradientPaths: { before: gpBefore, after: gpBefore }, notes: [],
+    before: before.totals, after: before.totals, stages: { before: before.stages, after: before.stages },
+    weightsCarriedOver: 1, gradientPaths: { before: before.network, after: before.network }, notes: [],
   };
   const existed = new Set(model.graph.nodes.map((n) => n.name));
   const outcome = PASSES[target](model, structure, options, subject);
@@ -224,12 +233,13 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
   for (const v of model.graph.values.values()) v.inferred = undefined;
   inferShapes(model);
   assertValid(model.graph, subject);
-  const costAfter = costModel(model, { dims: options.dims });
-  report.after = metrics(costAfter);
   // stage membership by node name: the source's nodes that remain, plus the ones the pass added
   const added = attributeAddedNodes(model, structure, existed, outcome.addedNodes ?? []);
-  report.stages.after = stageMetrics(structure, costAfter, added);
-  report.gradientPaths.after = gradientPaths(model).network;
+  const after = measure(model, structure, options.dims, added);
+  const costAfter = after.cost;
+  report.after = after.totals;
+  report.stages.after = after.stages;
+  report.gradientPaths.after = after.network;
   report.weightsCarriedOver = costAfter.totals.params > 0 ? 1 - freshParams / costAfter.totals.params : 1;
 
   recordStructure(model, structure, added, target);

@@ -141,7 +141,7 @@ export function runPrn(model: Model, structure: Structure, options: ConvertOptio
   }
   const r = maskedResidual(model, residual, { ratio, dropProjection: options.asymmetric });
   for (const c of r.changes) {
-    outcome.converted.push({ block: c.block, stage: stageOf.get(c.block) ?? -1, change: `masked residual: shortcut into ${c.masked} of ${c.channels} channels (${c.shortcut})` });
+    outcome.converted.push({ block: c.block, stage: stageOf.get(c.block) ?? -1, change: `${c.add}: masked residual, shortcut into ${c.masked} of ${c.channels} channels (${c.shortcut})` });
   }
   for (const s of r.skipped) outcome.unconverted.push({ block: s.block, reason: s.reason });
   return outcome;

@@ -22,6 +22,15 @@ export function formatConvertReport(r: ConvertReport, opts: { dryRun?: boolean; 
     ['memory access cost', ...m('memoryAccessBytes', bytes)],
   ]));
   out.push('');
+  if (r.stages.before.length) {
+    const arrow = (a: string | number, b: string | number) => (a === b ? `${a}` : `${a} -> ${b}`);
+    out.push(table(['stage', 'params', 'MACs', 'peak activation', 'memory access', 'max shortest', 'longest'], r.stages.before.map((b, i) => {
+      const a = r.stages.after[i] ?? b;
+      return [`${b.stage}`, arrow(human(b.params), human(a.params)), arrow(human(b.macs), human(a.macs)), arrow(bytes(b.peakActivationBytes), bytes(a.peakActivationBytes)),
+        arrow(bytes(b.memoryAccessBytes), bytes(a.memoryAccessBytes)), arrow(b.maxShortest, a.maxShortest), arrow(b.longest, a.longest)];
+    })));
+    out.push('');
+  }
   const gb = r.gradientPaths.before, ga = r.gradientPaths.after;
   out.push(table(['gradient paths', 'before', 'after'], [
     ['weight layers', gb.layers, ga.layers],
