@@ -9,7 +9,7 @@ import { DataTypeName } from '../onnx/schema';
 import schema from '../schemas/inspect.schema.json';
 import { bytes, human } from '../report/format';
 import { reportValidator } from '../report/schema';
-import { costModel, CostOptions } from './cost';
+import { costModel, CostOptions, CostTotals } from './cost';
 import { inferShapes } from './shapes';
 
 export interface TensorSummary {
@@ -20,7 +20,8 @@ export interface TensorSummary {
   shape: Dim[] | null;
 }
 
-export interface InspectReport {
+/** The model's header, signature and op histogram, with the cost model's totals. */
+export interface InspectReport extends CostTotals {
   /** Path the model was loaded from; null for a model built or loaded from bytes. */
   file: string | null;
   irVersion: number;
@@ -32,12 +33,6 @@ export interface InspectReport {
   ops: { opType: string; count: number }[];
   nodeCount: number;
   initializerCount: number;
-  params: number;
-  macs: number;
-  activationBytes: number;
-  peakActivationBytes: number;
-  peakActivationNode: string | null;
-  memoryAccessBytes: number;
   /** Symbolic dims the cost figures used; assumed: not given, taken as 1. */
   dims: { name: string; value: number; assumed: boolean }[];
   warnings: string[];

@@ -3,7 +3,7 @@
  * GptError into one line on stderr ("gpt: <file>: <problem> (<fix>)") and a non-zero exit status.
  * Exit status 2 means a bad argument; 1 any other error.
  */
-import { Command, Errors } from '@oclif/core';
+import { Command, Errors, Flags } from '@oclif/core';
 import { GptError, isGptError } from '../errors';
 
 export abstract class GptCommand extends Command {
@@ -55,4 +55,23 @@ export function parseDecimal(value: string, flag: string, hint?: string): number
 
 export function argError(message: string, hint?: string): GptError {
   return new GptError('E_ARG', message, { hint });
+}
+
+/** Flags several commands share, defined once so their help text stays the same. */
+export const commonFlags = {
+  dim: Flags.string({ description: 'value of a symbolic dimension for the cost model, NAME=N (default 1)', multiple: true }),
+  rules: Flags.string({ description: 'extra rule file or folder (repeatable)', multiple: true }),
+};
+
+/** --dim NAME=N values (N >= 1), for the cost model's symbolic dims. */
+export function parseDims(list: string[] | undefined): Record<string, number> {
+  const dims: Record<string, number> = {};
+  for (const item of list ?? []) {
+    const m = /^([^=]+)=(\d+)$/.exec(item);
+    if (!m || Number(m[2]) < 1) {
+      throw argError(`--dim ${item}: expected NAME=N with N >= 1`, 'e.g. --dim batch=8');
+    }
+    dims[m[1]] = Number(m[2]);
+  }
+  return dims;
 }

@@ -6,8 +6,7 @@ import { loadRules } from '../analysis/rules';
 import { assertValid } from '../ir/validate';
 import { checkOutputPath, loadModel, writeFileAtomic } from '../onnx/io';
 import { human, table } from '../report/format';
-import { GptCommand } from '../cli/base';
-import { parseDims } from './inspect';
+import { GptCommand, commonFlags, parseDims } from '../cli/base';
 
 export function formatAnalyze(r: AnalyzeReport, withLayers: boolean): string {
   const g = r.gradientPaths;
@@ -47,8 +46,8 @@ export default class Analyze extends GptCommand {
     json: Flags.boolean({ description: 'print the report as JSON (validated against the shipped schema)' }),
     layers: Flags.boolean({ description: 'also print the per-layer table' }),
     chart: Flags.string({ description: 'write an SVG chart of shortest and longest gradient path per layer' }),
-    rules: Flags.string({ description: 'extra rule file or folder (repeatable)', multiple: true }),
-    dim: Flags.string({ description: 'value of a symbolic dimension for the cost model, NAME=N (default 1)', multiple: true }),
+    rules: commonFlags.rules,
+    dim: commonFlags.dim,
   };
 
   async run(): Promise<void> {

@@ -7,8 +7,7 @@ import { loadRuleSet } from '../analysis/rules';
 import { checkOutputPath, loadModel, saveModel, writeFileAtomic } from '../onnx/io';
 import { convert, ConvertTarget, stageSpecs } from '../passes/convert';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
-import { GptCommand, argError, parseDecimal } from '../cli/base';
-import { parseDims } from './inspect';
+import { GptCommand, argError, parseDecimal, commonFlags, parseDims } from '../cli/base';
 
 export default class Convert extends GptCommand {
   static override summary = 'Rewrite a plain CNN into a gradient-path architecture: PRN (masked residual), CSP or ELAN.';
@@ -36,8 +35,8 @@ export default class Convert extends GptCommand {
     'dry-run': Flags.boolean({ description: 'print the plan and the numbers; write nothing' }),
     strict: Flags.boolean({ description: 'fail when a block cannot be converted or a node matches no rule' }),
     json: Flags.boolean({ description: 'print the report as JSON (validated against the shipped schema)' }),
-    rules: Flags.string({ description: 'extra rule file or folder (repeatable)', multiple: true }),
-    dim: Flags.string({ description: 'value of a symbolic dimension for the cost model, NAME=N (default 1)', multiple: true }),
+    rules: commonFlags.rules,
+    dim: commonFlags.dim,
     'external-data': Flags.boolean({ description: 'write the weights to a sidecar file <output>.data' }),
   };
 

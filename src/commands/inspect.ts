@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { inspect, formatInspect, validateInspectReport } from '../analysis/inspect';
 import { assertValid } from '../ir/validate';
 import { loadModel } from '../onnx/io';
-import { GptCommand, argError } from '../cli/base';
+import { GptCommand, commonFlags, parseDims } from '../cli/base';
 
 export default class Inspect extends GptCommand {
   static override summary = 'Show a model: IR, opset, producer, inputs/outputs, op histogram, params, MACs, peak activation memory.';
@@ -10,7 +10,7 @@ export default class Inspect extends GptCommand {
   static override args = { model: Args.string({ description: 'ONNX model file', required: true }) };
   static override flags = {
     json: Flags.boolean({ description: 'print the report as JSON (validated against the shipped schema)' }),
-    dim: Flags.string({ description: 'value of a symbolic dimension for the cost model, NAME=N (default 1)', multiple: true }),
+    dim: commonFlags.dim,
   };
 
   async run(): Promise<void> {
@@ -25,16 +25,4 @@ export default class Inspect extends GptCommand {
       process.stdout.write(formatInspect(report) + '\n');
     }
   }
-}
-
-export function parseDims(list: string[] | undefined): Record<string, number> {
-  const dims: Record<string, number> = {};
-  for (const item of list ?? []) {
-    const m = /^([^=]+)=(\d+)$/.exec(item);
-    if (!m || Number(m[2]) < 1) {
-      throw argError(`--dim ${item}: expected NAME=N with N >= 1`, 'e.g. --dim batch=8');
-    }
-    dims[m[1]] = Number(m[2]);
-  }
-  return dims;
 }

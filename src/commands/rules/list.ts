@@ -1,13 +1,13 @@
 import { Flags } from '@oclif/core';
 import { listRules } from '../../analysis/rules';
 import { table } from '../../report/format';
-import { GptCommand } from '../../cli/base';
+import { GptCommand, commonFlags } from '../../cli/base';
 
 export default class RulesList extends GptCommand {
   static override summary = 'List the block rules: the shipped ones plus any given with --rules.';
   static override examples = ['<%= config.bin %> rules list', '<%= config.bin %> rules list --rules my-rules/ --json'];
   static override flags = {
-    rules: Flags.string({ description: 'extra rule file or folder (repeatable)', multiple: true }),
+    rules: commonFlags.rules,
     json: Flags.boolean({ description: 'print as JSON' }),
   };
 
