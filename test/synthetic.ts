@@ -42,7 +42,7 @@ export function syntheticResNet(blocks: number, channels = 8): Model {
 
   const input = g.value('input');
   input.declared = floatType([1, 3, hw, hw]);
-  g.inputs.push(input);
+  g.addInput(input);
 
   conv('stem', input, 3, act('stem_out'));
   g.addNode({ opType: 'Relu', name: 'stem_relu', inputs: [g.value('stem_out')], outputs: [act('x0')] });
@@ -73,6 +73,6 @@ export function syntheticResNet(blocks: number, channels = 8): Model {
     attrs: { transB: 1 },
   });
   logits.declared = floatType([1, 10]);
-  g.outputs.push(logits);
+  g.addOutput(logits);
   return emptyModel(g);
 }

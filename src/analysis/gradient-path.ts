@@ -312,7 +312,7 @@ function constInts(graph: Graph, node: Node, i: number, name: string): number[] 
 // ---------------------------------------------------------------------------------------------
 // Analysis
 
-function executionOrder(graph: Graph): Node[] {
+function executionOrder(graph: Graph): readonly Node[] {
   const pos = new Map<Node, number>();
   graph.nodes.forEach((n, i) => pos.set(n, i));
   let sorted = true;

@@ -80,25 +80,18 @@ export function modelFromProto(proto: ModelProto, baseDir?: string): Model {
   g.baseDir = baseDir;
   const { node, initializer, input, output, valueInfo, ...rest } = gp;
   g.rest = rest;
-  for (const vi of input) {
-    const v = g.value(vi.name ?? '');
-    v.info = vi;
-    v.declared = typeFromProto(vi.type);
-    g.inputs.push(v);
-  }
+  for (const vi of input) g.addInput(vi.name ?? '', typeFromProto(vi.type)).info = vi;
   for (const t of initializer) {
-    const v = g.value(t.name ?? '');
-    if (v.tensor) throw new GptError('E_GRAPH', `initializer '${t.name}' is defined twice`);
-    v.tensor = new Tensor(t, externalLocation(t, baseDir));
-    if (!v.declared) v.declared = { elemType: t.dataType ?? 0, shape: v.tensor.dims };
-    g.initializers.push(v);
+    const v = g.values.get(t.name ?? '');
+    if (v?.tensor) throw new GptError('E_GRAPH', `initializer '${t.name}' is defined twice`);
+    // IR < 4 lists initializers among the inputs too: there the tensor is the input's default
+    g.addInitializer(new Tensor(t, externalLocation(t, baseDir)), { asInputDefault: true });
   }
   for (const np of node) {
     const n = new Node(np);
-    n.graph = g;
     np.input.forEach((name, i) => n.setInput(i, name === '' ? null : g.value(name)));
     np.output.forEach((name, i) => {
-      if (name === '') return void n.outputs.push(null);
+      if (name === '') return n.setOutput(i, null);
       const v = g.value(name);
       if (v.producer) {
         throw new GptError('E_GRAPH', `value '${name}' is produced twice: by '${v.producer.name}' and by '${n.name}'`, {
@@ -107,19 +100,19 @@ export function modelFromProto(proto: ModelProto, baseDir?: string): Model {
       }
       n.setOutput(i, v);
     });
-    g.nodes.push(n);
+    g.insertNode(n);
   }
   for (const vi of valueInfo) {
     const v = g.value(vi.name ?? '');
     v.info = v.info ?? vi;
     v.declared = typeFromProto(vi.type) ?? v.declared;
-    g.valueInfo.push(v);
+    g.addValueInfo(v);
   }
   for (const vi of output) {
     const v = g.value(vi.name ?? '');
     if (!v.info) v.info = vi;
     v.declared = typeFromProto(vi.type) ?? v.declared;
-    g.outputs.push(v);
+    g.addOutput(v);
   }
   // keep the ValueInfoProtos as loaded for inputs/outputs/value_info
   // every entry as loaded, in order (a name may appear more than once: each entry is kept)
@@ -157,7 +150,7 @@ function valueInfoFor(g: Graph, v: Value, role: keyof KeptInfo, n: number): Valu
   return { name: v.name, type: t ? typeToProto(t) : undefined, metadataProps: [] };
 }
 
-function entries(g: Graph, values: Value[], role: keyof KeptInfo): ValueInfoProto[] {
+function entries(g: Graph, values: readonly Value[], role: keyof KeptInfo): ValueInfoProto[] {
   const seen = new Map<Value, number>();
   return values.map((v) => {
     const n = seen.get(v) ?? 0;

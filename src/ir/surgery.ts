@@ -139,7 +139,6 @@ export function keepOutputChannels(model: Model, conv: Node, bn: Node | undefine
       if (o) o.inferred = i === 0 ? withChannels(o.type, keep.length) : { elemType: DataType.FLOAT, shape: [keep.length] };
     });
   }
-  g.touch();
 }
 
 /** Keep only input channels `keep` of a (non-grouped) conv. */
@@ -147,7 +146,6 @@ export function keepInputChannels(model: Model, conv: Node, keep: number[]): voi
   const g = model.graph;
   if (conv.int('group', 1) !== 1) throw new GptError('E_SHAPE', 'cannot shrink the input channels of a grouped conv', { subject: conv.name });
   conv.setInput(1, pickInputChannels(g, conv.inputs[1], keep, `_in${keep.length}`, conv.name));
-  g.touch();
 }
 
 export function range(start: number, end: number): number[] {
@@ -268,7 +266,6 @@ export function addConvBnAct(model: Model, x: Value, spec: ConvBnActSpec): ConvB
     act = g.addNode({ opType: spec.act.opType, name: actName, inputs: [y], outputs: [next(actName)], attrs: spec.act.attrs }, spec.before);
     y = act.outputs[0]!;
   }
-  g.touch();
   return { output: y, conv, bn, act, params };
 }
 
@@ -298,7 +295,6 @@ export function widenInputChannels(model: Model, conv: Node, cin: number, from: 
     for (let oi = 0; oi < o; oi++) out.set(data.subarray((oi * iOld + src) * ks, (oi * iOld + src + 1) * ks), (oi * cin + j) * ks);
   }
   conv.setInput(1, g.addInitializer(Tensor.float32(g.uniqueName(`${t.name}_in${cin}`), [o, cin, kh, kw], out)));
-  g.touch();
   return fresh;
 }
 
@@ -386,6 +382,6 @@ export function copyActivation(model: Model, template: Node, x: Value, name: str
   const g = model.graph;
   const out = g.newValue(`${name}_output_0`, x.type ? { ...x.type } : undefined);
   const node = g.addNode({ opType: template.opType, domain: template.domain || undefined, name: g.uniqueName(name), inputs: [x, ...template.inputs.slice(1)], outputs: [out] }, before);
-  for (const a of template.attributes) node.proto.attribute.push({ ...a });
+  for (const a of template.attributes) node.copyAttr(a);
   return out;
 }

@@ -447,7 +447,7 @@ export function crossStagePartial(model: Model, stage: Stage, options: Partial<C
   const touched = new Set<Value>();
   for (const n of blockNodes.flatMap((s) => [...s])) for (const o of n.outputs) if (o) touched.add(o);
   for (const v of touched) if (!g.isGraphOutput(v)) v.declared = undefined;
-  g.valueInfo = g.valueInfo.filter((v) => !touched.has(v));
+  for (const v of touched) g.removeValueInfo(v);
   g.touch();
 
   return {

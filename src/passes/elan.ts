@@ -123,7 +123,7 @@ function setChannels(model: Model, v: Value, c: number): void {
   // an exporter's value_info would now be stale: shape inference redoes it
   if (!model.graph.isGraphOutput(v)) {
     v.declared = undefined;
-    model.graph.valueInfo = model.graph.valueInfo.filter((x) => x !== v);
+    model.graph.removeValueInfo(v);
   }
 }
 

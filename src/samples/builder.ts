@@ -67,7 +67,7 @@ export class ModelBuilder {
   input(name: string, channels: number, h: number, w: number): Value {
     const v = this.graph.value(name);
     v.declared = floatType([this.batch, channels, h, w]);
-    this.graph.inputs.push(v);
+    this.graph.addInput(v);
     return v;
   }
 
@@ -163,7 +163,8 @@ export class ModelBuilder {
   /** The finished model: `output` becomes the graph output, typed [N, ...]. */
   finish(output: Value, graphName: string, docString?: string): Model {
     output.declared = output.inferred;
-    this.graph.outputs = [output];
+    for (const o of [...this.graph.outputs]) this.graph.removeOutput(o);
+    this.graph.addOutput(output);
     this.graph.rest = { name: graphName };
     return new Model(
       {

@@ -57,11 +57,11 @@ test('a warning is reported once, though several analyses run shape inference', 
   const g = new Graph();
   const x = g.value('x');
   x.declared = floatType([1, 3, 8, 8]);
-  g.inputs.push(x);
+  g.addInput(x);
   const foo = g.addNode({ opType: 'Foo', domain: 'com.example', name: 'foo', inputs: [x], outputs: ['f'] });
   const w = g.addInitializer(Tensor.float32('w', [2, 3, 1, 1], new Float32Array(6)));
   const conv = g.addNode({ opType: 'Conv', name: 'conv', inputs: [foo.outputs[0], w], outputs: ['y'] });
-  g.outputs.push(conv.outputs[0]!);
+  g.addOutput(conv.outputs[0]!);
   const r = analyze(emptyModel(g));
   const about = r.warnings.filter((m) => m.includes("'foo'"));
   assert.is(about.length, 1, r.warnings.join(' | '));

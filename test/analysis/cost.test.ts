@@ -24,7 +24,7 @@ function tiny(opset = 17) {
     input(name: string, shape: Dim[]): Value {
       const v = g.value(name);
       v.declared = { elemType: DataType.FLOAT, shape };
-      g.inputs.push(v);
+      g.addInput(v);
       return v;
     },
     weight(name: string, dims: number[]): Value {
@@ -50,7 +50,7 @@ function convBnGemm(batch: Dim = 1) {
   const gap = t.node('GlobalAveragePool', [out(relu)]);
   const flat = t.node('Flatten', [out(gap)]);
   const fc = t.node('Gemm', [out(flat), t.weight('fw', [10, 4]), t.weight('fb', [10])], { transB: 1 });
-  t.g.outputs.push(out(fc));
+  t.g.addOutput(out(fc));
   return t;
 }
 
@@ -135,7 +135,7 @@ test('peak activation memory of a diamond, by hand', () => {
   const c = t.node('Sigmoid', [out(a)], {}, 'sigmoid');
   const d = t.node('Add', [out(b), out(c)], {}, 'add');
   const e = t.node('GlobalAveragePool', [out(d)], {}, 'gap');
-  t.g.outputs.push(out(e));
+  t.g.addOutput(out(e));
   const r = costModel(t.m);
   // float32: x 256 el = 1024 B; a, b, c, d 512 el = 2048 B each; e 8 el = 32 B
   // start: x                       1024

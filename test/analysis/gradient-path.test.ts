@@ -21,11 +21,11 @@ class Net {
   input(name: string, c = 4): Value {
     const v = this.act(name, c);
     v.declared = v.inferred;
-    this.g.inputs.push(v);
+    this.g.addInput(v);
     return v;
   }
   output(v: Value): void {
-    this.g.outputs.push(v);
+    this.g.addOutput(v);
   }
   conv(name: string, x: Value, out: Value, cin = 4, cout = 4): Value {
     const w = this.g.addInitializer(Tensor.float32(`${name}.w`, [cout, cin, 3, 3], new Float32Array(cout * cin * 9)));
@@ -198,7 +198,7 @@ test('a Conv whose weight is a graph input is not a weight layer; Identity-wrapp
   const x = n.conv('S', n.input('in'), n.act('x'));
   const w = n.g.value('w');
   w.declared = floatType([4, 4, 3, 3]);
-  n.g.inputs.push(w);
+  n.g.addInput(w);
   const y = n.op('Conv', 'D', [x, w], n.act('y'));
   const raw = n.g.addInitializer(Tensor.float32('I.raw', [4, 4, 3, 3], new Float32Array(144)));
   const wi = n.op('Identity', 'I.weight', [raw], n.g.value('I.w'));
@@ -231,7 +231,7 @@ test('a graph whose nodes are out of order is analysed in topological order, unc
   const n = new Net();
   const a = n.conv('A', n.input('in'), n.act('a'));
   n.output(n.conv('B', a, n.act('out')));
-  n.g.nodes.reverse();
+  n.g.reorderNodes([...n.g.nodes].reverse());
   const r = n.analyse();
   assert.equal(r.layers.map((l) => [l.name, l.shortest]), [['A', 2], ['B', 1]]);
   assert.equal(n.g.nodes.map((m) => m.name), ['B', 'A']);

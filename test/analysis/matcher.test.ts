@@ -141,7 +141,7 @@ test('residual negative: a plain conv chain', () => {
 test('a match is closed: a block whose inner value is read elsewhere is not a block', () => {
   const t = basic();
   // a second graph output taps the branch inside the block
-  t.g.outputs.push(t.g.nodes.find((n) => n.name === 'relu1')!.outputs[0]!);
+  t.g.addOutput(t.g.nodes.find((n) => n.name === 'relu1')!.outputs[0]!);
   assert.is(at(t, 'resnet-basic'), null);
 });
 

@@ -25,7 +25,7 @@ function tiny(opset = 17) {
     input(name: string, shape: Dim[], elemType: number = DataType.FLOAT): Value {
       const v = g.value(name);
       v.declared = { elemType, shape };
-      g.inputs.push(v);
+      g.addInput(v);
       return v;
     },
     weight(name: string, dims: number[]): Value {

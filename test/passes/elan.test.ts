@@ -298,7 +298,7 @@ test('a module output read outside its stage: that stage stays whole, the others
   const stage2 = recognize(src).stages[2];
   const mid = src.graph.values.get(stage2.blocks[1].output)!;
   mid.declared = mid.type;
-  src.graph.outputs.push(mid);
+  src.graph.addOutput(mid);
   const { model, report } = elan(src);
   assert.equal(report.unconverted.map((u) => u.block), ['s0.b0', 's1.b0', 's2.b1']);
   assert.match(report.unconverted[2].reason, /also read by 'a graph output'/);
