@@ -16,6 +16,10 @@ export { Model } from './ir/model';
 export { Tensor } from './ir/tensor';
 export { validateGraph, assertValid } from './ir/validate';
 
+// the op registry
+export { opInfo, nodeOp, registeredOps, registerOp, readActivation } from './ops';
+export type { ActivationParams, ActivationSpec, ChannelFlow, OpInfo, OpSpec } from './ops';
+
 // analysis
 export { inferShapes } from './analysis/shapes';
 export { costModel } from './analysis/cost';

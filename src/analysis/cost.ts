@@ -1,22 +1,33 @@
 /**
  * The cost model: parameters, multiply-accumulates, activation memory (total and peak live) and
  * memory access cost, per node and in total. Definitions:
- * - params: elements of float constant tensors (also behind Identity) feeding the weights and biases
- *   of Conv / ConvTranspose / Gemm / MatMul and the scale and bias of BatchNormalization. Running
- *   mean / variance are statistics, not parameters. A shared tensor counts once, at its first user.
- * - MACs: Conv = output elements x Cin/groups x kernel; ConvTranspose = input elements x Cout/groups x
- *   kernel; Gemm / MatMul = M x N x K (x batch). Everything else (bias adds, BN, pooling) is 0.
+ * - params: elements of the constant tensors behind the parameter inputs the op registry names
+ *   (weights and biases of Conv / ConvTranspose / Gemm / MatMul, scale and bias of the
+ *   normalizations, PRelu's slope; BN's running mean / variance are statistics, not parameters).
+ *   A weight may be computed from constants (Identity, Cast of fp16 weights, DequantizeLinear of
+ *   int8 ones, Reshape...): the walk goes back through such producers to the initializers and
+ *   Constant nodes, along every input but the registry's `metaInputs` (a quantization scale is not
+ *   a parameter). Each tensor counts once, at its first user.
+ * - MACs: the registry's formula per op (src/analysis/macs.ts): Conv = output elements x
+ *   Cin/groups x kernel; ConvTranspose = input elements x Cout/groups x kernel; Gemm / MatMul =
+ *   M x N x K (x batch). Everything else (bias adds, BN, pooling) is 0.
  * - activation bytes: bytes of every non-constant node output.
  * - peak activation: nodes run in graph order; a value lives from its producer until its last
  *   consumer has run; graph inputs live from the start, graph outputs are never freed.
  * - memory access: bytes read (all inputs, weights included) + bytes written, per node. Nodes that
  *   only compute constants (Identity of a weight, Constant) are folded before run time: 0.
- * Symbolic dims take their value from opts.dims, else 1 (listed in `assumedSymbols`).
+ * Symbolic dims take their value from opts.dims, else 1 (listed in `assumedSymbols`). When
+ * opts.dims names a symbol of a graph input, shapes are inferred again with it substituted, so
+ * sizes computed from it at run time (Resize, Reshape targets) are known too; the model's own
+ * (symbolic) inferred shapes are put back afterwards.
  */
-import type { Dim, Node, Value } from '../ir/graph';
+import type { Dim, Graph, Node, TensorType, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
-import { dataTypeBits } from '../onnx/schema';
+import { DataType, dataTypeBits } from '../onnx/schema';
+import type { MacContext, MacRule } from '../ops/types';
+import { nodeOp } from '../ops/registry';
 import { inferShapes } from './shapes';
+import { evalDim as evalSymbolic, symbolsOf } from './shapes/dims';
 
 export interface CostOptions {
   /** Values of symbolic dims, e.g. { batch: 8 }. Symbols not given are taken as 1. */
@@ -57,39 +68,32 @@ export interface CostReport {
   warnings: string[];
 }
 
-/** Ops whose weight / bias inputs are parameters, by input index. */
-const PARAM_INPUTS: Record<string, number[]> = {
-  Conv: [1, 2],
-  ConvTranspose: [1, 2],
-  Gemm: [0, 1, 2],
-  MatMul: [0, 1],
-  BatchNormalization: [1, 2], // scale, bias; 3 and 4 are the running statistics
-};
-
 export function costModel(model: Model, opts: CostOptions = {}): CostReport {
   const g = model.graph;
   const warnings: string[] = [];
-  if (g.nodes.some((n) => n.outputs.some((o) => o && !o.inferred))) warnings.push(...inferShapes(model).warnings);
-
   const given = opts.dims ?? {};
   const dims: Record<string, number> = {};
   const assumed = new Set<string>();
+  // symbols of the graph inputs that opts.dims gives are substituted before inference
+  const inputSymbols = new Set(g.inputs.flatMap((v) => (v.tensor ? [] : (v.declared?.shape ?? []).flatMap(symbolsOf))));
+  const substituted = [...inputSymbols].filter((s) => given[s] !== undefined);
+  for (const s of substituted) dims[s] = given[s];
+  // with substitution the shapes are numbers only for this computation: the model keeps its symbolic ones
+  let restore: (() => void) | undefined;
+  if (substituted.length > 0) {
+    const saved = new Map<Value, TensorType | undefined>();
+    for (const v of g.values.values()) saved.set(v, v.inferred);
+    restore = () => saved.forEach((t, v) => (v.inferred = t));
+    warnings.push(...inferShapes(model, { dims: given }).warnings);
+  } else if (g.nodes.some((n) => n.outputs.some((o) => o && !o.inferred))) warnings.push(...inferShapes(model).warnings);
   const unknownWarned = new Set<Value>();
 
-  /** A dim as a number: 'batch*64' -> dims.batch x 64; null stays null. */
-  const evalDim = (d: Dim): number | null => {
-    if (d === null) return null;
-    if (typeof d === 'number') return d;
-    let n = 1;
-    for (const part of d.split('*')) {
-      if (/^\d+$/.test(part)) n *= Number(part);
-      else {
-        if (given[part] === undefined) assumed.add(part);
-        n *= dims[part] = given[part] ?? 1;
-      }
-    }
-    return n;
+  const lookup = (s: string): number => {
+    if (given[s] === undefined) assumed.add(s);
+    return (dims[s] = given[s] ?? 1);
   };
+  /** A dim as a number: 'batch*64' -> dims.batch x 64, floor((height+1)/2) likewise; null stays null. */
+  const evalDim = (d: Dim): number | null => evalSymbolic(d, lookup);
   const elements = (v: Value): number | null => {
     const s = v.type?.shape;
     if (!s) return null;
@@ -111,22 +115,15 @@ export function costModel(model: Model, opts: CostOptions = {}): CostReport {
     return Math.ceil((n * dataTypeBits(v.type?.elemType ?? 0)) / 8);
   };
   const isConst = (v: Value) => g.isConstant(v);
-  /** The tensor a weight really is: follow Identity back to the initializer or Constant. */
-  const root = (v: Value): Value => {
-    let cur = v;
-    while (cur.producer?.opType === 'Identity' && cur.producer.inputs[0]) cur = cur.producer.inputs[0];
-    return cur;
-  };
-
   const counted = new Set<Value>();
+  const macCtx = { elements, dim: evalDim };
+
   const nodes: NodeCost[] = g.nodes.map((n) => {
+    const op = nodeOp(n);
     let params = 0;
-    for (const i of PARAM_INPUTS[n.opType] ?? []) {
+    for (const i of op?.params ?? []) {
       const v = n.inputs[i];
-      const t = v ? g.constantTensor(v) : undefined;
-      if (!v || !t || !t.isFloat || counted.has(root(v))) continue;
-      counted.add(root(v));
-      params += t.size;
+      if (v && isConst(v)) params += parameterElements(g, v, counted);
     }
     const outs = n.outputs.filter((o): o is Value => o !== null);
     const folded = outs.every(isConst);
@@ -137,7 +134,7 @@ export function costModel(model: Model, opts: CostOptions = {}): CostReport {
       name: n.name,
       opType: n.opType,
       params,
-      macs: macsOf(n, elements, evalDim),
+      macs: macsOf(n, op?.macs, macCtx),
       outputBytes,
       memoryAccessBytes: folded ? 0 : reads + writes,
       liveBytes: 0,
@@ -164,6 +161,7 @@ export function costModel(model: Model, opts: CostOptions = {}): CostReport {
     for (const o of made) if (!lastUse.has(o) && !outputs.has(o)) live -= bytes(o);
   });
 
+  restore?.();
   const sum = (k: 'params' | 'macs' | 'outputBytes' | 'memoryAccessBytes') => nodes.reduce((s, n) => s + n[k], 0);
   return {
     nodes,
@@ -181,36 +179,44 @@ export function costModel(model: Model, opts: CostOptions = {}): CostReport {
   };
 }
 
-function macsOf(n: Node, elements: (v: Value) => number | null, evalDim: (d: Dim) => number | null): number {
-  const x = n.inputs[0], w = n.inputs[1], y = n.outputs[0];
-  if (!x || !w || !y) return 0;
-  const ws = w.type?.shape;
-  const prod = (ds: Dim[] | undefined | null) => (ds ? ds.reduce<number | null>((p, d) => (p === null ? null : (evalDim(d) ?? NaN) * p), 1) : null);
-  let m: number | null = null;
-  switch (n.opType) {
-    case 'Conv': // output elements x Cin/groups x kh x kw
-      m = mul(elements(y), prod(ws?.slice(1)));
-      break;
-    case 'ConvTranspose': // input elements x Cout/groups x kh x kw
-      m = mul(elements(x), prod(ws?.slice(1)));
-      break;
-    case 'Gemm': { // M x N x K = output elements x K
-      const a = x.type?.shape;
-      const k = a?.length === 2 ? evalDim(n.int('transA', 0) === 1 ? a[0] : a[1]) : null;
-      m = mul(elements(y), k);
-      break;
-    }
-    case 'MatMul': { // batch x M x N x K = output elements x K
-      const a = x.type?.shape;
-      m = mul(elements(y), a && a.length > 0 ? evalDim(a[a.length - 1]) : null);
-      break;
-    }
-    default:
-      return 0;
-  }
-  return m !== null && Number.isFinite(m) ? m : 0;
+function macsOf(n: Node, rule: MacRule | undefined, m: MacContext): number {
+  if (!rule) return 0;
+  const x = rule(n, m);
+  return x !== null && Number.isFinite(x) ? x : 0;
 }
 
-function mul(a: number | null, b: number | null): number | null {
-  return a === null || b === null ? null : a * b;
+/**
+ * Elements of the constant tensors a parameter is computed from, not counted before: back from
+ * `v` through constant-only producers (Identity, Cast, DequantizeLinear, Reshape...) along their
+ * non-meta inputs, to initializers and Constant nodes. Each tensor is counted once (`counted`).
+ */
+function parameterElements(g: Graph, v: Value, counted: Set<Value>): number {
+  let total = 0;
+  const stack = [v];
+  const seen = new Set<Value>();
+  while (stack.length) {
+    const cur = stack.pop()!;
+    if (seen.has(cur)) continue;
+    seen.add(cur);
+    const p = cur.producer;
+    if (cur.tensor || p?.opType === 'Constant') {
+      const t = g.constantTensor(cur);
+      if (t && !counted.has(cur) && isNumeric(t.dataType)) {
+        counted.add(cur);
+        total += t.size;
+      }
+      continue;
+    }
+    if (!p) continue;
+    const meta = nodeOp(p)?.metaInputs ?? [];
+    p.inputs.forEach((u, i) => {
+      if (u && !meta.includes(i)) stack.push(u);
+    });
+  }
+  return total;
+}
+
+/** Float and integer tensors (a quantized weight is int8); not bool or string. */
+function isNumeric(dataType: number): boolean {
+  return dataType !== DataType.BOOL && dataType !== DataType.STRING && dataType !== DataType.UNDEFINED;
 }

@@ -4,14 +4,14 @@
  * gradient travels to the loss, counted in weight layers.
  *
  * Definitions (kept exactly as the issue states them):
- * - A weight layer is a Conv, ConvTranspose, Gemm or MatMul whose weight (input 1) is constant.
- *   Every other node is transparent.
+ * - A weight layer is a node whose op the registry marks `weightLayer` (Conv, ConvTranspose, Gemm,
+ *   MatMul) and whose weight (input 1) is constant. Every other node is transparent.
  * - A gradient path of layer L runs from L's output along data (non-constant) edges to a graph
  *   output; its length is the number of weight layers on it, L included (the classifier: 1).
  * - shortest / longest: min / max length; timestamps: how many distinct lengths; sources: how many
  *   distinct weight layers or graph outputs L's output reaches through transparent nodes only.
- * - channelGroups: gradient flows per channel (Concat / Split / Slice route channel ranges,
- *   elementwise ops keep indices, Conv / Gemm / anything unknown mix); the output channels of L
+ * - channelGroups: gradient flows per channel, as the registry's `channels` says (Concat / Split /
+ *   Slice route channel ranges, 'preserve' ops keep indices, Conv / Gemm / anything unknown mix); the output channels of L
  *   grouped by their set of lengths (which fixes shortest and longest too). A PRN masked residual
  *   (section 4.1) gives 2 groups on the layer that feeds it.
  *
@@ -23,6 +23,7 @@
 import { GptError } from '../errors';
 import type { Graph, Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
+import { nodeOp } from '../ops/registry';
 import { inferShapes } from './shapes';
 
 // ---------------------------------------------------------------------------------------------
@@ -257,22 +258,9 @@ function setAt(m: ChannelMap, c: number): number {
 // ---------------------------------------------------------------------------------------------
 // Op classes
 
-const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
-
-/** Ops that keep channel c of a same-width input at channel c of the output. */
-const CHANNEL_PRESERVING = new Set([
-  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Sum', 'Mean', 'Max', 'Min', 'Where',
-  'Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Celu', 'Gelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh',
-  'Softplus', 'Softsign', 'Mish', 'Swish', 'ThresholdedRelu', 'Clip', 'Exp', 'Log', 'Neg', 'Abs', 'Sqrt',
-  'Reciprocal', 'Erf', 'Floor', 'Ceil', 'Round', 'Sign', 'Sin', 'Cos',
-  'Identity', 'Dropout', 'Cast', 'BatchNormalization', 'InstanceNormalization',
-  'MaxPool', 'AveragePool', 'LpPool', 'GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool',
-  'Pad', 'Resize', 'Upsample',
-]);
-
-/** The node is a weight layer: a weight op whose weight (input 1) is constant. */
+/** The node is a weight layer: its op is one (op registry) and its weight (input 1) is constant. */
 export function isWeightLayer(graph: Graph, node: Node): boolean {
-  if (!WEIGHT_OPS.has(node.opType) || (node.domain !== '' && node.domain !== 'ai.onnx')) return false;
+  if (!nodeOp(node)?.weightLayer) return false;
   const w = node.inputs[1];
   return w !== null && w !== undefined && graph.isConstant(w);
 }
@@ -401,13 +389,13 @@ export function gradientPaths(model: Model, opts: GradientPathOptions = {}): Gra
   /** What node n sends back to channels of its data input i (of width `w`). */
   const channelContribution = (n: Node, i: number, w: number | null): ChannelMap => {
     if (weight.get(n)) return uniform(w, pool.shift(mixedOutputs(n)));
-    const op = n.opType;
+    const flow = nodeOp(n)?.channels ?? 'mix';
     const out = n.outputs[0];
-    const routes = op === 'Concat' || op === 'Split' || op === 'Slice' || CHANNEL_PRESERVING.has(op);
+    const routes = flow === 'concat' || flow === 'split' || flow === 'slice' || flow === 'preserve';
     const used = (o: Value | null): o is Value => !!o && (o.consumers.length > 0 || graph.isGraphOutput(o));
     if (routes && (w === null || n.outputs.some((o) => used(o) && channels(o) === null))) unknownWidths++;
     if (w !== null && out) {
-      if (op === 'Concat') {
+      if (flow === 'concat') {
         const axis = normAxis(n.int('axis', 1), rank(out) ?? rank(n.inputs[i]));
         if (axis === 1) {
           let off = 0;
@@ -422,7 +410,7 @@ export function gradientPaths(model: Model, opts: GradientPathOptions = {}): Gra
           const om = chanOf(out);
           if (om.width === w) return om;
         }
-      } else if (op === 'Split' && i === 0) {
+      } else if (flow === 'split' && i === 0) {
         const axis = normAxis(n.int('axis', 0), rank(n.inputs[0]) ?? rank(out));
         if (axis === 1) {
           const segs: Seg[] = [];
@@ -439,7 +427,7 @@ export function gradientPaths(model: Model, opts: GradientPathOptions = {}): Gra
           for (const o of n.outputs) if (o) acc = mergeMaps(pool, acc, chanOf(o));
           if (n.outputs.every((o) => !o || channels(o) === w)) return acc;
         }
-      } else if (op === 'Slice' && i === 0) {
+      } else if (flow === 'slice' && i === 0) {
         const r = rank(n.inputs[0]) ?? rank(out);
         const starts = constInts(graph, n, 1, 'starts');
         const ends = constInts(graph, n, 2, 'ends');
@@ -482,7 +470,7 @@ export function gradientPaths(model: Model, opts: GradientPathOptions = {}): Gra
             }
           }
         }
-      } else if (CHANNEL_PRESERVING.has(op)) {
+      } else if (flow === 'preserve') {
         let acc: ChannelMap | null = null;
         for (const o of n.outputs) {
           if (!o) continue;

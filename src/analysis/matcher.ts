@@ -12,7 +12,8 @@
  * tries the longest chain first, so a Concat that must read every repeat can make it give some back.
  */
 import type { Graph, Node, Value } from '../ir/graph';
-import { AttrConstraint, COMMUTATIVE_OPS, ChannelConstraint, Element, Role, Rule } from './rules';
+import { nodeOp } from '../ops/registry';
+import { AttrConstraint, ChannelConstraint, Element, Role, Rule } from './rules';
 
 export interface Match {
   rule: Rule;
@@ -56,29 +57,39 @@ export class MatchContext {
     this.channelMemo.set(v, c);
     return c;
   }
+  /** Per the registry's channel flow of the producer; null where it does not tell. */
   private computeChannels(v: Value): number | null {
     const fromShape = v.shape?.[1];
     if (typeof fromShape === 'number') return fromShape;
     const p = v.producer;
     if (!p || v !== p.outputs[0]) return null;
-    if (p.opType === 'Conv') return this.graph.constantTensor(p.inputs[1] ?? null)?.dims[0] ?? null;
-    if (p.opType === 'Concat') {
-      if (p.int('axis', 0) !== 1) return null;
-      let sum = 0;
-      for (const i of p.inputs) {
-        const c = i ? this.channels(i) : null;
-        if (c === null) return null;
-        sum += c;
+    switch (nodeOp(p)?.channels) {
+      case 'conv':
+        return this.graph.constantTensor(p.inputs[1] ?? null)?.dims[0] ?? null;
+      case 'convTranspose': {
+        const d = this.graph.constantTensor(p.inputs[1] ?? null)?.dims[1];
+        return d === undefined ? null : d * p.int('group', 1);
       }
-      return sum;
+      case 'concat': {
+        if (p.int('axis', 0) !== 1) return null;
+        let sum = 0;
+        for (const i of p.inputs) {
+          const c = i ? this.channels(i) : null;
+          if (c === null) return null;
+          sum += c;
+        }
+        return sum;
+      }
+      case 'preserve':
+      case 'across': {
+        const first = this.graph.dataInputs(p)[0];
+        return first ? this.channels(first) : null;
+      }
+      default:
+        return null;
     }
-    if (CHANNEL_CHANGING.has(p.opType)) return null;
-    const first = this.graph.dataInputs(p)[0];
-    return first ? this.channels(first) : null;
   }
 }
-
-const CHANNEL_CHANGING = new Set(['ConvTranspose', 'Gemm', 'MatMul', 'Flatten', 'Reshape', 'Split', 'Slice', 'Transpose', 'Squeeze', 'Unsqueeze']);
 
 /** The value behind a chain of Identity nodes, and the Identity nodes passed. */
 export function throughIdentity(v: Value): { value: Value; via: Node[] } {
@@ -106,7 +117,7 @@ function inputsMatch(ctx: MatchContext, node: Node, expected: Value[]): Node[] |
   const actual = node.inputs.filter((v): v is Value => v !== null && !ctx.isConstant(v)).map(throughIdentity);
   if (actual.length !== expected.length) return null;
   const via: Node[] = [];
-  if (COMMUTATIVE_OPS.has(node.opType)) {
+  if (nodeOp(node)?.commutative) {
     const left = [...actual];
     for (const e of expected) {
       const k = left.findIndex((a) => a.value === e);

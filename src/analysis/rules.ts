@@ -7,7 +7,8 @@
  *   { "id": "reduce", "op": "convBnAct", "inputs": ["$in"], "attrs": { "kernel": 1 },
  *     "channels": { "in": "C", "out": "C/2" }, "role": "conv" }
  *
- * - op: `A|B` alternatives; capitalised names are ONNX ops, others are units (named sub-patterns
+ * - op: `A|B` alternatives; capitalised names are ONNX ops (any op of the op registry, src/ops),
+ *   `@activation` is every single-node activation the registry knows, others are units (named sub-patterns
  *   with one input, defined under "units" in any loaded file; rules/units.json holds convBn,
  *   convBnAct, act, silu, hardSwishMul). A unit's `attrsTo` element takes the attrs of each use,
  *   and `with` overrides its elements by id.
@@ -23,6 +24,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Ajv, { ErrorObject } from 'ajv';
 import { GptError, isGptError } from '../errors';
+import { blockActivations, opInfo, registeredOps } from '../ops/registry';
 
 // ---------------------------------------------------------------------------------------------
 // The file format (mirrors rules/rule.schema.json)
@@ -100,8 +102,8 @@ export interface Rule {
   residual?: { add: string; shortcut: string; branch: string };
 }
 
-/** Ops whose data inputs may come in any order (ResNet writes Add(branch, shortcut), Darknet Add(shortcut, branch)). */
-export const COMMUTATIVE_OPS = new Set(['Add', 'Mul', 'Sum', 'Max', 'Min']);
+/** The op class that stands for every single-node activation of the op registry (gates excepted). */
+export const ACTIVATION_CLASS = '@activation';
 
 // ---------------------------------------------------------------------------------------------
 // Loading
@@ -111,11 +113,9 @@ export const SHIPPED_RULES_DIR = path.resolve(__dirname, '../../../rules');
 const SCHEMA_FILE = 'rule.schema.json';
 
 let validator: ReturnType<Ajv['compile']> | undefined;
-let onnxOps: Set<string> | undefined;
 function schemaValidator(): ReturnType<Ajv['compile']> {
   if (!validator) {
     const schema = JSON.parse(fs.readFileSync(path.join(SHIPPED_RULES_DIR, SCHEMA_FILE), 'utf8'));
-    onnxOps = new Set(schema.definitions.onnxOp.enum as string[]);
     validator = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false }).compile(schema);
   }
   return validator;
@@ -214,14 +214,18 @@ function compilePattern(
     });
     if (s.repeat && inputs.length !== 1) throw ruleError(file, at, `a repeated element needs exactly one input, got ${inputs.length}`);
     if (s.repeat && s.repeat.min > s.repeat.max) throw ruleError(file, `${at}/repeat`, `min ${s.repeat.min} is above max ${s.repeat.max}`);
-    const alternatives = s.op.split('|').map((name): Alternative => {
-      if (/^[A-Z]/.test(name)) {
-        schemaValidator();
-        if (!onnxOps!.has(name)) throw ruleError(file, `${at}/op`, `unknown ONNX op '${name}' (known: ${[...onnxOps!].join(', ')})`);
-        if (s.with) throw ruleError(file, `${at}/with`, `'with' overrides the elements of a unit, but '${name}' is an op`);
-        return { op: name };
+    const alternatives = s.op.split('|').flatMap((name): Alternative[] => {
+      if (name.startsWith('@')) {
+        if (name !== ACTIVATION_CLASS) throw ruleError(file, `${at}/op`, `unknown op class '${name}' (known: ${ACTIVATION_CLASS})`);
+        if (s.with) throw ruleError(file, `${at}/with`, `'with' overrides the elements of a unit, but '${name}' is a class of ops`);
+        return blockActivations().map((op) => ({ op }));
       }
-      return { unit: name, pattern: expandUnit(name, s, file, `${at}/op`, units, expanding) };
+      if (/^[A-Z]/.test(name)) {
+        if (!opInfo(name)) throw ruleError(file, `${at}/op`, `unknown ONNX op '${name}' (known: ${registeredOps().filter((o) => o.domain === '').map((o) => o.opType).join(', ')})`);
+        if (s.with) throw ruleError(file, `${at}/with`, `'with' overrides the elements of a unit, but '${name}' is an op`);
+        return [{ op: name }];
+      }
+      return [{ unit: name, pattern: expandUnit(name, s, file, `${at}/op`, units, expanding) }];
     });
     const el: Element = {
       id, alternatives, inputs,

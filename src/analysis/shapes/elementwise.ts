@@ -1,0 +1,84 @@
+/**
+ * Shape rules of ops that keep or broadcast their input's shape: unary ops and activations,
+ * numpy-broadcasting binaries, normalizations, casts and (de)quantization.
+ */
+import type { Dim } from '../../ir/graph';
+import { DataType } from '../../onnx/schema';
+import { addDim, divDim, floorDivDim, known, mulDim, subDim } from './dims';
+import { broadcastAll, ShapeRule } from './context';
+
+/** Output 0 has input 0's shape (and its tracked values: Identity, Cast of a shape...). */
+export const same: ShapeRule = (c) => [{ shape: c.shape(0), values: c.values(0) }];
+
+/** Element-wise arithmetic on tracked values (PyTorch does shape maths with Mul/Div/Add). */
+function arithmetic(op: string, a: Dim[], b: Dim[]): Dim[] | undefined {
+  if (a.length !== b.length && a.length !== 1 && b.length !== 1) return undefined;
+  const n = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length === 1 ? 0 : i], y = b[b.length === 1 ? 0 : i];
+    if (op === 'Add') out.push(addDim(x, y));
+    else if (op === 'Sub') out.push(subDim(x, y));
+    else if (op === 'Mul') out.push(mulDim(x, y));
+    else if (known(x) && known(y)) out.push(y === 0 ? null : Math.trunc(x / y));
+    else out.push(divDim(x, y) ?? (known(y) && y > 0 ? floorDivDim(x, y) : null)); // dims are >= 0: trunc = floor
+  }
+  return out;
+}
+
+/** numpy broadcasting over every input; `elemType` for comparisons (BOOL). */
+export function broadcasting(elemType?: number): ShapeRule {
+  return (c) => {
+    const shapes = c.node.inputs.map((_, i) => c.shape(i));
+    const shape = broadcastAll(c, shapes);
+    let values: Dim[] | undefined;
+    const a = c.values(0), b = c.values(1);
+    const integer = c.elemType(0) === DataType.INT64 || c.elemType(0) === DataType.INT32;
+    const op = c.node.opType;
+    if (integer && a && b && shape.length <= 1 && (op === 'Add' || op === 'Sub' || op === 'Mul' || op === 'Div')) {
+      values = arithmetic(op, a, b);
+    }
+    return [{ shape, elemType, values }];
+  };
+}
+
+export const where: ShapeRule = (c) => [{ shape: broadcastAll(c, [0, 1, 2].map((i) => c.shape(i))), elemType: c.elemType(1) }];
+
+export const cast: ShapeRule = (c) => [{ shape: c.shape(0), elemType: c.node.int('to', DataType.UNDEFINED), values: c.values(0) }];
+
+/** CastLike: input 1's element type. */
+export const castLike: ShapeRule = (c) => [{ shape: c.shape(0), elemType: c.elemType(1), values: c.values(0) }];
+
+export const dropout: ShapeRule = (c) => {
+  const x = c.shape(0);
+  return c.node.outputs.map((_, i) => (i === 0 ? { shape: x } : { shape: x, elemType: DataType.BOOL }));
+};
+
+/** DequantizeLinear: input 0's shape, the scale's element type (float, float16...). */
+export const dequantize: ShapeRule = (c) => [{ shape: c.shape(0), elemType: c.has(1) ? c.elemType(1) : DataType.FLOAT }];
+
+/** QuantizeLinear: input 0's shape, the zero point's type (uint8 without one), or output_dtype. */
+export const quantize: ShapeRule = (c) => {
+  const dtype = c.node.int('output_dtype', 0);
+  return [{ shape: c.shape(0), elemType: dtype || (c.has(2) ? c.elemType(2) : DataType.UINT8) }];
+};
+
+export function batchNorm(c: Parameters<ShapeRule>[0]): ReturnType<ShapeRule> {
+  const x = c.shape(0);
+  const ch = x.length > 1 ? x[1] : 1;
+  for (const i of [1, 2, 3, 4]) {
+    if (!c.has(i)) continue;
+    const p = c.shape(i);
+    if (known(p[0]) && known(ch) && p[0] !== ch) c.fail(`input has ${ch} channels but input ${i} has ${p[0]} elements`);
+  }
+  // training mode: running mean/var (and saved mean/var before opset 14) are [C]
+  return c.node.outputs.map((_, i) => ({ shape: i === 0 ? x : [ch] }));
+}
+
+/** LayerNormalization: Y like X; Mean and InvStdDev keep the axes before `axis`, 1 after. */
+export const layerNorm: ShapeRule = (c) => {
+  const x = c.shape(0);
+  const axis = c.axis(c.node.int('axis', -1), x.length);
+  const stat = x.map((d, i) => (i < axis ? d : 1));
+  return c.node.outputs.map((_, i) => (i === 0 ? { shape: x } : { shape: stat, elemType: DataType.FLOAT }));
+};

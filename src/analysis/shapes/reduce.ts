@@ -1,0 +1,28 @@
+/** Shape rules of reductions (axes as attribute or, from opset 18, as input) and ArgMax / ArgMin. */
+import { DataType } from '../../onnx/schema';
+import type { Out, ShapeContext } from './context';
+
+export function reduce(c: ShapeContext): Out[] {
+  const x = c.shape(0);
+  const keep = c.node.int('keepdims', 1) === 1;
+  const axesAsInput = c.opset >= 18 || (c.node.opType === 'ReduceSum' && c.opset >= 13);
+  let axes: number[] | undefined;
+  if (!axesAsInput) axes = c.node.ints('axes');
+  else if (c.has(1)) {
+    axes = c.numbers(1);
+    if (!axes) return [{ shape: keep ? x.map(() => null) : null }];
+  } else axes = [];
+  if (axes.length === 0) {
+    if (axesAsInput && c.node.int('noop_with_empty_axes', 0) === 1) return [{ shape: x }];
+    axes = x.map((_, i) => i);
+  }
+  const set = new Set(axes.map((a) => c.axis(a, x.length)));
+  return [{ shape: keep ? x.map((d, i) => (set.has(i) ? 1 : d)) : x.filter((_, i) => !set.has(i)) }];
+}
+
+export function argReduce(c: ShapeContext): Out[] {
+  const x = c.shape(0);
+  const axis = c.axis(c.node.int('axis', 0), x.length);
+  const keep = c.node.int('keepdims', 1) === 1;
+  return [{ shape: keep ? x.map((d, i) => (i === axis ? 1 : d)) : x.filter((_, i) => i !== axis), elemType: DataType.INT64 }];
+}
