@@ -134,7 +134,7 @@ test('negative: an op the registry does not know gets no shapes and PRN converts
 function node(opType: string, attrs: Record<string, number | string | { float: number }> = {}, extra: (g: Graph) => (import('../../src/ir/graph').Value | null)[] = () => []) {
   const g = new Graph();
   const x = g.value('x');
-  g.inputs.push(x);
+  g.addInput(x);
   const n = g.addNode({ opType, name: 'n', inputs: [x, ...extra(g)], outputs: ['y'], attrs });
   return { g, n };
 }
