@@ -141,6 +141,16 @@ export function registerOp(opType: string, spec: OpSpec, domain = ''): () => voi
   };
 }
 
+/** Remove an entry (a test showing what one entry is worth); returns a function that puts it back. */
+export function unregisterOp(opType: string, domain = ''): () => void {
+  const k = key(opType, domain);
+  const before = registry.get(k);
+  registry.delete(k);
+  return () => {
+    if (before) registry.set(k, before);
+  };
+}
+
 /** Op types of the default domain that are pointwise activations and not mostly gates: what rules' `@activation` accepts. */
 export function blockActivations(): string[] {
   return [...registry.values()].filter((o) => o.domain === '' && o.activation && !o.activation.gate).map((o) => o.opType).sort();
