@@ -191,6 +191,12 @@ function macsOf(n: Node, rule: MacRule | undefined, m: MacContext): number {
  * non-meta inputs, to initializers and Constant nodes. Each tensor is counted once (`counted`).
  */
 function parameterElements(g: Graph, v: Value, counted: Set<Value>): number {
+  if (v.tensor) {
+    // the common case: the weight is an initializer
+    if (counted.has(v) || !isNumeric(v.tensor.dataType)) return 0;
+    counted.add(v);
+    return v.tensor.size;
+  }
   let total = 0;
   const stack = [v];
   const seen = new Set<Value>();
