@@ -12,6 +12,7 @@ import { GptError } from '../errors';
 import type { AttributeProto, GraphProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/schema';
 import { AttributeType, DataType } from '../onnx/schema';
 import type { Int64 } from '../onnx/wire';
+import { hasSubgraphs, innerNames, outerReads, renameOuterRead } from './subgraph';
 import { Tensor, externalLocation, toNumber } from './tensor';
 
 export type Dim = number | string | null; // number: known; string: a symbol ('batch'); null: unknown
@@ -33,6 +34,8 @@ export class Value {
   /** Links, written only by Node and Graph mutators. */
   readonly [links] = {
     consumers: [] as Use[],
+    /** Nodes whose subgraphs read this value from the outer scope, one entry per node. */
+    readers: [] as Node[],
     producer: null as Node | null,
     producerIndex: -1,
     tensor: undefined as Tensor | undefined,
@@ -49,6 +52,14 @@ export class Value {
   /** The node input slots that read this value, in the order they were connected. */
   get consumers(): readonly Use[] {
     return this[links].consumers;
+  }
+  /** Nodes whose subgraphs (If branches, Loop / Scan bodies) read this value from the outer scope. */
+  get subgraphReaders(): readonly Node[] {
+    return this[links].readers;
+  }
+  /** Whether anything reads the value: a node input or a subgraph. (Graph outputs are not counted.) */
+  get isRead(): boolean {
+    return this[links].consumers.length > 0 || this[links].readers.length > 0;
   }
   get producer(): Node | null {
     return this[links].producer;
@@ -84,6 +95,8 @@ export class Node {
   readonly [links] = {
     inputs: [] as (Value | null)[],
     outputs: [] as (Value | null)[],
+    /** Outer-scope values the node's subgraphs read (linked while the node is in a graph). */
+    implicit: [] as Value[],
     graph: null as Graph | null,
   };
   /** The proto as loaded; input/output/name/opType/domain/attribute are taken from the node itself. */
@@ -98,6 +111,17 @@ export class Node {
   }
   get outputs(): readonly (Value | null)[] {
     return this[links].outputs;
+  }
+  /**
+   * Values of the enclosing graph that this node's subgraphs read (onnx-graphsurgeon's foreign
+   * tensors): the node depends on them as on its inputs, though they sit in no input slot.
+   */
+  get implicitInputs(): readonly Value[] {
+    return this[links].implicit;
+  }
+  /** Whether the node carries subgraphs (If, Loop, Scan ...). */
+  get hasSubgraphs(): boolean {
+    return hasSubgraphs(this.proto);
   }
   /** The graph this node is in (null once removed). */
   get graph(): Graph | null {
@@ -168,11 +192,12 @@ export class Node {
     this.graph?.touch();
   }
 
-  /** Append a copy of an attribute as it is (e.g. copied from a template node). */
+  /** Set a copy of an attribute as it is (e.g. copied from a template node), subgraphs included. */
   copyAttr(a: AttributeProto): void {
     const i = this.proto.attribute.findIndex((x) => x.name === a.name);
     if (i >= 0) this.proto.attribute[i] = { ...a };
     else this.proto.attribute.push({ ...a });
+    this.graph?.relinkSubgraphReads(this);
     this.graph?.touch();
   }
 
@@ -213,16 +238,26 @@ export class Node {
     this.graph?.touch();
   }
 
-  /** Disconnect from all inputs and outputs (the slots stay, empty). */
+  /** Disconnect from all inputs, outputs and subgraph reads (the slots stay, empty). */
   detach(): this {
     for (let i = 0; i < this.inputs.length; i++) this.setInput(i, null);
     for (let i = 0; i < this.outputs.length; i++) this.setOutput(i, null);
+    unlinkReads(this);
     return this;
   }
 
   toString(): string {
     return `${this.name} (${this.opType})`;
   }
+}
+
+function unlinkReads(n: Node): void {
+  for (const v of n[links].implicit) {
+    const rs = v[links].readers;
+    const k = rs.indexOf(n);
+    if (k >= 0) rs.splice(k, 1);
+  }
+  n[links].implicit = [];
 }
 
 export interface NodeSpecInit {
@@ -293,10 +328,20 @@ export class Graph {
     return v;
   }
 
+  /** Names new names must avoid besides value names: node names, names defined inside subgraphs, reserved names. */
   private nodeNames(): Set<string> {
     const l = this[links];
-    if (!l.nodeNames) l.nodeNames = new Set(this._nodes.map((n) => n.proto.name ?? '').filter(Boolean));
+    if (!l.nodeNames) {
+      l.nodeNames = new Set(this._nodes.map((n) => n.proto.name ?? '').filter(Boolean));
+      for (const n of this._nodes) if (n.hasSubgraphs) for (const name of innerNames(n.proto)) l.nodeNames.add(name);
+    }
     return l.nodeNames;
+  }
+
+  /** Keep uniqueName() from handing out these names (e.g. node names of a model still being loaded). */
+  reserveNames(names: Iterable<string>): void {
+    const used = this.nodeNames();
+    for (const n of names) if (n) used.add(n);
   }
 
   /** A name not used by any value or node yet: base, base_1, base_2 ... */
@@ -449,20 +494,39 @@ export class Graph {
     return this.insertNode(node, before);
   }
 
-  /** Insert a node that is in no graph (already wired, e.g. from a NodeProto) before `before` or at the end. */
+  /**
+   * Insert a node that is in no graph (already wired, e.g. from a NodeProto) before `before` or at
+   * the end. An unnamed node gets its name here, once (uniqueName(opType)): a name that stays when
+   * the graph is rewired, and is written on save.
+   */
   insertNode(node: Node, before?: Node): Node {
     if (node.graph) {
       throw new GptError('E_GRAPH', `node '${node.name}' is already in a graph`, { subject: node.name, hint: 'removeNode() it first' });
     }
-    for (const v of [...node.inputs, ...node.outputs]) if (v) this.adopt(v);
-    node[links].graph = this;
-    if (node.proto.name) this[links].nodeNames?.add(node.proto.name);
     const at = before ? this._nodes.indexOf(before) : -1;
     if (before && at < 0) throw new GptError('E_GRAPH', `node '${before.name}' is not in this graph`, { subject: node.name });
+    for (const v of [...node.inputs, ...node.outputs]) if (v) this.adopt(v);
+    if (!node.proto.name) node.proto.name = this.uniqueName(node.opType || 'node');
+    else this[links].nodeNames?.add(node.proto.name);
+    node[links].graph = this;
     if (at >= 0) this._nodes.splice(at, 0, node);
     else this._nodes.push(node);
+    this.relinkSubgraphReads(node);
     this.touch();
     return node;
+  }
+
+  /** Link a node's subgraph reads to this graph's values (after insertion or an attribute change). */
+  relinkSubgraphReads(node: Node): void {
+    unlinkReads(node);
+    if (node.graph !== this || !node.hasSubgraphs) return;
+    const used = this[links].nodeNames; // (built lazily: it then collects every node's inner names itself)
+    if (used) for (const name of innerNames(node.proto)) used.add(name);
+    for (const name of outerReads(node.proto)) {
+      const v = this.value(name);
+      node[links].implicit.push(v);
+      v[links].readers.push(node);
+    }
   }
 
   /** Remove a node, disconnecting it. Its outputs keep existing (with no producer) until cleanup(). */
@@ -483,10 +547,16 @@ export class Graph {
     this._nodes.splice(0, this._nodes.length, ...order);
   }
 
-  /** Make every consumer of `from` (and the graph outputs) use `to` instead. */
+  /** Make every consumer of `from` (subgraph reads and graph outputs included) use `to` instead. */
   replaceAllUses(from: Value, to: Value, except?: Node): void {
     for (const use of [...from.consumers]) if (use.node !== except) use.node.setInput(use.index, to);
+    for (const reader of [...from.subgraphReaders]) {
+      if (reader === except) continue;
+      renameOuterRead(reader.proto, from.name, this.adopt(to).name);
+      this.relinkSubgraphReads(reader);
+    }
     this.replaceOutput(from, to);
+    this.touch();
   }
 
   // ---- constants ------------------------------------------------------------------------------
@@ -508,7 +578,7 @@ export class Graph {
       if (cur.tensor) memo.set(cur, true);
       else if (this._inputs.includes(cur) || !p) memo.set(cur, false);
       else if (p.opType === 'Constant') memo.set(cur, true);
-      else if (p.inputs.length === 0) memo.set(cur, false);
+      else if (p.inputs.length === 0 || p.implicitInputs.length > 0) memo.set(cur, false);
       else {
         const pending = p.inputs.filter((i): i is Value => i !== null && !memo.has(i));
         if (pending.length === 0) {
@@ -576,23 +646,26 @@ export class Graph {
     for (const n of this._nodes) {
       let d = 0;
       for (const v of n.inputs) if (v?.producer && index.has(v.producer)) d++;
+      for (const v of n.implicitInputs) if (v.producer && index.has(v.producer)) d++;
       indeg.set(n, d);
     }
     // min-heap by original index keeps the original order wherever it is already valid
     const heap = new MinHeap<Node>((a, b) => index.get(a)! - index.get(b)!);
     for (const n of this._nodes) if (indeg.get(n) === 0) heap.push(n);
     const out: Node[] = [];
+    const release = (m: Node) => {
+      if (!index.has(m)) return;
+      const d = indeg.get(m)! - 1;
+      indeg.set(m, d);
+      if (d === 0) heap.push(m);
+    };
     while (heap.size) {
       const n = heap.pop();
       out.push(n);
       for (const o of n.outputs) {
         if (!o) continue;
-        for (const u of o.consumers) {
-          if (!index.has(u.node)) continue;
-          const d = indeg.get(u.node)! - 1;
-          indeg.set(u.node, d);
-          if (d === 0) heap.push(u.node);
-        }
+        for (const u of o.consumers) release(u.node);
+        for (const r of o.subgraphReaders) release(r);
       }
     }
     if (out.length !== this._nodes.length) {
@@ -618,14 +691,15 @@ export class Graph {
       if (p && !live.has(p)) {
         live.add(p);
         for (const i of p.inputs) if (i) stack.push(i);
+        stack.push(...p.implicitInputs); // what its subgraphs read stays alive with it
       }
     }
     for (const n of [...this._nodes]) if (!live.has(n)) this.removeNode(n);
     for (const v of [...this._initializers]) {
-      if (v.consumers.length === 0 && !this._outputs.includes(v) && !this._inputs.includes(v)) this.removeInitializer(v);
+      if (!v.isRead && !this._outputs.includes(v) && !this._inputs.includes(v)) this.removeInitializer(v);
     }
     const keep = new Set<Value>([...this._inputs, ...this._outputs, ...this._initializers]);
-    for (const n of this._nodes) for (const v of [...n.inputs, ...n.outputs]) if (v) keep.add(v);
+    for (const n of this._nodes) for (const v of [...n.inputs, ...n.outputs, ...n.implicitInputs]) if (v) keep.add(v);
     for (const [name, v] of this._values) if (!keep.has(v)) this._values.delete(name);
     for (let i = this._valueInfo.length - 1; i >= 0; i--) if (!keep.has(this._valueInfo[i])) this._valueInfo.splice(i, 1);
     this.touch();

@@ -3,6 +3,7 @@
  * wire-level proto (src/onnx) and the IR without losing a field: everything the IR does not model
  * is kept on `rest` objects and written back as it was.
  */
+import { createHash } from 'node:crypto';
 import { GptError } from '../errors';
 import type { DimensionProto, GraphProto, ModelProto, TypeProto, ValueInfoProto } from '../onnx/schema';
 import { Dim, Graph, Node, TensorType, Value } from './graph';
@@ -18,6 +19,9 @@ export class Model {
   sourcePath?: string;
   /** Folder external data locations are resolved against. */
   baseDir?: string;
+  /** The bytes the model was decoded from (tensors are views of them anyway), for sourceSha256. */
+  private loadedBytes?: Uint8Array;
+  private digest?: string;
 
   constructor(proto: ModelProto, graph: Graph) {
     this.proto = proto;
@@ -46,6 +50,21 @@ export class Model {
     if (e) e.value = value;
     else this.proto.metadataProps.push({ key, value });
   }
+  /** Remember the bytes this model was decoded from (loadModel does it). */
+  setSourceBytes(bytes: Uint8Array): void {
+    this.loadedBytes = bytes;
+    this.digest = undefined;
+  }
+
+  /**
+   * SHA-256 (hex) of the bytes the model was loaded from: what was loaded, even after the model is
+   * changed in memory or the file is rewritten. Undefined for a model built in memory.
+   */
+  get sourceSha256(): string | undefined {
+    if (this.digest === undefined && this.loadedBytes) this.digest = createHash('sha256').update(this.loadedBytes).digest('hex');
+    return this.digest;
+  }
+
   get displayName(): string {
     return this.sourcePath ?? this.graph.rest.name ?? 'model';
   }
@@ -87,6 +106,8 @@ export function modelFromProto(proto: ModelProto, baseDir?: string): Model {
     // IR < 4 lists initializers among the inputs too: there the tensor is the input's default
     g.addInitializer(new Tensor(t, externalLocation(t, baseDir)), { asInputDefault: true });
   }
+  // unnamed nodes are named as they are inserted: their names must not take a later node's name
+  g.reserveNames(node.map((np) => np.name ?? ''));
   for (const np of node) {
     const n = new Node(np);
     np.input.forEach((name, i) => n.setInput(i, name === '' ? null : g.value(name)));

@@ -92,6 +92,7 @@ export function loadModel(src: string | Uint8Array, opts: LoadOptions = {}): Mod
     throw e;
   }
   model.sourcePath = sourcePath;
+  model.setSourceBytes(bytes);
   if (opts.checkExternalData !== false) {
     const sizes = new Map<string, number>();
     for (const v of model.graph.initializers) {

@@ -4,7 +4,6 @@
  * metadata_props — and the report the CLI prints.
  */
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 import { GptError } from '../errors';
 import { costModel, CostReport } from '../analysis/cost';
 import { gradientPaths, GradientPathSummary } from '../analysis/gradient-path';
@@ -179,10 +178,8 @@ function attributeAddedNodes(model: Model, structure: Structure, existed: Set<st
 }
 
 export function sha256Of(model: Model): string {
-  const h = crypto.createHash('sha256');
-  if (model.sourcePath && fs.existsSync(model.sourcePath)) h.update(fs.readFileSync(model.sourcePath));
-  else h.update(saveModelToBuffer(model));
-  return h.digest('hex');
+  // what was loaded (recorded at load, never re-read: the file may have changed since)
+  return model.sourceSha256 ?? crypto.createHash('sha256').update(saveModelToBuffer(model)).digest('hex');
 }
 
 /** A deep copy (through the wire format: lossless, and tensors stay views of one buffer). */

@@ -16,7 +16,7 @@ import { recognize } from '../analysis/structure';
 import type { Structure } from '../analysis/structure-types';
 import { GptError, isGptError } from '../errors';
 import type { Model } from '../ir/model';
-import { loadModel } from '../onnx/io';
+import { loadModel, saveModel } from '../onnx/io';
 import schema from '../schemas/profile.schema.json';
 import { reportValidator } from '../report/schema';
 import { TOOL_VERSION } from '../version';
@@ -108,7 +108,10 @@ export interface ProfileReport {
 
 interface Loaded {
   label: string;
+  /** The file the model came from (for the report), if any. */
   file: string | null;
+  /** What to run: the file as given, or the in-memory model as passed (serialized), never its sourcePath. */
+  source: string | Model;
   model: Model;
   params: number;
   structure: Structure | null;
@@ -168,7 +171,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
     const label = options.labels?.[i] ?? (file ? path.basename(file) : `model ${i + 1}`);
     const params = costModel(model).totals.params;
     const structure = recognizeSafely(model, warnings, label);
-    return { label, file, model, params, structure };
+    return { label, file, source: typeof m === 'string' ? m : model, model, params, structure };
   });
 
   // every --shape name must mean something to at least one model
@@ -297,7 +300,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
 /** A session for the model; a non-CPU EP failing to start is E_EP, anything else stays E_ORT. */
 async function openSession(l: Loaded, ep: EpName, opts: ortTypes.InferenceSession.SessionOptions): Promise<ortTypes.InferenceSession> {
   try {
-    return await createSession(l.file ?? l.model, opts, l.file ?? l.label);
+    return await createSession(l.source, opts, l.file ?? l.label);
   } catch (e) {
     if (ep !== 'cpu' && isGptError(e) && /provider|shared library|cuda|tensorrt|nvinfer/i.test(e.message)) {
       throw new GptError('E_EP', `execution provider '${ep}' failed to start: ${e.message.replace(/^onnxruntime rejected the model: /, '')}`, {
@@ -333,11 +336,12 @@ async function ortNodeProfile(
 }
 
 async function trtexecRun(bin: string, l: Loaded, r: ResolvedInputs, o: ProfileOptions, warmup: number, iterations: number | undefined) {
-  if (!l.file) throw new GptError('E_ARG', 'trtexec needs the model as a file', { subject: l.label, hint: 'save the model first' });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt-trtexec-'));
   try {
+    // trtexec reads files: an in-memory model is written out as it is now
+    const onnx = typeof l.source === 'string' ? l.source : saveModel(l.model, path.join(dir, 'model.onnx')).path;
     const dynamic = l.model.graph.inputs.some((v) => !v.tensor && (v.declared?.shape ?? [null]).some((d) => typeof d !== 'number'));
-    return await runTrtexec(bin, { onnx: l.file, inputs: r.inputs, dynamic, fp16: !!o.fp16, warmup, iterations, durationS: o.durationS, workDir: dir }, l.file);
+    return await runTrtexec(bin, { onnx, inputs: r.inputs, dynamic, fp16: !!o.fp16, warmup, iterations, durationS: o.durationS, workDir: dir }, l.file ?? l.label);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -3,21 +3,40 @@
  * naming the model.
  */
 import * as ort from 'onnxruntime-node';
-import { GptError } from '../errors';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GptError, isGptError } from '../errors';
 import type { Model } from '../ir/model';
-import { saveModelToBuffer } from '../onnx/io';
+import { saveModel, saveModelToBuffer } from '../onnx/io';
 
 export type SessionSource = Model | string | Uint8Array;
 
+/**
+ * A session for a path, bytes, or a Model as it is now in memory (serialized; never re-read from
+ * its sourcePath). A Model over protobuf's 2 GiB goes through a temporary file with external data.
+ */
 export async function createSession(src: SessionSource, options: ort.InferenceSession.SessionOptions = {}, label?: string): Promise<ort.InferenceSession> {
   const what = label ?? (typeof src === 'string' ? src : src instanceof Uint8Array ? 'model bytes' : src.displayName);
+  let tmp: string | undefined;
   try {
     if (typeof src === 'string') return await ort.InferenceSession.create(src, options);
-    const bytes = src instanceof Uint8Array ? src : saveModelToBuffer(src);
+    let bytes: Uint8Array;
+    try {
+      bytes = src instanceof Uint8Array ? src : saveModelToBuffer(src);
+    } catch (e) {
+      if (!(isGptError(e) && e.code === 'E_TOO_LARGE') || src instanceof Uint8Array) throw e;
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt-session-'));
+      const file = saveModel(src, path.join(tmp, 'model.onnx'), { externalData: true }).path;
+      return await ort.InferenceSession.create(file, options);
+    }
     return await ort.InferenceSession.create(bytes, options);
   } catch (e) {
+    if (isGptError(e)) throw e;
     const msg = String((e as Error).message ?? e).split('\n')[0];
     throw new GptError('E_ORT', `onnxruntime rejected the model: ${msg}`, { subject: what, cause: e });
+  } finally {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
 

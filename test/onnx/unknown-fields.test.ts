@@ -85,7 +85,7 @@ test('int64 values beyond 2^53 (Slice ends = INT64_MAX) survive exactly', () => 
   // AttributeProto: name(1) ints(8) type(20)=INTS(7); 9223372036854775807 as a 9-byte varint
   const max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
   const attr = [...sfield(1, 'ends'), ...varint(8 * 8), ...max, ...vfield(20, 7)];
-  const n2 = [...sfield(1, 'x'), ...sfield(2, 'y'), ...sfield(4, 'Slice'), ...bfield(5, attr)];
+  const n2 = [...sfield(1, 'x'), ...sfield(2, 'y'), ...sfield(3, 'slice0'), ...sfield(4, 'Slice'), ...bfield(5, attr)]; // named: gpt names unnamed nodes on load
   const g2 = [...bfield(1, n2), ...bfield(11, [...sfield(1, 'x')]), ...bfield(12, [...sfield(1, 'y')])];
   const m2 = Buffer.from([...vfield(1, 7), ...bfield(7, g2), ...bfield(8, [...vfield(2, 9)])]);
   const m = loadModel(m2);
@@ -96,7 +96,7 @@ test('int64 values beyond 2^53 (Slice ends = INT64_MAX) survive exactly', () => 
 test('repeated value_info entries of one name are each kept', () => {
   // GraphProto.value_info(13) twice for 'y', with different doc_string(3): both survive, in order
   const vi = (doc: string) => bfield(13, [...sfield(1, 'y'), ...bfield(2, tensorType(DataType.FLOAT, [4])), ...sfield(3, doc)]);
-  const n = [...sfield(1, 'x'), ...sfield(2, 'y'), ...sfield(4, 'Relu')];
+  const n = [...sfield(1, 'x'), ...sfield(2, 'y'), ...sfield(3, 'relu0'), ...sfield(4, 'Relu')]; // named: gpt names unnamed nodes on load
   const g = [...bfield(1, n), ...bfield(11, [...sfield(1, 'x')]), ...bfield(12, [...sfield(1, 'y')]), ...vi('first'), ...vi('second')];
   const bytes = Buffer.from([...vfield(1, 7), ...bfield(7, g), ...bfield(8, [...vfield(2, 13)])]);
   assert.ok(Buffer.compare(saveModelToBuffer(loadModel(bytes)), bytes) === 0);
