@@ -4,13 +4,12 @@
  * `gpt analyze --json` prints (src/schemas/analyze.schema.json).
  */
 import type { Model } from '../ir/model';
-import schema from '../schemas/analyze.schema.json';
-import { reportValidator } from '../report/schema';
 import { costModel } from './cost';
 import { GradientPathReport, GradientPathSummary, LayerGradientPaths, gradientPaths } from './gradient-path';
 import type { Rule } from './rules';
 import { inferShapes } from './shapes';
 import { recognize } from './structure';
+import { stageSpecs } from './structure-refs';
 import type { Structure } from './structure-types';
 
 export interface AnalyzeOptions {
@@ -55,18 +54,18 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeRe
   const warnings = [...inferShapes(model).warnings];
   const structure = recognize(model, { rules: opts.rules });
   warnings.push(...structure.warnings);
-  const stageNodes = structure.stages.map((s) => [...s.entry, ...s.blocks.flatMap((b) => b.nodes)]);
-  const gradient = gradientPaths(model, { stages: structure.stages.map((s, i) => ({ name: `stage ${s.index}`, nodes: stageNodes[i] })) });
+  const specs = stageSpecs(structure);
+  const gradient = gradientPaths(model, { stages: specs });
   warnings.push(...gradient.warnings);
   const cost = costModel(model, { dims: opts.dims });
   const nodeCost = new Map(cost.nodes.map((n) => [n.name, n]));
   const stageOfNode = new Map<string, number>();
-  structure.stages.forEach((s, i) => stageNodes[i].forEach((n) => stageOfNode.set(n, s.index)));
+  structure.stages.forEach((s, i) => specs[i].nodes.forEach((n) => stageOfNode.set(n, s.index)));
   const stages: StageAnalysis[] = structure.stages.map((s, i) => {
     const blockRules: Record<string, number> = {};
     for (const b of s.blocks) blockRules[b.rule] = (blockRules[b.rule] ?? 0) + 1;
     let params = 0, macs = 0;
-    for (const n of stageNodes[i]) {
+    for (const n of specs[i].nodes) {
       params += nodeCost.get(n)?.params ?? 0;
       macs += nodeCost.get(n)?.macs ?? 0;
     }
@@ -97,5 +96,3 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeRe
 export function analyze(model: Model, opts: AnalyzeOptions = {}): AnalyzeReport {
   return analyzeModel(model, opts).report;
 }
-
-export const validateAnalyzeReport: (report: unknown) => asserts report is AnalyzeReport = reportValidator<AnalyzeReport>(schema, 'analyze');

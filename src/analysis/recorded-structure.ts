@@ -7,6 +7,7 @@
  */
 import type { Node } from '../ir/graph';
 import type { Model } from '../ir/model';
+import { AddedNodes, blockRefs, hasBlockRefs, setBlockRefs, setStageRefs, stageEntry } from './structure-refs';
 import type { Block, Stage, Structure } from './structure-types';
 
 export const STRUCTURE_KEY = 'gpt.structure';
@@ -31,22 +32,32 @@ interface Recorded {
   stages: RecordedStage[];
 }
 
-/** Record `structure`, plus per-stage nodes a pass added, keeping only nodes still in the graph. */
-export function recordStructure(model: Model, structure: Structure, added: { stage: number; nodes: string[] }[], target: string): void {
-  const live = new Set(model.graph.nodes.map((n) => n.name));
-  const keep = (ns: string[]) => ns.filter((n) => live.has(n));
-  const placed = new Set<string>();
+/**
+ * Record `structure`, plus per-stage nodes a pass added, keeping only nodes still in the graph. The
+ * blocks' and stages' objects are read here and turned into names (this is the metadata boundary).
+ */
+export function recordStructure(model: Model, structure: Structure, added: AddedNodes, target: string): void {
+  const live = new Set(model.graph.nodes);
+  const named = (ns: Node[]) => ns.filter((n) => live.has(n)).map((n) => n.name);
+  const byName = new Map(model.graph.nodes.map((n) => [n.name, n]));
+  const nodesOf = (b: Block) => (hasBlockRefs(b) ? blockRefs(b).nodes : b.nodes.map((n) => byName.get(n)).filter((n): n is Node => !!n));
+  const placed = new Set<Node>();
   const stages: RecordedStage[] = structure.stages.map((s) => {
-    const blocks: RecordedBlock[] = s.blocks
-      .map((b) => ({ id: b.id, rule: b.rule, kind: b.kind, nodes: keep(b.nodes) }))
-      .filter((b) => b.nodes.length > 0);
-    const entry = keep(s.entry);
-    for (const n of [...entry, ...blocks.flatMap((b) => b.nodes)]) placed.add(n);
-    const extra = keep(added.filter((a) => a.stage === s.index).flatMap((a) => a.nodes)).filter((n) => !placed.has(n));
+    const entryNodes = stageEntry(s).length || !s.entry.length ? stageEntry(s) : s.entry.map((n) => byName.get(n)).filter((n): n is Node => !!n);
+    const blocks: RecordedBlock[] = [];
+    for (const b of s.blocks) {
+      const ns = nodesOf(b).filter((n) => live.has(n) && !placed.has(n));
+      ns.forEach((n) => placed.add(n));
+      if (ns.length) blocks.push({ id: b.id, rule: b.rule, kind: b.kind, nodes: ns.map((n) => n.name) });
+    }
+    const entry = named(entryNodes);
+    entryNodes.forEach((n) => placed.add(n));
+    const extra = (added.get(s.index) ?? []).filter((n) => live.has(n) && !placed.has(n));
     extra.forEach((n) => placed.add(n));
-    if (extra.length) blocks.push({ id: `s${s.index}.${target}`, rule: `gpt ${target}`, kind: target, nodes: extra });
+    if (extra.length) blocks.push({ id: `s${s.index}.${target}`, rule: `gpt ${target}`, kind: target, nodes: extra.map((n) => n.name) });
     return { index: s.index, resolution: s.resolution, channels: s.channels, entry, blocks };
   });
+  const keep = (ns: string[]) => ns.filter((n) => byName.has(n));
   const rec: Recorded = { family: structure.family, stem: keep(structure.stem), head: keep(structure.head), stages };
   model.setMetadata(STRUCTURE_KEY, JSON.stringify(rec));
 }
@@ -80,13 +91,23 @@ export function recordedStructure(model: Model): Structure | null {
   if (!all.every((n) => live.has(n))) return null; // edited since: fall back to the rules
   const placed = new Set(all);
   const constantOnly = (n: Node) => n.outputs.every((o) => !o || model.graph.isConstant(o));
-  const stages: Stage[] = rec.stages.map((s) => ({
-    index: s.index,
-    resolution: s.resolution,
-    channels: s.channels,
-    entry: s.entry,
-    blocks: s.blocks.map((b): Block => ({ id: b.id, rule: b.rule, kind: b.kind, nodes: b.nodes, roles: {}, input: '', output: '', channelsIn: null, channelsOut: null })),
-  }));
+  const byName = new Map(model.graph.nodes.map((n) => [n.name, n]));
+  const objects = (ns: string[]) => ns.map((n) => byName.get(n)!);
+  const stages: Stage[] = rec.stages.map((s) => {
+    const stage: Stage = {
+      index: s.index,
+      resolution: s.resolution,
+      channels: s.channels,
+      entry: s.entry,
+      blocks: s.blocks.map((b): Block => {
+        const block: Block = { id: b.id, rule: b.rule, kind: b.kind, nodes: b.nodes, roles: {}, input: '', output: '', channelsIn: null, channelsOut: null };
+        setBlockRefs(block, { nodes: objects(b.nodes), input: null, output: null, parts: new Map(), roles: new Map() });
+        return block;
+      }),
+    };
+    setStageRefs(stage, { entry: objects(s.entry) });
+    return stage;
+  });
   return {
     family: rec.family,
     stem: rec.stem,

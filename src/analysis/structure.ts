@@ -21,6 +21,7 @@ import { Match, MatchContext, matchAll, selectMatches, throughIdentity } from '.
 import { Rule, loadRules } from './rules';
 import { recordedStructure } from './recorded-structure';
 import { inferShapes } from './shapes';
+import { setBlockRefs, setStageRefs } from './structure-refs';
 import type { Block, Stage, Structure } from './structure-types';
 
 export interface RecognizeOptions {
@@ -88,7 +89,8 @@ function downstream(start: Value, stop: Set<Node>): Set<Node> {
   return seen;
 }
 
-function residualOf(m: Match, names: (ns: Node[] | undefined) => string[]): Block['residual'] {
+/** The residual Add and its two operands (the Add's own inputs: they may be Identity outputs in front of the matched values). */
+function residualParts(m: Match): { add: Node; shortcut: Value; branch: Value; identity: boolean } | undefined {
   const spec = m.rule.residual;
   if (!spec) return undefined;
   const addNodes = m.parts.get(spec.add);
@@ -100,21 +102,14 @@ function residualOf(m: Match, names: (ns: Node[] | undefined) => string[]): Bloc
   };
   const shortcut = valueOf(spec.shortcut);
   const branch = valueOf(spec.branch);
-  // name the Add's own operands (they may be Identity outputs in front of the matched values)
-  const operand = (v: Value) => add.inputs.find((i) => i && throughIdentity(i).value === v)?.name ?? v.name;
-  return {
-    add: add.name,
-    shortcutValue: operand(shortcut),
-    branchValue: operand(branch),
-    shortcut: shortcut === m.input ? 'identity' : 'projection',
-    projectionNodes: names(m.roles.get('projection')),
-    postAdd: names(m.roles.get('postAdd')),
-  };
+  const operand = (v: Value) => add.inputs.find((i): i is Value => !!i && throughIdentity(i).value === v) ?? v;
+  return { add, shortcut: operand(shortcut), branch: operand(branch), identity: shortcut === m.input };
 }
 
 function toBlock(m: Match, id: string, ctx: MatchContext): RecognizedBlock {
   const names = (ns: Node[] | undefined) => (ns ?? []).map((n) => n.name);
-  return {
+  const res = residualParts(m);
+  const block: RecognizedBlock = {
     id,
     rule: m.rule.name,
     kind: m.rule.kind,
@@ -123,10 +118,22 @@ function toBlock(m: Match, id: string, ctx: MatchContext): RecognizedBlock {
     parts: Object.fromEntries([...m.parts].map(([p, ns]) => [p, names(ns)])),
     input: m.input.name,
     output: m.output.name,
-    residual: residualOf(m, names),
+    residual: res && {
+      add: res.add.name,
+      shortcutValue: res.shortcut.name,
+      branchValue: res.branch.name,
+      shortcut: res.identity ? 'identity' : 'projection',
+      projectionNodes: names(m.roles.get('projection')),
+      postAdd: names(m.roles.get('postAdd')),
+    },
     channelsIn: ctx.channels(m.input),
     channelsOut: ctx.channels(m.output),
   };
+  setBlockRefs(block, {
+    nodes: [...m.nodes], input: m.input, output: m.output, parts: new Map(m.parts), roles: new Map(m.roles),
+    residual: res && { add: res.add, shortcut: res.shortcut, branch: res.branch },
+  });
+  return block;
 }
 
 function familyOf(blocks: Match[], warnings: string[]): Structure['family'] {
@@ -186,14 +193,16 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
     const opens = i === 0 || entry.length > 0 || (same === null ? downsamplesItself(b) : !same);
     if (opens) {
       const index = stages.length;
-      stages.push({
+      const stage: RecognizedStage = {
         index,
         resolution: spatial(b.output),
         entry: names(entry),
         ...(index > 0 && entry.length === 0 ? { entryBlock: `s${index}.b0` } : {}),
         blocks: [],
         channels: null,
-      });
+      };
+      setStageRefs(stage, { entry: entry.filter(isData).sort(byOrder) });
+      stages.push(stage);
       stageMatches.push([]);
     }
     stageMatches[stageMatches.length - 1].push(b);

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
-import { analyzeModel, AnalyzeReport, validateAnalyzeReport } from '../analysis/analyze';
+import { analyzeModel, AnalyzeReport } from '../analysis/analyze';
+import { validateAnalyzeReport } from '../report/analyze-report';
 import { chartSeries, gradientPathChart } from '../analysis/chart';
 import { loadRules } from '../analysis/rules';
 import { assertValid } from '../ir/validate';

@@ -5,7 +5,8 @@ import { gradientPaths } from '../analysis/gradient-path';
 import { recognize } from '../analysis/structure';
 import { loadRuleSet } from '../analysis/rules';
 import { checkOutputPath, loadModel, saveModel, writeFileAtomic } from '../onnx/io';
-import { convert, ConvertTarget, stageSpecs } from '../passes/convert';
+import { convert, ConvertOptions, stageSpecs } from '../passes/convert';
+import type { Fusion, SplitOp } from '../passes/options';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
 import { GptCommand, argError, parseDecimal, commonFlags, parseDims } from '../cli/base';
 
@@ -60,24 +61,35 @@ export default class Convert extends GptCommand {
         throw argError(`--${f} does not apply to --to ${flags.to}${flags.to === 'elan' ? ' without --csp' : ''}`, `it is an option of ${whom}; leave it out`);
       }
     }
-    const ratio = parseDecimal(flags.ratio, '--ratio', 'e.g. --ratio 0.5');
-    if (!(ratio > 0 && ratio <= 1)) throw argError(`--ratio ${flags.ratio} is outside (0, 1]`, 'e.g. --ratio 0.5');
-    const split = parseDecimal(flags.split, '--split', 'e.g. --split 0.5');
-    if (!(split > 0 && split < 1)) throw argError(`--split ${flags.split} is outside (0, 1)`, 'e.g. --split 0.5');
-    const stack = parseDecimal(flags.stack, '--stack', 'e.g. --stack 2');
-    if (!(Number.isInteger(stack) && stack >= 1)) throw argError(`--stack ${flags.stack} is not a whole number of at least 1`, 'e.g. --stack 2');
-    const width = parseDecimal(flags.width, '--width', 'e.g. --width 0.5');
-    if (!(width > 0 && width <= 1)) throw argError(`--width ${flags.width} is outside (0, 1]`, 'e.g. --width 0.5');
+    // each target gets its own options (the library refuses another target's: "option 'ratio' does
+    // not apply to target 'csp'"; the check above says the same in the CLI's words)
+    const common = { strict: flags.strict, inPlace: true, dims: parseDims(flags.dim) };
+    const cspSplit = () => {
+      const split = parseDecimal(flags.split, '--split', 'e.g. --split 0.5');
+      if (!(split > 0 && split < 1)) throw argError(`--split ${flags.split} is outside (0, 1)`, 'e.g. --split 0.5');
+      return { split, fusion: flags.fusion as Fusion, splitOp: flags['split-op'] as SplitOp };
+    };
+    let options: ConvertOptions;
+    if (flags.to === 'prn') {
+      const ratio = parseDecimal(flags.ratio, '--ratio', 'e.g. --ratio 0.5');
+      if (!(ratio > 0 && ratio <= 1)) throw argError(`--ratio ${flags.ratio} is outside (0, 1]`, 'e.g. --ratio 0.5');
+      options = { to: 'prn', ratio, asymmetric: flags.asymmetric, ...common };
+    } else if (flags.to === 'csp') {
+      options = { to: 'csp', ...cspSplit(), ...common };
+    } else {
+      const stack = parseDecimal(flags.stack, '--stack', 'e.g. --stack 2');
+      if (!(Number.isInteger(stack) && stack >= 1)) throw argError(`--stack ${flags.stack} is not a whole number of at least 1`, 'e.g. --stack 2');
+      const width = parseDecimal(flags.width, '--width', 'e.g. --width 0.5');
+      if (!(width > 0 && width <= 1)) throw argError(`--width ${flags.width} is outside (0, 1]`, 'e.g. --width 0.5');
+      options = { to: 'elan', stack, width, csp: flags.csp, ...(flags.csp ? cspSplit() : {}), ...common };
+    }
     if (flags.chart) checkOutputPath(flags.chart);
     if (flags.output) checkOutputPath(flags.output);
     const model = loadModel(args.model);
     const rules = flags.rules ? loadRuleSet(flags.rules) : undefined;
     // the conversion edits the model in place: the "before" paths are measured first
     const pathsBefore = flags.chart ? gradientPaths(model, { stages: stageSpecs(recognize(model, { rules })) }) : undefined;
-    const { model: out, report, structure } = convert(model, {
-      stack, width, csp: flags.csp,
-      to: flags.to as ConvertTarget, ratio, asymmetric: flags.asymmetric, split, fusion: flags.fusion as 'both' | 'first' | 'last', splitOp: flags['split-op'] as 'slice' | 'conv', strict: flags.strict, rules, inPlace: true, dims: parseDims(flags.dim),
-    });
+    const { model: out, report, structure } = convert(model, { ...options, rules });
     if (flags.chart && pathsBefore) {
       const after = gradientPaths(out, { stages: stageSpecs(structure) });
       const svg = gradientPathChart([chartSeries('before', pathsBefore), chartSeries(`after (${flags.to})`, after)], {

@@ -8,6 +8,7 @@ import { DataType } from '../onnx/schema';
 import type { Model } from './model';
 import { Dim, Graph, Node, TensorType, Value } from './graph';
 import { Tensor } from './tensor';
+import { floatTensor, floatValues } from './float-data';
 
 /** Channel count (axis 1) of a value, when known. */
 export function channelsOf(v: Value | null | undefined): number | null {
@@ -93,11 +94,16 @@ export function convProducer(g: Graph, v: Value): { conv: Node; bn?: Node } | nu
   return null;
 }
 
+/** A constant float tensor's values as float32 (any float type; new tensors are written back in it). */
 function floatData(g: Graph, v: Value | null, what: string): { t: Tensor; data: Float32Array } {
   const t = g.constantTensor(v);
   if (!t) throw new GptError('E_GRAPH', `'${v?.name}' is not a constant tensor`, { subject: what });
-  if (t.dataType !== DataType.FLOAT) throw new GptError('E_SHAPE', `only float32 weights can be rewritten, '${t.name}' is ${t.dataType}`, { subject: what });
-  return { t, data: t.data() as Float32Array };
+  return { t, data: floatValues(t, what) };
+}
+
+/** The element type of a value, float32 when unknown. */
+export function elemTypeOf(v: Value | null | undefined): number {
+  return v?.type?.elemType || DataType.FLOAT;
 }
 
 /** Pick rows (along axis 0, each `rowSize` long) of a float tensor into a new initializer. */
@@ -107,7 +113,7 @@ function pickRows(g: Graph, v: Value | null, rows: number[], suffix: string, wha
   const rowSize = dims.slice(1).reduce((a, b) => a * b, 1);
   const out = new Float32Array(rows.length * rowSize);
   rows.forEach((r, i) => out.set(data.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
-  return g.addInitializer(Tensor.float32(g.uniqueName(`${t.name}${suffix}`), [rows.length, ...dims.slice(1)], out));
+  return g.addInitializer(floatTensor(g.uniqueName(`${t.name}${suffix}`), [rows.length, ...dims.slice(1)], out, t.dataType));
 }
 
 /** Pick input channels (axis 1) of a conv weight [O, I, kh, kw] into a new initializer. */
@@ -119,7 +125,7 @@ function pickInputChannels(g: Graph, v: Value | null, chans: number[], suffix: s
   for (let oi = 0; oi < o; oi++) {
     chans.forEach((c, j) => out.set(data.subarray((oi * i + c) * ks, (oi * i + c + 1) * ks), (oi * chans.length + j) * ks));
   }
-  return g.addInitializer(Tensor.float32(g.uniqueName(`${t.name}${suffix}`), [o, chans.length, ...k], out));
+  return g.addInitializer(floatTensor(g.uniqueName(`${t.name}${suffix}`), [o, chans.length, ...k], out, t.dataType));
 }
 
 /**
@@ -136,7 +142,7 @@ export function keepOutputChannels(model: Model, conv: Node, bn: Node | undefine
   if (bn) {
     for (let i = 1; i <= 4; i++) if (bn.inputs[i]) bn.setInput(i, pickRows(g, bn.inputs[i], keep, `_out${keep.length}`, bn.name));
     bn.outputs.forEach((o, i) => {
-      if (o) o.inferred = i === 0 ? withChannels(o.type, keep.length) : { elemType: DataType.FLOAT, shape: [keep.length] };
+      if (o) o.inferred = i === 0 ? withChannels(o.type, keep.length) : { elemType: elemTypeOf(o), shape: [keep.length] };
     });
   }
 }
@@ -215,7 +221,8 @@ export function addConvBnAct(model: Model, x: Value, spec: ConvBnActSpec): ConvB
   const k = spec.kernel;
   const stride = spec.stride ?? 1;
   const pad = Math.floor(k / 2);
-  const param = (suffix: string, dims: number[], data: Float32Array) => g.addInitializer(Tensor.float32(g.uniqueName(`${spec.scope}.${suffix}`), dims, data));
+  // new weights take the element type of the layer input they join (float16 in a float16 model)
+  const param = (suffix: string, dims: number[], data: Float32Array) => g.addInitializer(floatTensor(g.uniqueName(`${spec.scope}.${suffix}`), dims, data, elemTypeOf(x)));
   const weight = param('weight', [spec.cout, cin, k, k], heNormalWeights((seedOf(spec.scope) + (spec.seed ?? 0)) >>> 0, spec.cout, cin, k));
   const inputs: Value[] = [x, weight];
   let params = spec.cout * cin * k * k;
@@ -226,7 +233,7 @@ export function addConvBnAct(model: Model, x: Value, spec: ConvBnActSpec): ConvB
   const shape = x.shape;
   const sp = (d: Dim): Dim => (typeof d === 'number' ? Math.floor((d + 2 * pad - k) / stride) + 1 : stride === 1 ? d : null);
   const type: TensorType | undefined = shape && shape.length === 4
-    ? { elemType: x.type!.elemType, shape: [shape[0], spec.cout, sp(shape[2]), sp(shape[3])] }
+    ? { elemType: elemTypeOf(x), shape: [shape[0], spec.cout, sp(shape[2]), sp(shape[3])] }
     : withChannels(x.type, spec.cout);
   const steps = 1 + (spec.batchNorm ? 1 : 0) + (spec.act ? 1 : 0);
   let step = 0;
@@ -294,7 +301,7 @@ export function widenInputChannels(model: Model, conv: Node, cin: number, from: 
     if (src < 0 || src >= iOld) throw new GptError('E_SHAPE', `input channel ${src} of '${conv.name}' does not exist (it has ${iOld})`, { subject: conv.name });
     for (let oi = 0; oi < o; oi++) out.set(data.subarray((oi * iOld + src) * ks, (oi * iOld + src + 1) * ks), (oi * cin + j) * ks);
   }
-  conv.setInput(1, g.addInitializer(Tensor.float32(g.uniqueName(`${t.name}_in${cin}`), [o, cin, kh, kw], out)));
+  conv.setInput(1, g.addInitializer(floatTensor(g.uniqueName(`${t.name}_in${cin}`), [o, cin, kh, kw], out, t.dataType)));
   return fresh;
 }
 
@@ -366,8 +373,9 @@ export function addConv(model: Model, x: Value, spec: NewConvSpec, before?: Node
   if (spec.weight.length !== spec.outChannels * inC * k * k) {
     throw new GptError('E_SHAPE', `weights of ${spec.weight.length} values do not fit a ${spec.outChannels}x${inC}x${k}x${k} conv`, { subject: spec.name });
   }
-  const w = g.addInitializer(Tensor.float32(g.uniqueName(`${spec.name}.weight`), [spec.outChannels, inC, k, k], spec.weight));
-  const b = g.addInitializer(Tensor.float32(g.uniqueName(`${spec.name}.bias`), [spec.outChannels], spec.bias ?? new Float32Array(spec.outChannels)));
+  const elem = elemTypeOf(x);
+  const w = g.addInitializer(floatTensor(g.uniqueName(`${spec.name}.weight`), [spec.outChannels, inC, k, k], spec.weight, elem));
+  const b = g.addInitializer(floatTensor(g.uniqueName(`${spec.name}.bias`), [spec.outChannels], spec.bias ?? new Float32Array(spec.outChannels), elem));
   const out = g.newValue(`${spec.name}_output_0`, withChannels(x.type, spec.outChannels));
   const p = (k - 1) >> 1;
   g.addNode({

@@ -1,72 +1,30 @@
 /**
- * convert(): the pipeline every conversion shares — recognise the architecture, measure it, apply one
- * pass (PRN / CSP / ELAN), re-infer shapes, validate, measure again, record what was done in
- * metadata_props — and the report the CLI prints.
+ * convert(): the pipeline every conversion shares — recognise the architecture, measure it, plan one
+ * pass (PRN / CSP / ELAN; nothing is changed yet, and under strict a block the plan leaves out is an
+ * error here), apply it, re-infer shapes, validate, measure again, record what was done in
+ * metadata_props — and the report the CLI prints. Measuring happens here only.
  */
 import * as crypto from 'node:crypto';
 import { GptError } from '../errors';
 import { costModel, CostReport } from '../analysis/cost';
 import { gradientPaths, GradientPathSummary } from '../analysis/gradient-path';
-import type { Rule } from '../analysis/rules';
 import { inferShapes } from '../analysis/shapes';
 import { recognize } from '../analysis/structure';
 import { recordStructure } from '../analysis/recorded-structure';
+import { AddedNodes, stageNodes, stageSpecs } from '../analysis/structure-refs';
 import type { Structure } from '../analysis/structure-types';
+import type { Node } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { assertValid } from '../ir/validate';
-import { loadModel, saveModelToBuffer } from '../onnx/io';
-import { checkRatio, runPrn } from './prn';
-import { runCsp } from './csp';
-import { runElan } from './elan';
+import { saveModelToBuffer } from '../onnx/io';
+import { cloneModel } from './model-copy';
+import { ConvertOptions, ConvertTarget, checkTargetOptions } from './options';
+import type { Figures, PassContext } from './pass';
+import { PASSES } from './registry';
 import { TOOL_VERSION } from '../version';
 
-export type ConvertTarget = 'prn' | 'csp' | 'elan';
-
-export interface ConvertOptions {
-  to: ConvertTarget;
-  /** PRN: share of channels that receive the shortcut, (0, 1]; default 0.5. */
-  ratio?: number;
-  /** PRN: drop stride-1 projection shortcuts that only widen (asymmetric residual). */
-  asymmetric?: boolean;
-  /** Fail (E_PATTERN) when a block cannot be converted or nothing can be converted. */
-  strict?: boolean;
-  /** Rules to recognise blocks with (default: the shipped rules). */
-  rules?: Rule[];
-  /** Convert the given model object in place instead of a copy. */
-  inPlace?: boolean;
-  /** Symbolic dims for the cost model (default 1). */
-  dims?: Record<string, number>;
-  /** CSP: share of channels in part 1 (through the blocks), in (0, 1); default 0.5. */
-  split?: number;
-  /** CSP: where the transition layers go (paper's gradient-flow truncation variants); default 'both'. */
-  fusion?: 'both' | 'first' | 'last';
-  /** CSP: how the stage input is split; default 'slice' (zero-parameter Split). */
-  splitOp?: 'slice' | 'conv';
-  /** ELAN: 2·stack 3x3 convs per stacked block; default 2. */
-  stack?: number;
-  /** ELAN: computational-block width as a share of the stage width, in (0, 1]; default 0.5. */
-  width?: number;
-  /** ELAN: also apply the CSP split to the converted stages. */
-  csp?: boolean;
-}
-
-/** What one pass did; convert() turns it into the report. */
-export interface PassOutcome {
-  /** The options the pass used, as recorded in the report and metadata_props. */
-  options: Record<string, unknown>;
-  converted: { block: string; stage: number; change: string }[];
-  unconverted: { block: string; reason: string }[];
-  /** Parameters whose values did not come from the source model (new layers, new input channels). */
-  freshParams: number;
-  notes: string[];
-  warnings: string[];
-  /** Nodes the pass added, by stage index, so per-stage figures after the pass include them. */
-  addedNodes?: { stage: number; nodes: string[] }[];
-}
-
-export type PassRunner = (model: Model, structure: Structure, options: ConvertOptions, subject: string) => PassOutcome;
-
-const PASSES: Record<ConvertTarget, PassRunner> = { prn: runPrn, csp: runCsp, elan: runElan };
+export type { ConvertOptions, ConvertTarget, CommonOptions, PrnOptions, CspOptions, ElanOptions } from './options';
+export { cloneModel, stageSpecs };
 
 export interface ModelMetrics {
   params: number;
@@ -113,9 +71,12 @@ export interface ConvertResult {
   structure: Structure;
 }
 
-function metrics(c: CostReport): ModelMetrics {
-  const t = c.totals;
-  return { params: t.params, macs: t.macs, peakActivationBytes: t.peakActivationBytes, memoryAccessBytes: t.memoryAccessBytes };
+interface Measured {
+  cost: CostReport;
+  totals: ModelMetrics;
+  stages: StageMetrics[];
+  network: GradientPathSummary;
+  stagePaths: GradientPathSummary[];
 }
 
 /**
@@ -123,7 +84,7 @@ function metrics(c: CostReport): ModelMetrics {
  * (entry, blocks, and what a pass added to it), the largest live activation memory while one of
  * them runs, and the gradient paths of its weight layers.
  */
-function measure(model: Model, structure: Structure, dims: Record<string, number> | undefined, added: PassOutcome['addedNodes'] = []) {
+function measure(model: Model, structure: Structure, dims: Record<string, number> | undefined, added?: AddedNodes): Measured {
   const cost = costModel(model, { dims });
   const specs = stageSpecs(structure, added);
   const paths = gradientPaths(model, { stages: specs });
@@ -141,40 +102,40 @@ function measure(model: Model, structure: Structure, dims: Record<string, number
     const { maxShortest, longest, meanTimestamps } = paths.stages[i];
     return { stage: s.index, params, macs, peakActivationBytes: peak, memoryAccessBytes: mac, maxShortest, longest, meanTimestamps };
   });
-  return { cost, totals: metrics(cost), stages, network: paths.network };
+  const t = cost.totals;
+  return {
+    cost, stages, network: paths.network, stagePaths: paths.stages,
+    totals: { params: t.params, macs: t.macs, peakActivationBytes: t.peakActivationBytes, memoryAccessBytes: t.memoryAccessBytes },
+  };
 }
 
-/** The stages as gradient-path stage specs: their entry and block nodes, and what a pass added to them. */
-export function stageSpecs(structure: Structure, added: PassOutcome['addedNodes'] = []): { name: string; nodes: string[] }[] {
-  return structure.stages.map((s) => ({
-    name: `stage ${s.index}`,
-    nodes: [...new Set([...s.entry, ...s.blocks.flatMap((b) => b.nodes), ...added.filter((a) => a.stage === s.index).flatMap((a) => a.nodes)])],
-  }));
+/** Shapes afresh after a rewrite (widths changed), in graph order. */
+function reinfer(model: Model): void {
+  model.graph.toposort().cleanup();
+  for (const v of model.graph.values.values()) v.inferred = undefined;
+  inferShapes(model);
 }
 
 /**
- * Stages of the nodes a pass added without saying where (PRN's Slice / Split / Concat, say): the
- * stage of the nodes they feed, else of the nodes that feed them.
+ * Stages of the nodes a pass added without saying where: the stage of the nodes that feed them,
+ * else of the nodes they feed (a stage's closing node feeds the next stage, so producers come first).
  */
-function attributeAddedNodes(model: Model, structure: Structure, existed: Set<string>, declared: NonNullable<PassOutcome['addedNodes']>): NonNullable<PassOutcome['addedNodes']> {
-  const stageOf = new Map<string, number>();
-  for (const s of structure.stages) for (const n of [...s.entry, ...s.blocks.flatMap((b) => b.nodes)]) stageOf.set(n, s.index);
-  for (const a of declared) for (const n of a.nodes) stageOf.set(n, a.stage);
-  const fresh = model.graph.nodes.filter((n) => !existed.has(n.name) && !stageOf.has(n.name));
-  const found = new Map<string, number>();
-  const via = (names: string[]) => names.map((x) => stageOf.get(x) ?? found.get(x)).find((s) => s !== undefined);
-  for (const n of [...fresh].reverse()) {
-    const s = via(n.outputs.flatMap((o) => (o ? o.consumers.map((u) => u.node.name) : [])));
-    if (s !== undefined) found.set(n.name, s);
-  }
-  for (const n of fresh) {
-    if (found.has(n.name)) continue;
-    const s = via(n.inputs.flatMap((v) => (v?.producer ? [v.producer.name] : [])));
-    if (s !== undefined) found.set(n.name, s);
-  }
-  const byStage = new Map<number, string[]>();
-  for (const [n, s] of found) byStage.set(s, [...(byStage.get(s) ?? []), n]);
-  return [...declared, ...[...byStage].map(([stage, nodes]) => ({ stage, nodes }))];
+function attributeAddedNodes(model: Model, structure: Structure, existed: Set<Node>, declared: AddedNodes): AddedNodes {
+  const stageOf = new Map<Node, number>();
+  for (const s of structure.stages) for (const n of stageNodes(s)) stageOf.set(n, s.index);
+  for (const [s, ns] of declared) for (const n of ns) stageOf.set(n, s);
+  const fresh = model.graph.nodes.filter((n) => !existed.has(n) && !stageOf.has(n));
+  const out: AddedNodes = new Map([...declared].map(([s, ns]) => [s, [...ns]]));
+  const via = (nodes: Node[]) => nodes.map((x) => stageOf.get(x)).find((s) => s !== undefined);
+  const place = (n: Node, s: number | undefined) => {
+    if (s === undefined) return false;
+    stageOf.set(n, s);
+    out.set(s, [...(out.get(s) ?? []), n]);
+    return true;
+  };
+  const pending = fresh.filter((n) => !place(n, via(n.inputs.flatMap((v) => (v?.producer ? [v.producer] : [])))));
+  for (const n of [...pending].reverse()) place(n, via(n.outputs.flatMap((o) => (o ? o.consumers.map((u) => u.node) : []))));
+  return out;
 }
 
 export function sha256Of(model: Model): string {
@@ -182,19 +143,10 @@ export function sha256Of(model: Model): string {
   return model.sourceSha256 ?? crypto.createHash('sha256').update(saveModelToBuffer(model)).digest('hex');
 }
 
-/** A deep copy (through the wire format: lossless, and tensors stay views of one buffer). */
-export function cloneModel(model: Model): Model {
-  const copy = loadModel(saveModelToBuffer(model), { baseDir: model.baseDir });
-  copy.sourcePath = undefined;
-  return copy;
-}
-
 export function convert(source: Model, options: ConvertOptions): ConvertResult {
-  const target = options.to;
-  if (!['prn', 'csp', 'elan'].includes(target)) {
-    throw new GptError('E_ARG', `unknown target '${target}'`, { hint: 'use --to prn, csp or elan' });
-  }
-  if (target === 'prn') checkRatio(options.ratio ?? 0.5);
+  const target = checkTargetOptions(options);
+  const pass = PASSES[target];
+  const opts = pass.options(options);
   const sha = sha256Of(source);
   const model = options.inPlace ? source : cloneModel(source);
   const subject = source.sourcePath ?? 'model';
@@ -202,46 +154,54 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
   const shapeWarnings = inferShapes(model).warnings;
   const structure = recognize(model, { rules: options.rules, recorded: false });
   const before = measure(model, structure, options.dims);
+  const existed = new Set(model.graph.nodes);
 
-  const report: ConvertReport = {
-    tool: 'gpt', version: TOOL_VERSION, target, options: {}, source: { file: source.sourcePath ?? null, sha256: sha },
-    family: structure.family, converted: [], unconverted: [], unrecognized: structure.unmatched, warnings: [...shapeWarnings, ...structure.warnings],
-    before: before.totals, after: before.totals, stages: { before: before.stages, after: before.stages },
-    weightsCarriedOver: 1, gradientPaths: { before: before.network, after: before.network }, notes: [],
+  const steps: { label: string; at: Measured }[] = [];
+  const ctx: PassContext = {
+    model, structure, subject, strict: !!options.strict, rules: options.rules,
+    step: (label) => {
+      if (steps.length > 0) reinfer(model);
+      steps.push({ label, at: steps.length === 0 ? before : measure(model, structure, options.dims) });
+    },
   };
-  const existed = new Set(model.graph.nodes.map((n) => n.name));
-  const outcome = PASSES[target](model, structure, options, subject);
-  report.options = outcome.options;
-  report.converted = outcome.converted;
-  report.unconverted = outcome.unconverted;
-  report.notes = outcome.notes;
-  report.warnings.push(...outcome.warnings);
-  const freshParams = outcome.freshParams;
-  if (options.strict && report.unrecognized.length > 0) {
-    throw new GptError('E_PATTERN', `${report.unrecognized.length} node(s) match no rule, e.g. '${report.unrecognized[0]}'`, {
+  // plan: every change decided and checked; the model is untouched until apply
+  const plan = pass.plan(ctx, opts);
+  if (options.strict && structure.unmatched.length > 0) {
+    throw new GptError('E_PATTERN', `${structure.unmatched.length} node(s) match no rule, e.g. '${structure.unmatched[0]}'`, {
       subject, hint: 'add a rule file for the block (--rules), or drop --strict to convert the rest',
     });
   }
-  if (options.strict && report.unconverted.length > 0) {
-    throw new GptError('E_PATTERN', `block ${report.unconverted[0].block} was not converted: ${report.unconverted[0].reason}`, { subject, hint: 'drop --strict to convert the rest' });
+  if (options.strict && plan.unconverted.length > 0) {
+    throw new GptError('E_PATTERN', `block ${plan.unconverted[0].block} was not converted: ${plan.unconverted[0].reason}`, { subject, hint: 'drop --strict to convert the rest' });
   }
+  const outcome = pass.apply(ctx, plan, opts);
 
-  model.graph.toposort().cleanup();
-  for (const v of model.graph.values.values()) v.inferred = undefined;
-  inferShapes(model);
+  reinfer(model);
   assertValid(model.graph, subject);
-  // stage membership by node name: the source's nodes that remain, plus the ones the pass added
-  const added = attributeAddedNodes(model, structure, existed, outcome.addedNodes ?? []);
+  const added = attributeAddedNodes(model, structure, existed, outcome.added);
   const after = measure(model, structure, options.dims, added);
-  const costAfter = after.cost;
-  report.after = after.totals;
-  report.stages.after = after.stages;
-  report.gradientPaths.after = after.network;
-  report.weightsCarriedOver = costAfter.totals.params > 0 ? 1 - freshParams / costAfter.totals.params : 1;
-
+  const figures: Figures = {
+    before: { network: before.network, stages: before.stagePaths },
+    after: { network: after.network, stages: after.stagePaths },
+    steps: steps.map((s, i) => {
+      const to = steps[i + 1]?.at ?? after;
+      const fig = (m: Measured) => ({ macs: m.totals.macs, params: m.totals.params, paths: m.network });
+      return { label: s.label, from: fig(s.at), to: fig(to) };
+    }),
+  };
+  const recorded = pass.recorded(opts);
+  const report: ConvertReport = {
+    tool: 'gpt', version: TOOL_VERSION, target, options: recorded, source: { file: source.sourcePath ?? null, sha256: sha },
+    family: structure.family, converted: outcome.converted, unconverted: outcome.unconverted, unrecognized: structure.unmatched,
+    warnings: [...shapeWarnings, ...structure.warnings, ...outcome.warnings],
+    before: before.totals, after: after.totals, stages: { before: before.stages, after: after.stages },
+    weightsCarriedOver: after.totals.params > 0 ? 1 - outcome.freshParams / after.totals.params : 1,
+    gradientPaths: { before: before.network, after: after.network },
+    notes: [...outcome.notes, ...(pass.notes?.(figures, outcome, structure) ?? [])],
+  };
   recordStructure(model, structure, added, target);
   model.setMetadata('gpt.version', TOOL_VERSION);
-  model.setMetadata('gpt.conversion', JSON.stringify({ target, options: report.options }));
+  model.setMetadata('gpt.conversion', JSON.stringify({ target, options: recorded }));
   model.setMetadata('gpt.source_sha256', sha);
   return { model, report, structure };
 }

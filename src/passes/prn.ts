@@ -15,10 +15,13 @@
  * Every trained weight is kept: the kept channels compute exactly what they did.
  */
 import { GptError } from '../errors';
-import type { Block, Structure } from '../analysis/structure-types';
-import type { ConvertOptions, PassOutcome } from './convert';
+import { blockRefs } from '../analysis/structure-refs';
+import type { Block } from '../analysis/structure-types';
+import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { channelsOf, concatChannels, convProducer, keepOutputChannels, range, roundHalfEven, sliceChannels, splitChannels } from '../ir/surgery';
+import type { PrnOptions as PrnConvertOptions } from './options';
+import { Pass, PassOutcome, Plan, Unconverted, addTo } from './pass';
 
 export interface PrnOptions {
   /** Share of channels that receive the shortcut, in (0, 1]. */
@@ -38,7 +41,22 @@ export interface MaskedResidualChange {
 
 export interface PrnResult {
   changes: MaskedResidualChange[];
-  skipped: { block: string; reason: string }[];
+  skipped: Unconverted[];
+}
+
+/** One block's masked residual, decided: what apply will do, with the objects it does it to. */
+interface MaskedResidualPlan {
+  block: Block;
+  add: Node;
+  shortcut: Value;
+  branch: Value;
+  channels: number;
+  masked: number;
+  kind: MaskedResidualChange['shortcut'];
+  /** projection-shrunk: the projection conv (+BN) that keeps its first k filters. */
+  projection?: { conv: Node; bn?: Node };
+  /** projection-dropped: the block input that replaces the projection. */
+  blockInput?: Value;
 }
 
 export function checkRatio(ratio: number): void {
@@ -47,102 +65,134 @@ export function checkRatio(ratio: number): void {
   }
 }
 
+/** Decide one block's masked residual (reads the graph only); a string says why it cannot be done. */
+function planBlock(model: Model, block: Block, opts: PrnOptions): MaskedResidualPlan | string {
+  const g = model.graph;
+  const res = blockRefs(block).residual;
+  if (!res) return `${block.rule} has no residual connection`;
+  const { add, shortcut: S, branch: B } = res;
+  if (!g.nodes.includes(add)) return `residual add '${add.name}' is not in the graph`;
+  const C = channelsOf(add.outputs[0]) ?? channelsOf(B);
+  if (C === null) return `channel count of '${B.name}' unknown`;
+  const k = Math.max(1, roundHalfEven(C * opts.ratio));
+  if (k >= C) return `ratio ${opts.ratio} keeps all ${C} channels`;
+  const si = add.inputs.indexOf(S), bi = add.inputs.indexOf(B);
+  if (si < 0 || bi < 0 || si === bi) return `'${add.name}' does not add '${S.name}' and '${B.name}'`;
+  const p: MaskedResidualPlan = { block, add, shortcut: S, branch: B, channels: C, masked: k, kind: 'identity' };
+  if (block.residual?.shortcut !== 'projection') return p;
+  const proj = convProducer(g, S);
+  const blockInput = blockRefs(block).input ?? undefined;
+  const cin = channelsOf(blockInput);
+  const pointwise = proj && proj.conv.ints('strides', [1, 1]).every((s) => s === 1) && proj.conv.ints('kernel_shape', [1, 1]).every((s) => s === 1);
+  // only a projection that just changes the width (1x1, stride 1, Cin != C) can be dropped
+  if (opts.dropProjection && proj && pointwise && blockInput && cin !== null && cin !== C) {
+    return { ...p, kind: 'projection-dropped', masked: Math.min(cin, k), blockInput };
+  }
+  if (proj && S.consumers.length === 1 && proj.conv.outputs[0]!.consumers.length === 1 && proj.conv.int('group', 1) === 1) {
+    return { ...p, kind: 'projection-shrunk', projection: proj };
+  }
+  return { ...p, kind: 'projection' };
+}
+
+/** Carry one block's plan out; returns the nodes it added. */
+function applyBlock(model: Model, p: MaskedResidualPlan): Node[] {
+  const g = model.graph;
+  const { add, channels: C, masked } = p;
+  const base = add.name.replace(/\/Add$/, '') + '/prn';
+  const added: Value[] = [];
+  let shortcutK = p.shortcut;
+  if (p.kind === 'projection-dropped') {
+    const cin = channelsOf(p.blockInput)!;
+    shortcutK = cin > masked ? sliceChannels(model, p.blockInput!, 0, masked, `${base}/shortcut`, add) : p.blockInput!;
+    if (shortcutK !== p.blockInput) added.push(shortcutK);
+  } else if (p.kind === 'projection-shrunk') {
+    keepOutputChannels(model, p.projection!.conv, p.projection!.bn, range(0, masked));
+  } else {
+    shortcutK = sliceChannels(model, p.shortcut, 0, masked, `${base}/shortcut`, add);
+    added.push(shortcutK);
+  }
+  const si = add.inputs.indexOf(p.shortcut), bi = add.inputs.indexOf(p.branch);
+  const [branchK, branchRest] = splitChannels(model, p.branch, [masked, C - masked], `${base}/branch`, add);
+  add.setInput(si, shortcutK);
+  add.setInput(bi, branchK);
+  const y = add.outputs[0]!;
+  const sum = g.newValue(`${y.name}_masked`, branchK.type);
+  add.setOutput(0, sum);
+  const afterAdd = g.nodes[g.nodes.indexOf(add) + 1];
+  const cat = concatChannels(model, [sum, branchRest], base, afterAdd, y);
+  added.push(branchK, cat);
+  return added.map((v) => v.producer!).filter((n) => n !== add);
+}
+
+/** Masked residuals on `blocks` (every block planned first, then all applied). */
 export function maskedResidual(model: Model, blocks: Block[], opts: PrnOptions): PrnResult {
   checkRatio(opts.ratio);
-  const g = model.graph;
+  const plans = blocks.map((b) => planBlock(model, b, opts));
   const result: PrnResult = { changes: [], skipped: [] };
-  const byName = new Map(g.nodes.map((n) => [n.name, n]));
-  for (const block of blocks) {
-    const res = block.residual;
-    if (!res) continue;
-    const add = byName.get(res.add);
-    const S = g.values.get(res.shortcutValue);
-    const B = g.values.get(res.branchValue);
-    if (!add || !S || !B) {
-      result.skipped.push({ block: block.id, reason: `residual add '${res.add}' not found in the graph` });
-      continue;
+  plans.forEach((p, i) => {
+    if (typeof p === 'string') result.skipped.push({ block: blocks[i].id, reason: p });
+    else {
+      applyBlock(model, p);
+      result.changes.push(describeChange(p));
     }
-    const C = channelsOf(add.outputs[0]) ?? channelsOf(B);
-    if (C === null) {
-      result.skipped.push({ block: block.id, reason: `channel count of '${B.name}' unknown` });
-      continue;
-    }
-    let k = roundHalfEven(C * opts.ratio);
-    if (k < 1) k = 1;
-    if (k >= C) {
-      result.skipped.push({ block: block.id, reason: `ratio ${opts.ratio} keeps all ${C} channels` });
-      continue;
-    }
-    const base = add.name.replace(/\/Add$/, '') + '/prn';
-    const shortcutIdx = add.inputs.indexOf(S);
-    const branchIdx = add.inputs.indexOf(B);
-    if (shortcutIdx < 0 || branchIdx < 0 || shortcutIdx === branchIdx) {
-      result.skipped.push({ block: block.id, reason: `'${add.name}' does not add '${S.name}' and '${B.name}'` });
-      continue;
-    }
-
-    let shortcutK = S;
-    let masked = k;
-    let kind: MaskedResidualChange['shortcut'] = 'identity';
-    if (res.shortcut === 'projection') {
-      const proj = convProducer(g, S);
-      const blockInput = g.values.get(block.input);
-      const cin = channelsOf(blockInput);
-      const stride1 = proj && proj.conv.ints('strides', [1, 1]).every((s) => s === 1) && proj.conv.ints('kernel_shape', [1, 1]).every((s) => s === 1);
-      // only a projection that just changes the width (1x1, stride 1, Cin != C) can be dropped
-      if (opts.dropProjection && proj && stride1 && blockInput && cin !== null && cin !== C) {
-        // asymmetric residual: the block input's Cin channels go into the first min(Cin, k) channels
-        masked = Math.min(cin, k);
-        shortcutK = cin > masked ? sliceChannels(model, blockInput, 0, masked, `${base}/shortcut`, add) : blockInput;
-        kind = 'projection-dropped';
-      } else if (proj && S.consumers.length === 1 && proj.conv.outputs[0]!.consumers.length === 1) {
-        // asymmetric residual: the projection computes only the k filters that are used
-        keepOutputChannels(model, proj.conv, proj.bn, range(0, k));
-        kind = 'projection-shrunk';
-      } else {
-        shortcutK = sliceChannels(model, S, 0, k, `${base}/shortcut`, add);
-        kind = 'projection';
-      }
-    } else {
-      shortcutK = sliceChannels(model, S, 0, k, `${base}/shortcut`, add);
-    }
-    const [branchK, branchRest] = splitChannels(model, B, [masked, C - masked], `${base}/branch`, add);
-    add.setInput(shortcutIdx, shortcutK);
-    add.setInput(branchIdx, branchK);
-    const y = add.outputs[0]!;
-    const sum = g.newValue(`${add.name}_masked`, branchK.type);
-    add.setOutput(0, sum);
-    const afterAdd = g.nodes[g.nodes.indexOf(add) + 1];
-    concatChannels(model, [sum, branchRest], base, afterAdd, y);
-    result.changes.push({ block: block.id, add: add.name, channels: C, masked, shortcut: kind });
-  }
-  g.toposort().cleanup();
+  });
+  model.graph.toposort().cleanup();
   return result;
 }
 
-/** convert --to prn: every recognised residual block gets a masked (and, where apt, asymmetric) residual. */
-export function runPrn(model: Model, structure: Structure, options: ConvertOptions, subject: string): PassOutcome {
-  const ratio = options.ratio ?? 0.5;
-  const outcome: PassOutcome = {
-    options: { ratio, asymmetric: !!options.asymmetric }, converted: [], unconverted: [], freshParams: 0, warnings: [],
-    notes: ['PRN keeps every trained weight: the converted model computes the same features except for the masked shortcut channels; a short fine-tune recovers accuracy.'],
-  };
-  const stageOf = new Map<string, number>();
-  for (const s of structure.stages) for (const b of s.blocks) stageOf.set(b.id, s.index);
-  const blocks = structure.stages.flatMap((s) => s.blocks);
-  const residual = blocks.filter((b) => b.residual);
-  for (const b of blocks) if (!b.residual && b.kind !== 'downsample') outcome.unconverted.push({ block: b.id, reason: `${b.rule} has no residual connection` });
-  if (residual.length === 0) {
-    const msg = structure.family === 'vovnet'
-      ? 'a VoVNet has no residual connections, so PRN has nothing to convert'
-      : 'no residual block was recognised, so PRN has nothing to convert';
-    if (options.strict) throw new GptError('E_PATTERN', msg, { subject, hint: 'PRN applies to ResNet and Darknet residual blocks; try --to csp or --to elan' });
-    outcome.warnings.push(`${msg}; the model is written unchanged`);
-  }
-  const r = maskedResidual(model, residual, { ratio, dropProjection: options.asymmetric });
-  for (const c of r.changes) {
-    outcome.converted.push({ block: c.block, stage: stageOf.get(c.block) ?? -1, change: `${c.add}: masked residual, shortcut into ${c.masked} of ${c.channels} channels (${c.shortcut})` });
-  }
-  for (const s of r.skipped) outcome.unconverted.push({ block: s.block, reason: s.reason });
-  return outcome;
+function describeChange(p: MaskedResidualPlan): MaskedResidualChange {
+  return { block: p.block.id, add: p.add.name, channels: p.channels, masked: p.masked, shortcut: p.kind };
 }
+
+interface PrnPassOptions {
+  ratio: number;
+  asymmetric: boolean;
+}
+
+interface PrnPlan extends Plan {
+  blocks: { stage: number; plan: MaskedResidualPlan }[];
+}
+
+/** convert --to prn: every recognised residual block gets a masked (and, where apt, asymmetric) residual. */
+export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
+  target: 'prn',
+  options(o) {
+    const p = o as PrnConvertOptions;
+    const ratio = p.ratio ?? 0.5;
+    checkRatio(ratio);
+    return { ratio, asymmetric: !!p.asymmetric };
+  },
+  recorded: (o) => ({ ratio: o.ratio, asymmetric: o.asymmetric }),
+  plan(ctx, o) {
+    const { structure } = ctx;
+    const plan: PrnPlan = { blocks: [], unconverted: [], warnings: [] };
+    const all = structure.stages.flatMap((s) => s.blocks.map((b) => ({ stage: s.index, b })));
+    const residual = all.filter(({ b }) => b.residual);
+    for (const { b } of all) if (!b.residual && b.kind !== 'downsample') plan.unconverted.push({ block: b.id, reason: `${b.rule} has no residual connection` });
+    if (residual.length === 0) {
+      const msg = structure.family === 'vovnet'
+        ? 'a VoVNet has no residual connections, so PRN has nothing to convert'
+        : 'no residual block was recognised, so PRN has nothing to convert';
+      if (ctx.strict) throw new GptError('E_PATTERN', msg, { subject: ctx.subject, hint: 'PRN applies to ResNet and Darknet residual blocks; try --to csp or --to elan' });
+      plan.warnings.push(`${msg}; the model is written unchanged`);
+    }
+    for (const { stage, b } of residual) {
+      const p = planBlock(ctx.model, b, { ratio: o.ratio, dropProjection: o.asymmetric });
+      if (typeof p === 'string') plan.unconverted.push({ block: b.id, reason: p });
+      else plan.blocks.push({ stage, plan: p });
+    }
+    return plan;
+  },
+  apply(ctx, plan) {
+    const outcome: PassOutcome = {
+      converted: [], unconverted: [...plan.unconverted], freshParams: 0, warnings: [...plan.warnings], added: new Map(),
+      notes: ['PRN keeps every trained weight: the converted model computes the same features except for the masked shortcut channels; a short fine-tune recovers accuracy.'],
+    };
+    for (const { stage, plan: p } of plan.blocks) {
+      addTo(outcome.added, stage, applyBlock(ctx.model, p));
+      const c = describeChange(p);
+      outcome.converted.push({ block: c.block, stage, change: `${c.add}: masked residual, shortcut into ${c.masked} of ${c.channels} channels (${c.shortcut})` });
+    }
+    return outcome;
+  },
+};

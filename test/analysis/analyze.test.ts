@@ -4,7 +4,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { analyze, validateAnalyzeReport } from '../../src/analysis/analyze';
+import { analyze } from '../../src/analysis/analyze';
+import { validateAnalyzeReport } from '../../src/report/analyze-report';
 import { inspect } from '../../src/analysis/inspect';
 import { Graph, floatType } from '../../src/ir/graph';
 import { Tensor } from '../../src/ir/tensor';

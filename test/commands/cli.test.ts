@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { validateInspectReport } from '../../src/analysis/inspect';
-import { validateAnalyzeReport } from '../../src/analysis/analyze';
+import { validateAnalyzeReport } from '../../src/report/analyze-report';
 import { validateConvertReport } from '../../src/report/convert-report';
 import { fixturePath, repoRoot, tmpDir } from '../helpers';
 

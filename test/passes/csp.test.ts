@@ -16,7 +16,9 @@ import { costModel } from '../../src/analysis/cost';
 import { recognize } from '../../src/analysis/structure';
 import type { Stage } from '../../src/analysis/structure-types';
 import { convert, ConvertOptions } from '../../src/passes/convert';
-import { checkCspOptions, crossStagePartial, FUSIONS, runCsp, SPLIT_OPS } from '../../src/passes/csp';
+import { checkCspOptions, crossStagePartial, FUSIONS, SPLIT_OPS } from '../../src/passes/csp';
+import { cspPass } from '../../src/passes/csp-pass';
+import type { Structure } from '../../src/analysis/structure-types';
 import { createSession, runFloat } from '../../src/profile/ort';
 import { ModelBuilder, SAMPLE_NAMES, buildSample } from '../../src/samples';
 import { fixturePath, fixtures, readNpy } from '../helpers';
@@ -262,9 +264,16 @@ test('bad input: split, zero-channel part, no computation block, unknown fusion 
   throwsGpt(() => crossStagePartial(model, entryOnly), 'E_PATTERN', /stage 1.*no computation block after its entry block s1\.b0/);
   throwsGpt(() => crossStagePartial(model, { ...structure.stages[2], blocks: [] }), 'E_PATTERN', /stage 2.*no computation block/);
   // with --strict that stage fails the conversion; without, it is listed as unconverted
-  const cut = { ...structure, stages: [structure.stages[0], entryOnly] };
-  throwsGpt(() => runCsp(loadModel(fixturePath('resnet18-w25.onnx')), cut, { to: 'csp', strict: true }, 'm'), 'E_PATTERN', /stage 1/);
-  const lenient = runCsp(loadModel(fixturePath('resnet18-w25.onnx')), cut, { to: 'csp' }, 'm');
+  const runCsp = (strict: boolean) => {
+    const m = loadModel(fixturePath('resnet18-w25.onnx'));
+    const st = recognize(m);
+    const cut: Structure = { ...st, stages: [st.stages[0], { ...st.stages[1], blocks: st.stages[1].blocks.slice(0, 1) }] };
+    const ctx = { model: m, structure: cut, subject: 'm', strict, step: () => undefined };
+    const opts = cspPass.options({ to: 'csp' });
+    return cspPass.apply(ctx, cspPass.plan(ctx, opts), opts);
+  };
+  throwsGpt(() => runCsp(true), 'E_PATTERN', /stage 1/);
+  const lenient = runCsp(false);
   assert.equal(lenient.converted.filter((c) => c.block === 's0').length, 1);
   assert.equal(lenient.unconverted.map((u) => u.block), ['s1']);
   // nothing recognised at all: nothing to convert

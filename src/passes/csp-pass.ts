@@ -1,0 +1,89 @@
+/** convert --to csp: every stage with computation blocks becomes a cross stage partial stage (csp.ts). */
+import { GptError, isGptError } from '../errors';
+import type { CspOptions as CspConvertOptions } from './options';
+import { CrossStagePartialChange, CrossStagePartialPlan, CspOptions, applyCrossStagePartial, checkCspOptions, planCrossStagePartial } from './csp';
+import { Pass, PassContext, PassOutcome, Plan, addTo } from './pass';
+import type { Value } from '../ir/graph';
+import type { Writer } from './csp-streams';
+
+export function describeCsp(c: CrossStagePartialChange): string {
+  const split = c.splitOp === 'slice' ? 'Split' : 'two 1x1 convs';
+  const fuse = c.fusion === 'both'
+    ? `transition ${c.part1Out}->${c.part1Out}, concat with part 2, transition ${c.part1Out + c.part2}->${c.channelsOut}`
+    : c.fusion === 'first'
+      ? `concat with part 2, transition ${c.part1Out + c.part2}->${c.channelsOut}`
+      : `transition ${c.part1Out}->${c.channelsOut - c.part2}, concat with part 2`;
+  const chosen = c.selection === 'l1' ? 'highest-L1 channels' : `first ${c.part1} channels`;
+  const after = c.entryBlocks.length ? `after entry block ${c.entryBlocks.join(', ')}, ` : '';
+  const act = c.activation ? `, transitions with ${c.activation}` : '';
+  return `cross stage partial: ${after}${split} of ${c.channelsIn} channels into ${c.part1} (${chosen}) through ${c.blocks.length} block(s) + ${c.part2} across; ${fuse} (fusion ${c.fusion}${act})`;
+}
+
+interface CspPlan extends Plan {
+  stages: CrossStagePartialPlan[];
+}
+
+/**
+ * Plan the CSP split of each stage; a stage that cannot be split is listed as left as it was (under
+ * strict its E_PATTERN is thrown as it is).
+ */
+export function planCspStages(ctx: PassContext, stages: CrossStagePartialPlan['stage'][], opts: CspOptions, what = ''): CspPlan {
+  const plan: CspPlan = { stages: [], unconverted: [], warnings: [] };
+  const rewritten = new Map<Value, 'conv' | 'concat'>();
+  for (const stage of stages) {
+    try {
+      plan.stages.push(planCrossStagePartial(ctx.model, stage, opts, rewritten));
+    } catch (e) {
+      if (!isGptError(e) || e.code !== 'E_PATTERN' || ctx.strict) throw e;
+      plan.unconverted.push({ block: `s${stage.index}`, reason: `${what}${e.message}` });
+    }
+  }
+  return plan;
+}
+
+export const cspPass: Pass<CspOptions, CspPlan> = {
+  target: 'csp',
+  options: (o) => {
+    const c = o as CspConvertOptions;
+    return checkCspOptions({ split: c.split, fusion: c.fusion, splitOp: c.splitOp });
+  },
+  recorded: (o) => ({ split: o.split, fusion: o.fusion, splitOp: o.splitOp }),
+  plan(ctx, opts) {
+    const plan = planCspStages(ctx, ctx.structure.stages, opts);
+    if (plan.stages.length === 0) {
+      throw new GptError('E_PATTERN', 'no stage with computation blocks was recognised, so CSP has nothing to convert', {
+        subject: ctx.subject, hint: 'CSP applies to the residual stages of ResNet and Darknet-53 and the OSA stages of VoVNet',
+      });
+    }
+    return plan;
+  },
+  apply(ctx, plan) {
+    const outcome: PassOutcome = {
+      converted: [], unconverted: [...plan.unconverted], freshParams: 0, warnings: [...plan.warnings], added: new Map(),
+      notes: [
+        'A CSP model must be fine-tuned (or trained): unlike PRN it does not keep the source\'s accuracy. Part 1\'s blocks lose channels and the transitions are new layers.',
+        'Kept channels: the highest L1-norm channels of each stage\'s residual stream / OSA input and output (filters and input slices, BN scale folded in); new 1x1 transitions: He-normal weights seeded by the layer name, zero bias.',
+      ],
+    };
+    const made = new Map<Value, Writer>();
+    for (const p of plan.stages) {
+      const change = applyCrossStagePartial(ctx.model, p, made);
+      const s = change.stage;
+      outcome.freshParams += change.freshParams;
+      addTo(outcome.added, s, change.addedNodes);
+      outcome.converted.push({ block: `s${s}`, stage: s, change: describeCsp(change) });
+      for (const id of change.blocks) outcome.converted.push({ block: id, stage: s, change: 'part 1 block: input and output narrowed, middle widths kept' });
+      if (change.selection === 'first') {
+        outcome.warnings.push(`stage ${s}: the layer before the split cannot be reordered, so part 1 is the first ${change.part1} channels rather than the most important ones`);
+      }
+    }
+    return outcome;
+  },
+};
+
+/** The CSP split of a stage ELAN converted, as the ELAN report lists it. */
+export function describeCspAfterElan(c: CrossStagePartialChange): string {
+  const fuse = c.fusion === 'both' ? `transition, concat with part 2, transition -> ${c.channelsOut}`
+    : c.fusion === 'first' ? `concat with part 2, transition -> ${c.channelsOut}` : `transition -> ${c.channelsOut - c.part2}, concat with part 2`;
+  return `CSP split after ELAN: ${c.part1} of ${c.channelsIn} channels through the block(s), ${c.part2} across the stage; ${fuse} (fusion ${c.fusion}, ${c.splitOp} split)`;
+}

@@ -1,0 +1,186 @@
+/**
+ * Stream discovery for the CSP split (csp.ts): the values a stage's channels flow through (its input,
+ * each block's output), the convs that write and read them, which of them can be narrowed or
+ * reordered, and the L1 importance of each channel. Reads the graph only.
+ */
+import { GptError } from '../errors';
+import type { Stage } from '../analysis/structure-types';
+import type { Graph, Node, Value } from '../ir/graph';
+import { floatValues } from '../ir/float-data';
+import { convProducer, range } from '../ir/surgery';
+
+/** Ops that act on each channel alone: a channel subset or permutation passes through them unchanged. */
+const PER_CHANNEL = new Set([
+  'Relu', 'LeakyRelu', 'Elu', 'Selu', 'Celu', 'Gelu', 'Mish', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'Tanh', 'Softplus',
+  'Softsign', 'ThresholdedRelu', 'Identity',
+]);
+const POOLS = new Set(['MaxPool', 'AveragePool', 'LpPool']);
+
+/** A conv (+BN) that writes stream channels: its filters shrink to the kept ones. */
+export interface Writer { conv: Node; bn?: Node }
+/** A conv that reads stream channels at input channels [offset, offset + width). */
+export interface Reader { conv: Node; offset: number; width: number }
+
+export interface Stream {
+  value: Value;
+  width: number;
+  /** Part 1's width here. */
+  k: number;
+  writers: Writer[];
+  readers: Reader[];
+  /** Index of the stream's class (streams joined by identity shortcuts share their channels). */
+  cls: number;
+}
+
+export function patternError(stage: Stage, message: string, hint?: string): GptError {
+  return new GptError('E_PATTERN', `stage ${stage.index}: ${message}`, { subject: `stage ${stage.index}`, hint });
+}
+
+export function floats(g: Graph, v: Value | null, what: string): { dims: number[]; data: Float32Array } {
+  const t = g.constantTensor(v);
+  if (!t) throw new GptError('E_SHAPE', `'${v?.name}' is not a constant`, { subject: what });
+  return { dims: t.dims, data: floatValues(t, what) };
+}
+
+/** L1 norm of each filter, with a following BN's scale |gamma / sqrt(var + eps)| folded in. */
+export function filterL1(g: Graph, w: Writer): Float64Array {
+  const { dims, data } = floats(g, w.conv.inputs[1], w.conv.name);
+  const row = data.length / dims[0];
+  const out = new Float64Array(dims[0]);
+  for (let o = 0; o < dims[0]; o++) for (let i = o * row; i < (o + 1) * row; i++) out[o] += Math.abs(data[i]);
+  if (w.bn) {
+    const gamma = floats(g, w.bn.inputs[1], w.bn.name).data;
+    const varc = floats(g, w.bn.inputs[4], w.bn.name).data;
+    const eps = w.bn.float('epsilon', 1e-5);
+    for (let o = 0; o < dims[0]; o++) out[o] *= Math.abs(gamma[o] / Math.sqrt(varc[o] + eps));
+  }
+  return out;
+}
+
+/** L1 norm of the weights that read input channels offset .. offset + width. */
+export function inputL1(g: Graph, r: Reader): Float64Array {
+  const { dims, data } = floats(g, r.conv.inputs[1], r.conv.name);
+  const [o, i, ...k] = dims;
+  const ks = k.reduce((a, b) => a * b, 1);
+  const out = new Float64Array(r.width);
+  for (let oi = 0; oi < o; oi++) {
+    for (let c = 0; c < r.width; c++) {
+      const base = (oi * i + r.offset + c) * ks;
+      for (let j = 0; j < ks; j++) out[c] += Math.abs(data[base + j]);
+    }
+  }
+  return out;
+}
+
+export function meanOne(s: Float64Array): Float64Array {
+  const mean = s.reduce((a, b) => a + b, 0) / Math.max(1, s.length);
+  return mean > 0 ? s.map((v) => v / mean) : s;
+}
+
+/** The k highest-scoring channels (ties: lower index first), in ascending order. */
+export function topK(score: Float64Array, k: number): number[] {
+  return range(0, score.length).sort((a, b) => score[b] - score[a] || a - b).slice(0, k).sort((a, b) => a - b);
+}
+
+export function complement(keep: number[], width: number): number[] {
+  const s = new Set(keep);
+  return range(0, width).filter((c) => !s.has(c));
+}
+
+/**
+ * The convs that write the channels of `v` inside the block, walking back through per-channel ops and
+ * both operands of Add / Mul, stopping at the block input (an identity shortcut).
+ */
+export function writersOf(g: Graph, v: Value, blockInput: Value, inBlock: Set<Node>, stage: Stage): Writer[] {
+  const out: Writer[] = [];
+  const seen = new Set<Value>();
+  const stack = [v];
+  while (stack.length) {
+    const cur = stack.pop()!;
+    if (cur === blockInput || seen.has(cur)) continue;
+    seen.add(cur);
+    const p = cur.producer;
+    if (!p || !inBlock.has(p)) throw patternError(stage, `'${cur.name}' reaches the block output from outside the block`);
+    const cp = convProducer(g, cur);
+    if (cp && inBlock.has(cp.conv)) {
+      if (!out.some((w) => w.conv === cp.conv)) out.push(cp);
+      continue;
+    }
+    if (PER_CHANNEL.has(p.opType)) stack.push(p.inputs[0]!);
+    else if (p.opType === 'Add' || p.opType === 'Mul') {
+      for (const i of p.inputs) {
+        if (!i) continue;
+        if (g.isConstant(i)) {
+          if ((g.constantTensor(i)?.size ?? 2) > 1) throw patternError(stage, `'${p.name}' has a per-channel constant operand; it cannot be narrowed`);
+        } else stack.push(i);
+      }
+    } else throw patternError(stage, `cannot narrow the output channels of '${p.name}' (${p.opType})`, 'only conv, BatchNormalization, Add, Mul and pointwise activations can be narrowed');
+  }
+  return out;
+}
+
+/** The convs that read the channels of `v` inside the block: directly, or through a Concat at an offset. */
+export function readersOf(g: Graph, v: Value, width: number, inBlock: Set<Node>, widthOf: (x: Value) => number, stage: Stage): Reader[] {
+  const out: Reader[] = [];
+  for (const { node, index } of v.consumers) {
+    if (!inBlock.has(node)) throw patternError(stage, `'${v.name}' is also read by '${node.name}' outside the block`, 'a CSP stage needs its inner features read only by its blocks');
+    if (node.opType === 'Conv' && index === 0) out.push({ conv: node, offset: 0, width });
+    else if (node.opType === 'Add') continue; // the identity shortcut: narrowed with the stream
+    else if (node.opType === 'Concat' && node.int('axis', 1) === 1) {
+      let offset = 0;
+      for (let i = 0; i < index; i++) offset += widthOf(node.inputs[i]!);
+      for (const use of node.outputs[0]!.consumers) {
+        if (use.node.opType !== 'Conv' || use.index !== 0 || !inBlock.has(use.node)) {
+          throw patternError(stage, `the concat '${node.name}' is read by '${use.node.name}', not by a transition conv`);
+        }
+        out.push({ conv: use.node, offset, width });
+      }
+    } else throw patternError(stage, `cannot narrow the input channels of '${node.name}' (${node.opType})`);
+  }
+  return out;
+}
+
+/**
+ * The convs whose filters can be reordered so that a permutation of x's channels comes out: walk back
+ * from x through per-channel ops, pooling and both operands of Add, to convs (+BN). Null when some
+ * value on the way is read elsewhere or comes from anything else (a Concat, a graph input).
+ * `rewritten`: outputs of stages planned before this one, which their apply gives a new producer
+ * (a transition conv: `deferred`, resolved when that stage is applied; a Concat: not permutable).
+ */
+export function permutableProducers(g: Graph, x: Value, rewritten: Map<Value, 'conv' | 'concat'> = new Map()): { writers: Writer[]; deferred: Value[] } | null {
+  const out: Writer[] = [];
+  const deferred: Value[] = [];
+  const seen = new Set<Value>();
+  const stack = [x];
+  while (stack.length) {
+    const cur = stack.pop()!;
+    if (seen.has(cur)) continue;
+    seen.add(cur);
+    if (g.isGraphOutput(cur) || g.inputs.includes(cur)) return null;
+    if (cur !== x && cur.consumers.length !== 1) return null;
+    // a value an earlier planned stage rewrites: its new producer is a transition conv, or a Concat
+    const planned = rewritten.get(cur);
+    if (planned === 'concat') return null;
+    if (planned === 'conv') {
+      deferred.push(cur);
+      continue;
+    }
+    const p = cur.producer;
+    if (!p) return null;
+    const cp = convProducer(g, cur);
+    if (cp) {
+      if (cp.conv.int('group', 1) !== 1) return null;
+      const convOut = cp.conv.outputs[0]!;
+      if (cp.bn && (convOut.consumers.length !== 1 || cp.bn.outputs[0] !== cur && cp.bn.outputs[0]!.consumers.length !== 1)) return null;
+      if (!cp.bn && convOut !== cur && convOut.consumers.length !== 1) return null;
+      out.push(cp);
+    } else if (PER_CHANNEL.has(p.opType) || POOLS.has(p.opType)) stack.push(p.inputs[0]!);
+    else if (p.opType === 'Add') {
+      const data = p.inputs.filter((i): i is Value => !!i && !g.isConstant(i));
+      if (data.length !== p.inputs.filter(Boolean).length) return null;
+      stack.push(...data);
+    } else return null;
+  }
+  return { writers: out, deferred };
+}
+

@@ -1,0 +1,156 @@
+/**
+ * ELAN's stacked computational blocks (ResNet, Darknet-53; paper §3.3 and §4.3): a stage's chain of
+ * residual blocks becomes one ELAN block in YOLOv7's layout (c = width x stage width, 2·stack 3x3 convs):
+ *
+ *        ┌─ 1x1 → c ───────────────────────────────────────────────┐
+ *   x ───┤                                                          Concat ─ 1x1 → C ─ y
+ *        └─ 1x1 → c ─┬─ 3x3 ─ 3x3 ─┬─ 3x3 ─ 3x3 ─┬─ ...            │        (2 + stack)·c
+ *                    └─────────────┴─────────────┴─────────────────┘
+ *
+ * Stage input x: the stage entry's output (Darknet-53's stride-2 conv), or, when a ResNet stage
+ * opens with a projecting block, that block's output: the projecting block stays, as the CSP pass
+ * keeps it (computationBlocks), and the identity blocks after it are replaced. The stage keeps its
+ * input/output widths and resolution, so the rest of the model is untouched. New layers copy the
+ * replaced blocks' form: BN as separate nodes or folded (conv bias), and the activation the matcher
+ * matched (activation.ts), with seeded weights (surgery.addConvBnAct).
+ */
+import { blockRefs, computationBlocks } from '../analysis/structure-refs';
+import type { Block, Stage } from '../analysis/structure-types';
+import type { Node, Value } from '../ir/graph';
+import type { Model } from '../ir/model';
+import { addConvBnAct, concatChannels, requireChannels } from '../ir/surgery';
+import { ActivationSpec, blockActivation, emitActivation } from './activation';
+
+export interface ElanOptions {
+  /** Pairs of 3x3 convs in a stacked block: 2·stack convs, every second one aggregated. Integer >= 1. */
+  stack: number;
+  /** Width c of the computational block as a share of the stage width C, in (0, 1]. */
+  width: number;
+}
+
+export interface StackPlan {
+  stage: Stage;
+  kept?: Block;
+  replaced: Block[];
+  /** The replaced blocks' nodes. */
+  nodes: Node[];
+  x: Value;
+  y: Value;
+  channels: number;
+  width: number;
+  stack: number;
+  form: { batchNorm: boolean; epsilon?: number; act: ActivationSpec | null };
+}
+
+export interface StackedBlock {
+  stage: number;
+  /** Ids of the residual blocks the ELAN block replaced. */
+  replaced: string[];
+  /** Id of a first block kept as the stage input (a projecting ResNet block). */
+  kept?: string;
+  input: Value;
+  output: Value;
+  /** Stage width C and computational-block width c. */
+  channels: number;
+  width: number;
+  stack: number;
+  /** The new nodes, in order, and by role; the activation nodes of the first layer (its 'act' part). */
+  nodes: Node[];
+  roles: { conv: Node[]; concat: Node[]; transition: Node[] };
+  firstActivation: Node[];
+  /** Parameters of the new layers (all seeded). */
+  params: number;
+}
+
+/** Common '/'-scope of node names ('/layer2/layer2.1/conv1/Conv', ... -> '/layer2/layer2.1'). */
+function commonScope(names: string[]): string {
+  const parts = names.map((n) => n.split('/').slice(0, -1));
+  const first = parts[0] ?? [];
+  let k = 0;
+  while (k < first.length && parts.every((p) => p[k] === first[k])) k++;
+  return first.slice(0, k).join('/');
+}
+
+/**
+ * Which blocks of a stage the ELAN block replaces, and which first block (if any) stays: the CSP
+ * pass's choice (computationBlocks), so --csp splits exactly the stacked block.
+ */
+export function stackedRegion(stage: Stage): { kept?: Block; replaced: Block[] } | { reason: string } {
+  if (stage.blocks.length === 0) return { reason: 'the stage has no blocks' };
+  const { entry, blocks: replaced } = computationBlocks(stage);
+  const kept = entry[0];
+  if (replaced.length === 0) return { reason: `only its projecting first block ${kept?.id}, which stays as the stage input` };
+  const nonResidual = replaced.find((b) => !b.residual);
+  if (nonResidual) return { reason: `${nonResidual.id} (${nonResidual.rule}) is not a residual block` };
+  const bad = replaced.find((b) => b.residual!.shortcut !== 'identity');
+  if (bad) return { reason: `${bad.id} has a projection shortcut inside the stage` };
+  for (let i = 1; i < replaced.length; i++) {
+    if (blockRefs(replaced[i]).input !== blockRefs(replaced[i - 1]).output) return { reason: `${replaced[i].id} does not read the output of ${replaced[i - 1].id}` };
+  }
+  return { kept, replaced };
+}
+
+/** Decide a stage's ELAN block, reading the graph only: the plan, or why the stage stays. */
+export function planStack(model: Model, stage: Stage, opts: ElanOptions): StackPlan | { reason: string } {
+  const g = model.graph;
+  const region = stackedRegion(stage);
+  if ('reason' in region) return region;
+  const { kept, replaced } = region;
+  const x = blockRefs(replaced[0]).input;
+  const y = blockRefs(replaced[replaced.length - 1]).output;
+  if (!x || !y) return { reason: 'its blocks have no recorded input or output' };
+  const C = requireChannels(y, replaced[replaced.length - 1].id);
+  requireChannels(x, replaced[0].id);
+  const nodes = replaced.flatMap((b) => blockRefs(b).nodes);
+  const inRegion = new Set(nodes);
+  // nothing but the stage output may leave the region (a detection head reading a block midway would lose it)
+  for (const n of nodes) {
+    for (const o of n.outputs) {
+      if (!o || o === y) continue;
+      const leak = o.consumers.find((u) => !inRegion.has(u.node));
+      if (leak || g.isGraphOutput(o)) return { reason: `'${o.name}' inside the stage is also read by '${leak?.node.name ?? 'a graph output'}'` };
+    }
+  }
+  const bn = nodes.find((n) => n.opType === 'BatchNormalization');
+  return {
+    stage, kept, replaced, nodes, x, y, channels: C, width: Math.max(1, Math.round(opts.width * C)), stack: opts.stack,
+    form: { batchNorm: !!bn, epsilon: bn?.float('epsilon', 1e-5), act: blockActivation(g, replaced) },
+  };
+}
+
+/** Replace the stage's residual blocks by the planned ELAN block (in place). */
+export function applyStack(model: Model, p: StackPlan): StackedBlock {
+  const g = model.graph;
+  const { x, y, channels: C, width: c } = p;
+  const inRegion = new Set(p.nodes);
+  // detach the blocks; the new nodes go where they were, and write the stage output's value
+  const lastIndex = Math.max(...p.nodes.map((n) => g.nodes.indexOf(n)));
+  const before = g.nodes.slice(lastIndex + 1).find((n) => !inRegion.has(n));
+  const scope = `${commonScope(p.replaced[0].nodes) || `/stage${p.stage.index}`}/elan`;
+  for (const n of p.nodes) g.removeNode(n);
+
+  const made: { nodes: Node[]; act: Node[]; params: number }[] = [];
+  const layer = (input: Value, name: string, cout: number, kernel: number, output?: Value): Value => {
+    const act = p.form.act;
+    const r = addConvBnAct(model, input, { scope: `${scope}/${name}`, cout, kernel, before, output: act ? undefined : output, batchNorm: p.form.batchNorm, epsilon: p.form.epsilon, act: null });
+    const a = act ? emitActivation(model, act, r.output, cout, { name: `${scope}/${name}`, before, output }) : { output: r.output, nodes: [] };
+    made.push({ nodes: [r.conv, ...(r.bn ? [r.bn] : []), ...a.nodes], act: a.nodes, params: r.params });
+    return a.output;
+  };
+  const aggregated = [layer(x, 'cv1', c, 1), layer(x, 'cv2', c, 1)];
+  let z = aggregated[1];
+  for (let k = 1; k <= 2 * p.stack; k++) {
+    z = layer(z, `m.${k - 1}`, c, 3);
+    if (k % 2 === 0) aggregated.push(z);
+  }
+  const catNode = concatChannels(model, aggregated, scope, before).producer!;
+  layer(catNode.outputs[0]!, 'transition', C, 1, y);
+  const convs = made.slice(0, -1).flatMap((m) => m.nodes);
+  const transition = made[made.length - 1].nodes;
+  g.touch();
+  return {
+    stage: p.stage.index, replaced: p.replaced.map((b) => b.id), kept: p.kept?.id, input: x, output: y, channels: C, width: c, stack: p.stack,
+    nodes: [...convs, catNode, ...transition], roles: { conv: convs, concat: [catNode], transition }, firstActivation: made[0].act,
+    params: made.reduce((a, m) => a + m.params, 0),
+  };
+}

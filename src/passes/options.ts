@@ -1,0 +1,91 @@
+/**
+ * The options of convert(), one shape per target: `{ to: 'csp', ratio: 0.3 }` does not compile, and
+ * at run time an option of another target is an E_ARG naming it (a plain-JS caller, or a cast, would
+ * otherwise see it ignored without a word).
+ */
+import { GptError } from '../errors';
+import type { Rule } from '../analysis/rules';
+
+export const TARGETS = ['prn', 'csp', 'elan'] as const;
+export type ConvertTarget = (typeof TARGETS)[number];
+
+export const FUSIONS = ['both', 'first', 'last'] as const;
+export const SPLIT_OPS = ['slice', 'conv'] as const;
+export type Fusion = (typeof FUSIONS)[number];
+export type SplitOp = (typeof SPLIT_OPS)[number];
+
+/** Options every target takes. */
+export interface CommonOptions {
+  /** Fail (E_PATTERN) when a block cannot be converted or nothing can be converted; nothing is changed then. */
+  strict?: boolean;
+  /** Rules to recognise blocks with (default: the shipped rules). */
+  rules?: Rule[];
+  /** Convert the given model object in place instead of a copy (on failure it is left exactly as it was). */
+  inPlace?: boolean;
+  /** Symbolic dims for the cost model (default 1). */
+  dims?: Record<string, number>;
+}
+
+export interface PrnOptions extends CommonOptions {
+  to: 'prn';
+  /** Share of channels that receive the shortcut, (0, 1]; default 0.5. */
+  ratio?: number;
+  /** Drop stride-1 projection shortcuts that only widen (asymmetric residual). */
+  asymmetric?: boolean;
+}
+
+/** The CSP split's own options (target csp, and elan with csp: true). */
+export interface CspSplitOptions {
+  /** Share of channels in part 1 (through the blocks), in (0, 1); default 0.5. */
+  split?: number;
+  /** Where the transition layers go (paper's gradient-flow truncation variants); default 'both'. */
+  fusion?: Fusion;
+  /** How the stage input is split; default 'slice' (zero-parameter Split). */
+  splitOp?: SplitOp;
+}
+
+export interface CspOptions extends CommonOptions, CspSplitOptions {
+  to: 'csp';
+}
+
+export interface ElanOptions extends CommonOptions, CspSplitOptions {
+  to: 'elan';
+  /** 2·stack 3x3 convs per stacked block; default 2. */
+  stack?: number;
+  /** Computational-block width as a share of the stage width, in (0, 1]; default 0.5. */
+  width?: number;
+  /** Also apply the CSP split (split / fusion / splitOp) to the converted stages. */
+  csp?: boolean;
+}
+
+export type ConvertOptions = PrnOptions | CspOptions | ElanOptions;
+
+const COMMON = ['to', 'strict', 'rules', 'inPlace', 'dims'];
+const SPLIT = ['split', 'fusion', 'splitOp'];
+const OWN: Record<ConvertTarget, string[]> = { prn: ['ratio', 'asymmetric'], csp: SPLIT, elan: ['stack', 'width', 'csp'] };
+
+/**
+ * The target, after checking that every option given belongs to it: E_ARG "option 'ratio' does not
+ * apply to target 'csp'" otherwise (an option set to undefined counts as not given).
+ */
+export function checkTargetOptions(options: ConvertOptions): ConvertTarget {
+  const target = (options as { to?: unknown } | undefined)?.to;
+  if (!TARGETS.includes(target as ConvertTarget)) {
+    throw new GptError('E_ARG', `unknown target '${String(target)}'`, { hint: 'use --to prn, csp or elan' });
+  }
+  const to = target as ConvertTarget;
+  const o = options as unknown as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (o[key] === undefined || COMMON.includes(key) || OWN[to].includes(key)) continue;
+    if (to === 'elan' && SPLIT.includes(key)) {
+      if (o.csp) continue;
+      throw new GptError('E_ARG', `option '${key}' does not apply to target 'elan' without csp: true`, { subject: key, hint: 'set csp: true for the CSP split, or leave it out' });
+    }
+    const owners = TARGETS.filter((t) => OWN[t].includes(key) || (t === 'elan' && SPLIT.includes(key)));
+    throw new GptError('E_ARG', owners.length ? `option '${key}' does not apply to target '${to}'` : `unknown option '${key}'`, {
+      subject: key,
+      hint: owners.length ? `it is an option of target ${owners.map((t) => `'${t}'`).join(' and ')}; leave it out` : `target '${to}' takes ${[...COMMON.slice(1), ...OWN[to]].join(', ')}`,
+    });
+  }
+  return to;
+}
