@@ -17,6 +17,7 @@ import { fixturePath, fixtures, maxAbsDiff, readNpy } from '../helpers';
 import { Tiny } from '../fixtures/tiny-graph';
 import { inferShapes } from '../../src/analysis/shapes';
 import { maskedResidual } from '../../src/passes/prn';
+import { setBlockRefs } from '../../src/analysis/structure-refs';
 import type { Block } from '../../src/analysis/structure-types';
 
 async function run(model: ReturnType<typeof loadModel>, inputNpy: string): Promise<Float32Array> {
@@ -155,6 +156,8 @@ test('--asymmetric keeps a stride-1 projection that does not change the width (i
     id: 's0.b0', rule: 'resnet-basic', kind: 'residual', nodes: [], roles: {}, input: 'x', output: y.name, channelsIn: 8, channelsOut: 8,
     residual: { add: 'b.add', shortcutValue: proj.name, branchValue: branch.name, shortcut: 'projection', projectionNodes: ['b.proj', 'b.projbn'], postAdd: ['b.relu'] },
   };
+  const add = model.graph.nodes.find((n) => n.name === 'b.add')!;
+  setBlockRefs(block, { nodes: [], input: t.x, output: y, parts: new Map(), roles: new Map(), residual: { add, shortcut: proj, branch } });
   const r = maskedResidual(model, [block], { ratio: 0.5, dropProjection: true });
   assert.is(r.changes[0].shortcut, 'projection-shrunk');
   assert.is(r.changes[0].masked, 4);
