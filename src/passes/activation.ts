@@ -83,7 +83,9 @@ export function blockActivation(g: Graph, blocks: readonly Block[]): ActivationS
       const key = segs.slice(0, at + 1).join('.');
       groups.set(key, [...(groups.get(key) ?? []), ...nodes]);
     }
-    const first = [...groups.values()][0];
+    // the first activation in graph order (a block's parts are listed as the rule matched them)
+    const order = new Map(g.nodes.map((n, i) => [n, i]));
+    const first = [...groups.values()].sort((a, b) => Math.min(...a.map((n) => order.get(n) ?? Infinity)) - Math.min(...b.map((n) => order.get(n) ?? Infinity)))[0];
     if (first) return captureActivation(g, first);
   }
   return null;

@@ -8,13 +8,29 @@ import type { Stage } from '../analysis/structure-types';
 import type { Graph, Node, Value } from '../ir/graph';
 import { floatValues } from '../ir/float-data';
 import { convProducer, range } from '../ir/surgery';
+import { nodeOp } from '../ops/registry';
 
-/** Ops that act on each channel alone: a channel subset or permutation passes through them unchanged. */
-const PER_CHANNEL = new Set([
-  'Relu', 'LeakyRelu', 'Elu', 'Selu', 'Celu', 'Gelu', 'Mish', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'Tanh', 'Softplus',
-  'Softsign', 'ThresholdedRelu', 'Identity',
-]);
-const POOLS = new Set(['MaxPool', 'AveragePool', 'LpPool']);
+/**
+ * How a channel subset passes through `p`: an op that keeps channels apart (the op registry's
+ * 'preserve' flow: activations, pooling, Identity...) with one data input, and per-channel constants
+ * only as an activation's slope (PRelu), which then narrows with the channels. Null otherwise.
+ */
+function perChannel(g: Graph, p: Node): { data: Value; slope?: number } | null {
+  const op = nodeOp(p);
+  if (op?.channels !== 'preserve') return null;
+  const data = g.dataInputs(p);
+  if (data.length !== 1) return null;
+  let slope: number | undefined;
+  for (let i = 0; i < p.inputs.length; i++) {
+    const v = p.inputs[i];
+    if (!v || v === data[0] || op.metaInputs?.includes(i)) continue;
+    const size = g.constantTensor(v)?.size ?? 2;
+    if (size <= 1) continue;
+    if (op.activation?.slope !== i) return null;
+    slope = i;
+  }
+  return { data: data[0], slope };
+}
 
 /** A conv (+BN) that writes stream channels: its filters shrink to the kept ones. */
 export interface Writer { conv: Node; bn?: Node }
@@ -28,6 +44,8 @@ export interface Stream {
   k: number;
   writers: Writer[];
   readers: Reader[];
+  /** Activations with a per-channel slope on the way to the stream (PRelu): the slope narrows too. */
+  slopes: { node: Node; input: number }[];
   /** Index of the stream's class (streams joined by identity shortcuts share their channels). */
   cls: number;
 }
@@ -91,7 +109,7 @@ export function complement(keep: number[], width: number): number[] {
  * The convs that write the channels of `v` inside the block, walking back through per-channel ops and
  * both operands of Add / Mul, stopping at the block input (an identity shortcut).
  */
-export function writersOf(g: Graph, v: Value, blockInput: Value, inBlock: Set<Node>, stage: Stage): Writer[] {
+export function writersOf(g: Graph, v: Value, blockInput: Value, inBlock: Set<Node>, stage: Stage, slopes: Stream['slopes'] = []): Writer[] {
   const out: Writer[] = [];
   const seen = new Set<Value>();
   const stack = [v];
@@ -106,8 +124,15 @@ export function writersOf(g: Graph, v: Value, blockInput: Value, inBlock: Set<No
       if (!out.some((w) => w.conv === cp.conv)) out.push(cp);
       continue;
     }
-    if (PER_CHANNEL.has(p.opType)) stack.push(p.inputs[0]!);
-    else if (p.opType === 'Add' || p.opType === 'Mul') {
+    const through = perChannel(g, p);
+    if (through) {
+      if (through.slope !== undefined) {
+        const t = g.constantTensor(p.inputs[through.slope])!;
+        if (t.dims.filter((d) => d !== 1).length !== 1) throw patternError(stage, `the slope of '${p.name}' (${t.dims.join('x')}) is not one value per channel`);
+        slopes.push({ node: p, input: through.slope });
+      }
+      stack.push(through.data);
+    } else if (p.opType === 'Add' || p.opType === 'Mul') {
       for (const i of p.inputs) {
         if (!i) continue;
         if (g.isConstant(i)) {
@@ -174,7 +199,7 @@ export function permutableProducers(g: Graph, x: Value, rewritten: Map<Value, 'c
       if (cp.bn && (convOut.consumers.length !== 1 || cp.bn.outputs[0] !== cur && cp.bn.outputs[0]!.consumers.length !== 1)) return null;
       if (!cp.bn && convOut !== cur && convOut.consumers.length !== 1) return null;
       out.push(cp);
-    } else if (PER_CHANNEL.has(p.opType) || POOLS.has(p.opType)) stack.push(p.inputs[0]!);
+    } else if (perChannel(g, p) && perChannel(g, p)!.slope === undefined) stack.push(perChannel(g, p)!.data);
     else if (p.opType === 'Add') {
       const data = p.inputs.filter((i): i is Value => !!i && !g.isConstant(i));
       if (data.length !== p.inputs.filter(Boolean).length) return null;

@@ -38,6 +38,7 @@ import { inferShapes } from '../analysis/shapes';
 import {
   addConv, channelsOf, concatChannels, heNormalWeights, keepInputChannels, keepOutputChannels, range, roundHalfEven, seedOf, selectionWeights, splitChannels,
 } from '../ir/surgery';
+import { floatTensor, floatValues } from '../ir/float-data';
 import { ActivationSpec, blockActivation, emitActivation } from './activation';
 import {
   Stream, Writer, complement, filterL1, floats, inputL1, meanOne, patternError, permutableProducers, readersOf, topK, writersOf,
@@ -164,12 +165,12 @@ export function planCrossStagePartial(model: Model, stage: Stage, options: Parti
         subject: `stage ${stage.index}`, hint: `choose a split between ${(1 / width).toFixed(3)} and ${(1 - 1 / width).toFixed(3)}`,
       });
     }
-    return { value, width, k, writers: [], readers: [], cls: i };
+    return { value, width, k, writers: [], readers: [], slopes: [], cls: i };
   });
   blocks.forEach((b, i) => {
     const inBlock = blockNodes[i];
     streams[i].readers.push(...readersOf(g, streams[i].value, streams[i].width, inBlock, widthOf, stage));
-    streams[i + 1].writers.push(...writersOf(g, streams[i + 1].value, streams[i].value, inBlock, stage));
+    streams[i + 1].writers.push(...writersOf(g, streams[i + 1].value, streams[i].value, inBlock, stage, streams[i + 1].slopes));
     if (b.residual?.shortcut === 'identity') {
       if (streams[i].width !== streams[i + 1].width) throw patternError(stage, `block ${b.id} adds ${streams[i].width} to ${streams[i + 1].width} channels`);
       streams[i + 1].cls = streams[i].cls;
@@ -225,6 +226,15 @@ export function planCrossStagePartial(model: Model, stage: Stage, options: Parti
   return { stage, opts, entry, blocks, blockNodes, streams, selection, how, producers, readerKeep, activation: blockActivation(g, blocks), transition1 };
 }
 
+/** Keep the slope values of channels `keep` (a PRelu on a narrowed stream). */
+function narrowSlope(model: Model, node: Node, input: number, keep: number[]): void {
+  const g = model.graph;
+  const t = g.constantTensor(node.inputs[input])!;
+  const values = floatValues(t, node.name);
+  const dims = t.dims.map((d) => (d === 1 ? 1 : keep.length));
+  node.setInput(input, g.addInitializer(floatTensor(g.uniqueName(`${t.name}_out${keep.length}`), dims, Float32Array.from(keep, (c) => values[c]), t.dataType)));
+}
+
 /**
  * Carry a stage's plan out (in place). Stages planned together are applied in the same order; `made`
  * carries each stage's new output transition to the next (whose split may reorder its filters).
@@ -253,6 +263,7 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
   // narrow the blocks: readers keep the kept input channels of their stream, writers the kept filters
   for (const [conv, keep] of plan.readerKeep) keepInputChannels(model, conv, keep);
   for (const s of streams) for (const w of s.writers) keepOutputChannels(model, w.conv, w.bn, keepOf(s));
+  for (const s of streams) for (const { node, input } of s.slopes) narrowSlope(model, node, input, keepOf(s));
 
   // the split
   const x = streams[0].value;
