@@ -183,6 +183,8 @@ export function planCrossStagePartial(model: Model, stage: Stage, options: Parti
   }
   const x = streams[0].value;
   if (x.consumers.some((u) => !blockNodes[0].has(u.node))) throw patternError(stage, `the stage input '${x.name}' is also read outside the stage's blocks`);
+  const inner = streams.slice(1, -1).find((s) => g.isGraphOutput(s.value));
+  if (inner) throw patternError(stage, `'${inner.value.name}' between its blocks is also a graph output`, 'a CSP stage needs its inner features read only by its blocks');
   const last = streams[streams.length - 1];
   const part2 = streams[0].width - streams[0].k;
   const transition1 = opts.fusion === 'last' ? last.width - part2 : last.k;

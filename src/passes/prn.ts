@@ -98,7 +98,8 @@ function planBlock(model: Model, block: Block, opts: PrnOptions): MaskedResidual
 function applyBlock(model: Model, p: MaskedResidualPlan): Node[] {
   const g = model.graph;
   const { add, channels: C, masked } = p;
-  const base = add.name.replace(/\/Add$/, '') + '/prn';
+  // new nodes go under the Add's scope; an unnamed Add lends its output's name instead of a label
+  const base = (add.proto.name ? add.name.replace(/\/Add$/, '') : add.outputs[0]!.name) + '/prn';
   const added: Value[] = [];
   let shortcutK = p.shortcut;
   if (p.kind === 'projection-dropped') {
