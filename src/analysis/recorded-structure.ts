@@ -7,7 +7,7 @@
  */
 import type { Node } from '../ir/graph';
 import type { Model } from '../ir/model';
-import { AddedNodes, blockRefs, hasBlockRefs, setBlockRefs, setStageRefs, stageEntry } from './structure-refs';
+import { AddedNodes, blockRefs, hasBlockRefs, setBlockRefs, setStageRefs, setStructureRefs, stageEntry, structureRefs } from './structure-refs';
 import type { Block, Stage, Structure } from './structure-types';
 
 export const STRUCTURE_KEY = 'gpt.structure';
@@ -57,8 +57,13 @@ export function recordStructure(model: Model, structure: Structure, added: Added
     if (extra.length) blocks.push({ id: `s${s.index}.${target}`, rule: `gpt ${target}`, kind: target, nodes: extra.map((n) => n.name) });
     return { index: s.index, resolution: s.resolution, channels: s.channels, entry, blocks };
   });
+  const refs = structureRefs(structure);
   const keep = (ns: string[]) => ns.filter((n) => byName.has(n));
-  const rec: Recorded = { family: structure.family, stem: keep(structure.stem), head: keep(structure.head), stages };
+  const rec: Recorded = {
+    family: structure.family, stages,
+    stem: refs ? named(refs.stem) : keep(structure.stem),
+    head: refs ? named(refs.head) : keep(structure.head),
+  };
   model.setMetadata(STRUCTURE_KEY, JSON.stringify(rec));
 }
 
@@ -108,7 +113,7 @@ export function recordedStructure(model: Model): Structure | null {
     setStageRefs(stage, { entry: objects(s.entry) });
     return stage;
   });
-  return {
+  const result: Structure = {
     family: rec.family,
     stem: rec.stem,
     head: rec.head,
@@ -116,4 +121,6 @@ export function recordedStructure(model: Model): Structure | null {
     unmatched: model.graph.nodes.filter((n) => !placed.has(n.name) && !constantOnly(n)).map((n) => n.name),
     warnings: [],
   };
+  setStructureRefs(result, { stem: objects(rec.stem), head: objects(rec.head) });
+  return result;
 }

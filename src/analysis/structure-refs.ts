@@ -23,6 +23,7 @@ export interface StageRefs {
 }
 
 const blocks = new WeakMap<Block, BlockRefs>();
+const structures = new WeakMap<Structure, { stem: Node[]; head: Node[] }>();
 const stages = new WeakMap<Stage, StageRefs>();
 
 export function setBlockRefs(b: Block, r: BlockRefs): void {
@@ -30,6 +31,15 @@ export function setBlockRefs(b: Block, r: BlockRefs): void {
 }
 export function setStageRefs(s: Stage, r: StageRefs): void {
   stages.set(s, r);
+}
+
+export function setStructureRefs(s: Structure, r: { stem: Node[]; head: Node[] }): void {
+  structures.set(s, r);
+}
+
+/** The stem and head nodes of a recognised structure (null for one built elsewhere). */
+export function structureRefs(s: Structure): { stem: Node[]; head: Node[] } | null {
+  return structures.get(s) ?? null;
 }
 
 /** The objects behind a block; E_GRAPH when the block was not recognised in this process. */

@@ -21,7 +21,7 @@ import { Match, MatchContext, matchAll, selectMatches, throughIdentity } from '.
 import { Rule, loadRules } from './rules';
 import { recordedStructure } from './recorded-structure';
 import { inferShapes } from './shapes';
-import { setBlockRefs, setStageRefs } from './structure-refs';
+import { setBlockRefs, setStageRefs, setStructureRefs, structureRefs } from './structure-refs';
 import type { Block, Stage, Structure } from './structure-types';
 
 export interface RecognizeOptions {
@@ -161,7 +161,12 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   const warnings: string[] = [];
   ensureShapes(model, warnings);
   const rec = opts.recorded === false ? null : recordedStructure(model);
-  if (rec) return { ...rec, warnings: [...warnings, ...rec.warnings] };
+  if (rec) {
+    const out = { ...rec, warnings: [...warnings, ...rec.warnings] };
+    const refs = structureRefs(rec);
+    if (refs) setStructureRefs(out, refs);
+    return out;
+  }
   const rules = opts.rules ?? loadRules();
   const ctx = new MatchContext(g);
   const isData = (n: Node) => n.outputs.some((o) => o && !g.isConstant(o));
@@ -217,5 +222,8 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   for (const n of g.nodes) if (!claimed.has(n)) unmatched.add(n);
   if ([...unmatched].some(isData)) warnings.push(`${names(unmatched).length} node(s) match no rule; they are listed in unmatched`);
 
-  return { family: familyOf(blocks, warnings), stem: names(stem), stages, head: names(head), unmatched: names(unmatched), warnings };
+  const result = { family: familyOf(blocks, warnings), stem: names(stem), stages, head: names(head), unmatched: names(unmatched), warnings };
+  const data = (ns: Iterable<Node>) => [...ns].filter(isData).sort(byOrder);
+  setStructureRefs(result, { stem: data(stem), head: data(head) });
+  return result;
 }
