@@ -38,7 +38,9 @@ export { gradientPathChart, chartSeries } from './analysis/chart';
 
 // passes
 export { convert } from './passes/convert';
-export type { ConvertOptions, ConvertReport, ConvertResult, ConvertTarget } from './passes/convert';
+export type {
+  ConvertOptions, ConvertReport, ConvertResult, ConvertTarget, CommonOptions, PrnConvertOptions, CspConvertOptions, ElanConvertOptions, CspSplitOptions,
+} from './passes/convert';
 export { validateConvertReport } from './report/convert-report';
 
 // profile

@@ -23,7 +23,7 @@ import type { Figures, PassContext } from './pass';
 import { PASSES } from './registry';
 import { TOOL_VERSION } from '../version';
 
-export type { ConvertOptions, ConvertTarget, CommonOptions, PrnOptions, CspOptions, ElanOptions } from './options';
+export type { ConvertOptions, ConvertTarget, CommonOptions, PrnConvertOptions, CspConvertOptions, ElanConvertOptions, CspSplitOptions } from './options';
 export { cloneModel, stageSpecs };
 
 export interface ModelMetrics {

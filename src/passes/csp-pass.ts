@@ -1,6 +1,6 @@
 /** convert --to csp: every stage with computation blocks becomes a cross stage partial stage (csp.ts). */
 import { GptError, isGptError } from '../errors';
-import type { CspOptions as CspConvertOptions } from './options';
+import type { CspConvertOptions } from './options';
 import { CrossStagePartialChange, CrossStagePartialPlan, CspOptions, applyCrossStagePartial, checkCspOptions, planCrossStagePartial } from './csp';
 import { Pass, PassContext, PassOutcome, Plan, addTo } from './pass';
 import type { Value } from '../ir/graph';

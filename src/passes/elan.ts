@@ -30,7 +30,7 @@ import { applyCrossStagePartial } from './csp';
 import { ElanOptions, StackPlan, StackedBlock, applyStack, planStack } from './elan-stack';
 import { RelocationPlan, TransitionRelocation, applyRelocation, planRelocation } from './elan-relocate';
 import { cloneModel } from './model-copy';
-import type { ElanOptions as ElanConvertOptions } from './options';
+import type { ElanConvertOptions } from './options';
 import { Pass, PassContext, PassOutcome, Plan, StepFigures, Unconverted, addTo } from './pass';
 
 export type { ElanOptions };

@@ -26,7 +26,7 @@ export interface CommonOptions {
   dims?: Record<string, number>;
 }
 
-export interface PrnOptions extends CommonOptions {
+export interface PrnConvertOptions extends CommonOptions {
   to: 'prn';
   /** Share of channels that receive the shortcut, (0, 1]; default 0.5. */
   ratio?: number;
@@ -44,11 +44,11 @@ export interface CspSplitOptions {
   splitOp?: SplitOp;
 }
 
-export interface CspOptions extends CommonOptions, CspSplitOptions {
+export interface CspConvertOptions extends CommonOptions, CspSplitOptions {
   to: 'csp';
 }
 
-export interface ElanOptions extends CommonOptions, CspSplitOptions {
+export interface ElanConvertOptions extends CommonOptions, CspSplitOptions {
   to: 'elan';
   /** 2·stack 3x3 convs per stacked block; default 2. */
   stack?: number;
@@ -58,7 +58,7 @@ export interface ElanOptions extends CommonOptions, CspSplitOptions {
   csp?: boolean;
 }
 
-export type ConvertOptions = PrnOptions | CspOptions | ElanOptions;
+export type ConvertOptions = PrnConvertOptions | CspConvertOptions | ElanConvertOptions;
 
 const COMMON = ['to', 'strict', 'rules', 'inPlace', 'dims'];
 const SPLIT = ['split', 'fusion', 'splitOp'];

@@ -20,7 +20,7 @@ import type { Block } from '../analysis/structure-types';
 import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { channelsOf, concatChannels, convProducer, keepOutputChannels, range, roundHalfEven, sliceChannels, splitChannels } from '../ir/surgery';
-import type { PrnOptions as PrnConvertOptions } from './options';
+import type { PrnConvertOptions } from './options';
 import { Pass, PassOutcome, Plan, Unconverted, addTo } from './pass';
 
 export interface PrnOptions {
