@@ -446,6 +446,45 @@ test('Resize (scales, sizes) and Upsample', () => {
   assert.equal(shapeOf(t9, u), [1, 3, 15, 15]);
 });
 
+test('Resize: sizes are float32 products (10 x 0.7 = 7, as onnxruntime); keep_aspect_ratio_policy (opset 18)', () => {
+  const t = tiny(13);
+  // float32(0.7) = 0.699999988; x 10 = 6.99999988 in float64 (floor 6), 7 in float32
+  const a = t.node('Resize', [t.input('x', [1, 1, 10, 10]), null, t.floats('sc', [1, 1, 0.7, 0.7])]);
+  assert.equal(shapeOf(t, a), [1, 1, 7, 7]);
+  // sizes [5, 5] on 10 x 7 over axes 2, 3: ratios 0.5 and 0.714...
+  //   not_larger: scale 0.5 -> [5, roundf(3.5) = 4]; not_smaller: scale 5/7 -> [roundf(7.14) = 7, 5]; stretch: [5, 5]
+  for (const [policy, want] of [['not_larger', [5, 4]], ['not_smaller', [7, 5]], ['stretch', [5, 5]]] as const) {
+    const t18 = tiny(18);
+    const r = t18.node('Resize', [t18.input('x', [1, 2, 10, 7]), null, null, t18.ints('sz', [5, 5])], { axes: [2, 3], keep_aspect_ratio_policy: policy });
+    assert.equal(shapeOf(t18, r), [1, 2, ...want], policy);
+  }
+  // before opset 18 the attribute does not exist: sizes are taken as they are
+  const t13 = tiny(13);
+  const old = t13.node('Resize', [t13.input('x', [1, 2, 10, 7]), null, null, t13.ints('sz', [1, 2, 5, 5])], { keep_aspect_ratio_policy: 'not_larger' });
+  assert.equal(shapeOf(t13, old), [1, 2, 5, 5]);
+});
+
+test('Resize: an unknown keep_aspect_ratio_policy is E_SHAPE', () => {
+  const t = tiny(18);
+  t.node('Resize', [t.input('x', [1, 2, 10, 7]), null, null, t.ints('sz', [1, 2, 5, 5])], { keep_aspect_ratio_policy: 'fit' }, 1, 'rs');
+  expectShapeError(t, 'rs', /keep_aspect_ratio_policy 'fit'/);
+});
+
+test('symbolic spatial sizes: Conv / pool output sizes as floor quotients, Resize x2 and x0.5 exact, x0.7 unknown', () => {
+  const t = tiny(13);
+  const x = t.input('x', ['N', 3, 'H', 'W']);
+  const c = t.node('Conv', [x, t.weight('w', [4, 3, 3, 3])], { pads: [1, 1, 1, 1], strides: [2, 2] }, 1, 'c');
+  const p = t.node('MaxPool', [c.outputs[0]!], { kernel_shape: [2, 2], strides: [2, 2] }, 1, 'p');
+  const up = t.node('Resize', [x, null, t.floats('s2', [1, 1, 2, 0.5])], {}, 1, 'up');
+  const odd = t.node('Resize', [x, null, t.floats('s7', [1, 1, 0.7, 1])], {}, 1, 'odd');
+  inferShapes(t.m);
+  // (H + 2 - 3) / 2 + 1 = floor((H + 1) / 2); the 2x2/2 pool: floor((floor((H + 1) / 2) - 2) / 2) + 1
+  assert.equal(c.outputs[0]!.inferred!.shape, ['N', 4, 'floor((H+1)/2)', 'floor((W+1)/2)']);
+  assert.equal(p.outputs[0]!.inferred!.shape, ['N', 4, 'floor(floor((H+1)/2)/2)', 'floor(floor((W+1)/2)/2)']);
+  assert.equal(up.outputs[0]!.inferred!.shape, ['N', 3, 'H*2', 'floor(W/2)']);
+  assert.equal(odd.outputs[0]!.inferred!.shape, ['N', 3, null, 'W']);
+});
+
 test('Transpose: perm and the default reversal; a bad perm is E_SHAPE', () => {
   const t = tiny();
   const x = t.input('x', [1, 3, 5, 7]);
