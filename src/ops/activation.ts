@@ -3,9 +3,10 @@
  * activation on a new layer: LeakyRelu's alpha, Clip's bounds (inputs from opset 11, attributes
  * before), Selu's alpha and gamma, HardSigmoid's alpha and beta, Gelu's approximate, PRelu's slope.
  */
+import { GptError } from '../errors';
 import type { Graph, Node } from '../ir/graph';
 import type { Tensor } from '../ir/tensor';
-import { nodeOp } from './registry';
+import { nodeOp, opInfo } from './registry';
 import type { ActivationSpec } from './types';
 
 export interface ActivationParams {
@@ -58,4 +59,33 @@ export function readActivation(node: Node, graph: Graph, opset: number): Activat
   const slopeInput = spec.slope !== undefined ? node.inputs[spec.slope] : undefined;
   const slope = slopeInput ? graph.constantTensor(slopeInput) : undefined;
   return { opType: node.opType, domain: node.domain === 'ai.onnx' ? '' : node.domain, floats, strings, bounds, slope };
+}
+
+/**
+ * How to write the same activation on a new node at `opset`: its attributes (floats as
+ * `{ float }`, strings as they are; Clip's bounds too before opset 11) and, from the op's
+ * `bounds.inputsSince`, the bound values to pass as scalar inputs 1, 2... (to be made initializers
+ * by the caller, in the element type of the data). PRelu's slope is not included: its size
+ * follows the new layer's channels, which only the caller knows.
+ */
+export function activationNodeSpec(p: ActivationParams, opset: number): { opType: string; domain: string; attrs: Record<string, { float: number } | string>; boundInputs: number[] } {
+  const attrs: Record<string, { float: number } | string> = {};
+  for (const [k, v] of Object.entries(p.floats)) attrs[k] = { float: v };
+  for (const [k, v] of Object.entries(p.strings)) attrs[k] = v;
+  const spec = opInfo(p.opType, p.domain)?.activation;
+  const boundInputs: number[] = [];
+  if (spec?.bounds) {
+    const values = spec.bounds.names.map((n) => {
+      const b = p.bounds[n];
+      if (b === null || b === undefined) {
+        throw new GptError('E_PATTERN', `${p.opType}: its ${n} is computed at run time, so the activation cannot be copied onto a new layer`, {
+          subject: p.opType, hint: 'give the bound as a constant',
+        });
+      }
+      return b;
+    });
+    if (opset < spec.bounds.inputsSince) spec.bounds.names.forEach((n, i) => (attrs[n] = { float: values[i] }));
+    else boundInputs.push(...values);
+  }
+  return { opType: p.opType, domain: p.domain, attrs, boundInputs };
 }

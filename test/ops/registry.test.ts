@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { Graph } from '../../src/ir/graph';
 import { Tensor } from '../../src/ir/tensor';
 import { DataType } from '../../src/onnx/schema';
-import { blockActivations, nodeOp, opInfo, readActivation, registeredOps, registerOp } from '../../src/ops';
+import { activationNodeSpec, blockActivations, nodeOp, opInfo, readActivation, registeredOps, registerOp } from '../../src/ops';
 import { buildSample } from '../../src/samples';
 import { convert } from '../../src/passes/convert';
 import { costModel } from '../../src/analysis/cost';
@@ -171,6 +171,28 @@ test('readActivation: ONNX defaults, given attributes, Clip bounds as inputs (op
   const p = readActivation(t.n, t.g, 13)!;
   assert.equal(p.slope?.dims, [4, 1, 1]);
   assert.is(p.slope?.dataType, DataType.FLOAT);
+});
+
+test('activationNodeSpec: the attributes and bound inputs that write the same activation on a new node', () => {
+  let t = node('LeakyRelu', { alpha: { float: 0.125 } });
+  assert.equal(activationNodeSpec(readActivation(t.n, t.g, 13)!, 13), { opType: 'LeakyRelu', domain: '', attrs: { alpha: { float: 0.125 } }, boundInputs: [] });
+  t = node('Gelu');
+  assert.equal(activationNodeSpec(readActivation(t.n, t.g, 20)!, 20).attrs, { approximate: 'none' });
+  // ReLU6 read at opset 13 (inputs), written at opset 13 (inputs) and at opset 6 (attributes)
+  t = node('Clip', {}, (g) => [g.addInitializer(Tensor.float32('lo', [], Float32Array.of(0))), g.addInitializer(Tensor.float32('hi', [], Float32Array.of(6)))]);
+  const p = readActivation(t.n, t.g, 13)!;
+  assert.equal(activationNodeSpec(p, 13), { opType: 'Clip', domain: '', attrs: {}, boundInputs: [0, 6] });
+  assert.equal(activationNodeSpec(p, 6).attrs, { min: { float: 0 }, max: { float: 6 } });
+});
+
+test('activationNodeSpec: a Clip bound computed at run time cannot be copied (E_PATTERN)', () => {
+  const t = node('Clip', {}, (g) => [g.inputs[0]]);
+  try {
+    activationNodeSpec(readActivation(t.n, t.g, 13)!, 13);
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as { code?: string }).code, 'E_PATTERN');
+  }
 });
 
 test('readActivation: not an activation gives null', () => {
