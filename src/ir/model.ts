@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { GptError } from '../errors';
 import type { DimensionProto, GraphProto, ModelProto, TypeProto, ValueInfoProto } from '../onnx/schema';
 import { Dim, Graph, Node, TensorType, Value } from './graph';
+import { hasSubgraphs, innerNames } from './subgraph';
 import { Tensor, externalLocation, toNumber } from './tensor';
 
 export { externalLocation };
@@ -107,7 +108,7 @@ export function modelFromProto(proto: ModelProto, baseDir?: string): Model {
     g.addInitializer(new Tensor(t, externalLocation(t, baseDir)), { asInputDefault: true });
   }
   // unnamed nodes are named as they are inserted: their names must not take a later node's name
-  g.reserveNames(node.map((np) => np.name ?? ''));
+  g.reserveNames(node.flatMap((np) => [np.name ?? '', ...(hasSubgraphs(np) ? innerNames(np) : [])]));
   for (const np of node) {
     const n = new Node(np);
     np.input.forEach((name, i) => n.setInput(i, name === '' ? null : g.value(name)));

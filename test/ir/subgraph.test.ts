@@ -175,6 +175,21 @@ test('uniqueName never hands out a name a subgraph defines', () => {
   assert.is(g.uniqueName('fresh'), 'fresh'); // negative: free names are handed out as they are
 });
 
+test('at load, an unnamed node is not given a name that a later node\'s subgraph uses', () => {
+  //   x ─ (unnamed) Relu ─ a ┄┄ If: then branch has a node named 'Relu'
+  const g = new Graph();
+  const x = g.addInput('x', floatType([2]));
+  const cond = g.addInitializer(Tensor.create('cond', DataType.BOOL, [], Uint8Array.of(1)));
+  g.addNode({ opType: 'Relu', name: 'will_be_unnamed', inputs: [x], outputs: [g.value('a')] });
+  const n = g.addNode({ opType: 'If', name: 'if', inputs: [cond], outputs: ['y'] });
+  n.copyAttr(graphAttr('then_branch', body('then', [nodeProto('Identity', ['a'], ['t_out'], 'Relu')], ['t_out'])));
+  n.copyAttr(graphAttr('else_branch', body('else', [nodeProto('Identity', ['x'], ['e_out'], 'Relu_1')], ['e_out'])));
+  g.addOutput(n.outputs[0]!);
+  g.nodes[0].proto.name = '';
+  const m = loadModel(saveModelToBuffer(emptyModel(g)));
+  assert.equal(m.graph.nodes.map((k) => k.name), ['Relu_2', 'if']);
+});
+
 test('convert --to prn keeps a producer read only inside an If branch; onnxruntime runs the result', async () => {
   // resnet18-w25 with an If appended:
   //   logits ─ Mul(·, 2) ─ scaled ┄┄ read in the then branch only
