@@ -70,22 +70,29 @@ export interface CostReport {
 
 export function costModel(model: Model, opts: CostOptions = {}): CostReport {
   const g = model.graph;
-  const warnings: string[] = [];
   const given = opts.dims ?? {};
-  const dims: Record<string, number> = {};
-  const assumed = new Set<string>();
   // symbols of the graph inputs that opts.dims gives are substituted before inference
   const inputSymbols = new Set(g.inputs.flatMap((v) => (v.tensor ? [] : (v.declared?.shape ?? []).flatMap(symbolsOf))));
   const substituted = [...inputSymbols].filter((s) => given[s] !== undefined);
-  for (const s of substituted) dims[s] = given[s];
+  if (substituted.length === 0) {
+    const warnings = g.nodes.some((n) => n.outputs.some((o) => o && !o.inferred)) ? inferShapes(model).warnings : [];
+    return measure(model, given, {}, warnings);
+  }
   // with substitution the shapes are numbers only for this computation: the model keeps its symbolic ones
-  let restore: (() => void) | undefined;
-  if (substituted.length > 0) {
-    const saved = new Map<Value, TensorType | undefined>();
-    for (const v of g.values.values()) saved.set(v, v.inferred);
-    restore = () => saved.forEach((t, v) => (v.inferred = t));
-    warnings.push(...inferShapes(model, { dims: given }).warnings);
-  } else if (g.nodes.some((n) => n.outputs.some((o) => o && !o.inferred))) warnings.push(...inferShapes(model).warnings);
+  const saved = new Map<Value, TensorType | undefined>();
+  for (const v of g.values.values()) saved.set(v, v.inferred);
+  try {
+    const warnings = inferShapes(model, { dims: given }).warnings;
+    return measure(model, given, Object.fromEntries(substituted.map((s) => [s, given[s]])), warnings);
+  } finally {
+    saved.forEach((t, v) => (v.inferred = t));
+  }
+}
+
+/** The figures from the shapes the values have now; `dims` starts with the symbols substituted before inference. */
+function measure(model: Model, given: Readonly<Record<string, number>>, dims: Record<string, number>, warnings: string[]): CostReport {
+  const g = model.graph;
+  const assumed = new Set<string>();
   const unknownWarned = new Set<Value>();
 
   const lookup = (s: string): number => {
@@ -161,7 +168,6 @@ export function costModel(model: Model, opts: CostOptions = {}): CostReport {
     for (const o of made) if (!lastUse.has(o) && !outputs.has(o)) live -= bytes(o);
   });
 
-  restore?.();
   const sum = (k: 'params' | 'macs' | 'outputBytes' | 'memoryAccessBytes') => nodes.reduce((s, n) => s + n[k], 0);
   return {
     nodes,
