@@ -16,7 +16,7 @@ import { GptError } from '../../errors';
 import type { Dim, Graph, Node, TensorType, Value } from '../../ir/graph';
 import type { Model } from '../../ir/model';
 import { DataType } from '../../onnx/schema';
-import { nodeOp, registeredOps } from '../../ops/registry';
+import { nodeOp } from '../../ops/registry';
 import { MAX_TRACKED, Out, ShapeContext, UNKNOWN } from './context';
 import { formatShape, known, substituteDim, symbolDim } from './dims';
 
@@ -35,9 +35,6 @@ export interface InferShapesResult {
 
 /** The opset assumed when a model declares none for the default domain. */
 const LATEST_OPSET = 21;
-
-/** Op types shape inference knows (default ONNX domain). */
-export const SUPPORTED_OPS: readonly string[] = registeredOps().filter((o) => o.domain === '' && o.shape).map((o) => o.opType).sort();
 
 /**
  * Infer the type and shape of every value. Unknown ops leave their outputs unknown (or as the
