@@ -95,11 +95,15 @@ const OPS: Record<string, OpSpec> = {
   Unsqueeze: { shape: layout.unsqueeze, channels: 'mix', metaInputs: [1] },
   Gather: { shape: layout.gather, channels: 'mix', metaInputs: [1] },
   Expand: { shape: layout.expand, channels: 'mix', metaInputs: [1] },
+  Tile: { shape: layout.tile, channels: 'mix', metaInputs: [1] },
+  ScatterND: { shape: layout.scatter, channels: 'mix', metaInputs: [1] },
+  ScatterElements: { shape: layout.scatter, channels: 'mix', metaInputs: [1] },
 
   // shape computations
   Shape: { shape: layout.shapeOp, channels: 'mix' },
   Constant: { shape: layout.constant, channels: 'mix' },
   ConstantOfShape: { shape: layout.constantOfShape, channels: 'mix' },
+  Range: { shape: layout.range, channels: 'mix', metaInputs: [0, 1, 2] },
 
   // reductions
   ReduceMean: reduction, ReduceMax: reduction, ReduceMin: reduction, ReduceSum: reduction, ReduceProd: reduction,

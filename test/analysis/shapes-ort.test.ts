@@ -95,6 +95,9 @@ function cases(): Case[] {
   out.push({ name: 'Pad with axes (opset 18)', op: 'Pad', opset: 18, inputs: [[1, 2, 3, 4]], consts: [{ ints: [1, 2, 0, 3] }, null, { ints: [-1, 2] }] });
   out.push({ name: 'Pad negative (crop)', op: 'Pad', opset: 13, inputs: [[1, 2, 5, 4]], consts: [{ ints: [0, 0, -1, 0, 0, 0, -2, 1] }] });
   out.push({ name: 'Expand broadcast', op: 'Expand', inputs: [[3, 1]], consts: [{ ints: [2, 1, 4] }] });
+  out.push({ name: 'Tile', op: 'Tile', inputs: [[2, 3, 1]], consts: [{ ints: [2, 1, 4] }] });
+  out.push({ name: 'ScatterND', op: 'ScatterND', inputs: [[4, 3], [2, 3]], consts: [{ ints: [0, 2], dims: [2, 1] }] });
+  out.push({ name: 'Range of constants', op: 'Range', inputs: [], consts: [{ floats: [1], dims: [] }, { floats: [8.5], dims: [] }, { floats: [2], dims: [] }] });
   return out;
 }
 
@@ -104,10 +107,13 @@ function build(c: Case): { model: Model; outputs: Value[] } {
   const opset = c.opset ?? 17;
   const model = new Model({ irVersion: 8, opsetImport: [{ domain: '', version: opset }], metadataProps: [], trainingInfo: [], functions: [], configuration: [] }, g);
   const inputs: (Value | null)[] = c.inputs.map((s, i) => g.addInput(`x${i}`, { elemType: DataType.FLOAT, shape: s }));
+  // ScatterND: data, indices, updates (the fed updates go last)
+  if (c.op === 'ScatterND') inputs.splice(1, 0, null);
   (c.consts ?? []).forEach((k, i) => {
-    if (!k) inputs.push(null);
-    else if ('ints' in k) inputs.push(g.addInitializer(Tensor.int64(`c${i}`, k.dims ?? [k.ints.length], k.ints)));
-    else inputs.push(g.addInitializer(Tensor.float32(`c${i}`, k.dims ?? [k.floats.length], Float32Array.from(k.floats))));
+    const v = !k ? null : 'ints' in k ? g.addInitializer(Tensor.int64(`c${i}`, k.dims ?? [k.ints.length], k.ints)) : g.addInitializer(Tensor.float32(`c${i}`, k.dims ?? [k.floats.length], Float32Array.from(k.floats)));
+    const hole = inputs.indexOf(null);
+    if (c.op === 'ScatterND' && hole >= 0) inputs[hole] = v;
+    else inputs.push(v);
   });
   const node = g.addNode({ opType: c.op, name: 'op', inputs, outputs: Array.from({ length: c.outputs ?? 1 }, (_, i) => `y${i}`), attrs: c.attrs ?? {} });
   const outputs = node.outputs.map((v) => v!);

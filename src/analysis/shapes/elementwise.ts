@@ -37,14 +37,47 @@ export function broadcasting(elemType?: number): ShapeRule {
     const op = c.node.opType;
     if (integer && a && b && shape.length <= 1 && (op === 'Add' || op === 'Sub' || op === 'Mul' || op === 'Div')) {
       values = arithmetic(op, a, b);
+    } else if (a && b && shape.length <= 1 && op === 'Equal') {
+      values = equal(a, b);
     }
     return [{ shape, elemType, values }];
   };
 }
 
-export const where: ShapeRule = (c) => [{ shape: broadcastAll(c, [0, 1, 2].map((i) => c.shape(i))), elemType: c.elemType(1) }];
+/** Equal on tracked values (PyTorch's index broadcasting: Where(Equal(shape, -1), ...)); undefined when a symbol makes it unknown. */
+function equal(a: Dim[], b: Dim[]): Dim[] | undefined {
+  if (a.length !== b.length && a.length !== 1 && b.length !== 1) return undefined;
+  const out: Dim[] = [];
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[a.length === 1 ? 0 : i], y = b[b.length === 1 ? 0 : i];
+    if (x !== null && x === y) out.push(1);
+    else if (known(x) && known(y)) out.push(0);
+    else return undefined;
+  }
+  return out;
+}
 
-export const cast: ShapeRule = (c) => [{ shape: c.shape(0), elemType: c.node.int('to', DataType.UNDEFINED), values: c.values(0) }];
+export const where: ShapeRule = (c) => {
+  const shape = broadcastAll(c, [0, 1, 2].map((i) => c.shape(i)));
+  const cond = c.numbers(0), x = c.values(1), y = c.values(2);
+  let values: Dim[] | undefined;
+  if (cond && x && y && shape.length <= 1) {
+    const n = Math.max(cond.length, x.length, y.length);
+    const at = (v: readonly Dim[], i: number) => v[v.length === 1 ? 0 : i];
+    if ([cond, x, y].every((v) => v.length === 1 || v.length === n)) values = Array.from({ length: n }, (_, i) => (at(cond, i) ? at(x, i) : at(y, i)));
+  }
+  return [{ shape, elemType: c.elemType(1), values }];
+};
+
+const INTEGER = new Set<number>([DataType.INT64, DataType.INT32, DataType.INT16, DataType.INT8, DataType.UINT64, DataType.UINT32, DataType.UINT16, DataType.UINT8]);
+
+export const cast: ShapeRule = (c) => {
+  const to = c.node.int('to', DataType.UNDEFINED);
+  const v = c.values(0);
+  // to an integer type a number truncates (towards zero, as a C cast)
+  const values = v && INTEGER.has(to) ? v.map((d) => (typeof d === 'number' ? Math.trunc(d) : d)) : v;
+  return [{ shape: c.shape(0), elemType: to, values }];
+};
 
 /** CastLike: input 1's element type. */
 export const castLike: ShapeRule = (c) => [{ shape: c.shape(0), elemType: c.elemType(1), values: c.values(0) }];

@@ -71,7 +71,10 @@ export function inferShapes(model: Model, opts: InferShapesOptions = {}): InferS
       const elemType = o.elemType ?? node.inputs[0]?.type?.elemType ?? v.declared?.elemType ?? DataType.UNDEFINED;
       // what the model's value_info says beats nothing
       v.inferred = { elemType, shape: o.shape ?? v.declared?.shape ?? null };
-      if (o.values && o.values.length <= MAX_TRACKED && (o.shape?.length ?? 2) <= 1) tracked.set(v, o.values);
+      // small tensors of a known shape, their elements row-major
+      if (o.values && o.values.length <= MAX_TRACKED && o.shape && o.shape.every(known) && (o.shape as number[]).reduce((a, b) => a * b, 1) === o.values.length) {
+        tracked.set(v, o.values);
+      }
       else tracked.delete(v);
       const d = v.declared?.shape;
       if (d && o.shape && (d.length !== o.shape.length || d.some((x, k) => known(x) && known(o.shape![k]) && x !== o.shape![k]))) {

@@ -5,8 +5,36 @@
  */
 import type { Dim } from '../../ir/graph';
 import { DataType } from '../../onnx/schema';
-import { addDim, divDim, formatShape, known, productDims, subDim } from './dims';
+import { addDim, divDim, formatShape, known, mulDim, productDims, subDim } from './dims';
 import { broadcastAll, HUGE, MAX_TRACKED, NUMERIC, Out, ShapeContext } from './context';
+
+/** Row-major strides of a shape of known sizes. */
+function stridesOf(shape: number[]): number[] {
+  const st = new Array<number>(shape.length);
+  let acc = 1;
+  for (let k = shape.length - 1; k >= 0; k--) {
+    st[k] = acc;
+    acc *= shape[k];
+  }
+  return st;
+}
+
+/** The elements of a small tensor at the cartesian product of per-axis index lists, row-major. */
+function pick(values: Dim[], shape: number[], idx: number[][]): Dim[] {
+  const st = stridesOf(shape);
+  const out: Dim[] = [];
+  const walk = (k: number, base: number): void => {
+    if (k === idx.length) {
+      out.push(values[base]);
+      return;
+    }
+    for (const i of idx[k]) walk(k + 1, base + i * st[k]);
+  };
+  walk(0, 0);
+  return out;
+}
+
+const allKnown = (s: Dim[]): s is number[] => s.every(known);
 
 export function concat(c: ShapeContext): Out[] {
   const shapes = c.node.inputs.map((_, i) => c.shape(i));
@@ -24,8 +52,15 @@ export function concat(c: ShapeContext): Out[] {
     });
   });
   out[axis] = shapes.map((s) => s[axis]).reduce((a, b) => addDim(a, b));
+  // small tensors (PyTorch's F.pad builds its pads with Concat / Reshape / Slice / Transpose)
   const vals = c.node.inputs.map((_, i) => c.values(i));
-  const values = first.length === 1 && vals.every((v) => v) ? vals.flatMap((v) => v!) : undefined;
+  let values: Dim[] | undefined;
+  if (vals.every((v) => v) && shapes.every(allKnown)) {
+    const outer = (first as number[]).slice(0, axis).reduce((a, b) => a * b, 1);
+    const blocks = shapes.map((s) => (s as number[]).slice(axis).reduce((a, b) => a * b, 1));
+    values = [];
+    for (let o = 0; o < outer; o++) vals.forEach((v, k) => values!.push(...v!.slice(o * blocks[k], (o + 1) * blocks[k])));
+  }
   return [{ shape: out, values }];
 }
 
@@ -93,7 +128,7 @@ export function slice(c: ShapeContext): Out[] {
     c.fail(`starts, ends, axes and steps have different lengths (${starts.length}, ${ends.length}, ${axes.length}, ${steps.length})`);
   }
   const out = [...x];
-  let values = c.values(0);
+  const idx: number[][] | undefined = allKnown(x) ? x.map((d) => Array.from({ length: d }, (_, i) => i)) : undefined;
   axes.forEach((a, i) => {
     const k = c.axis(a, x.length);
     const d = x[k], step = steps![i], start = starts![i], end = ends![i];
@@ -101,14 +136,14 @@ export function slice(c: ShapeContext): Out[] {
     if (!known(d)) {
       // from a non-negative start to the end: d - start (the symbol is taken as large enough)
       out[k] = step === 1 && start >= 0 && end >= HUGE ? subDim(d, start) : null;
-      values = undefined;
       return;
     }
-    const idx = sliceAxis(d, start, end, step);
-    out[k] = idx.length;
-    if (values && x.length === 1) values = idx.map((j) => values![j]);
+    const kept = sliceAxis(d, start, end, step);
+    out[k] = kept.length;
+    if (idx) idx[k] = kept;
   });
-  return [{ shape: out, values: x.length === 1 ? values : undefined }];
+  const v = c.values(0);
+  return [{ shape: out, values: v && idx ? pick(v, x as number[], idx) : undefined }];
 }
 
 export function flatten(c: ShapeContext): Out[] {
@@ -147,7 +182,7 @@ export function reshape(c: ShapeContext): Out[] {
     const n = productDims(out);
     if (known(total) && known(n) && total !== n) c.fail(`cannot reshape ${formatShape(x)} (${total} elements) to ${formatShape(target)} (${n} elements)`);
   }
-  return [{ shape: out, values: out.length <= 1 ? c.values(0) : undefined }];
+  return [{ shape: out, values: c.values(0) }];
 }
 
 export function transpose(c: ShapeContext): Out[] {
@@ -156,7 +191,23 @@ export function transpose(c: ShapeContext): Out[] {
   if (perm.length !== x.length || new Set(perm).size !== perm.length || perm.some((p) => p < 0 || p >= x.length)) {
     c.fail(`perm [${perm.join(', ')}] is not a permutation of the ${x.length} axes of ${formatShape(x)}`);
   }
-  return [{ shape: perm.map((p) => x[p]) }];
+  const shape = perm.map((p) => x[p]);
+  const v = c.values(0);
+  let values: Dim[] | undefined;
+  if (v && allKnown(x)) {
+    const st = stridesOf(x);
+    const y = shape as number[];
+    values = [];
+    const walk = (k: number, base: number): void => {
+      if (k === y.length) {
+        values!.push(v[base]);
+        return;
+      }
+      for (let i = 0; i < y[k]; i++) walk(k + 1, base + i * st[perm[k]]);
+    };
+    walk(0, 0);
+  }
+  return [{ shape, values }];
 }
 
 export function pad(c: ShapeContext): Out[] {
@@ -240,7 +291,11 @@ export function constantOfShape(c: ShapeContext): Out[] {
   const dims = c.values(0);
   const t = c.node.tensorAttr('value');
   const elemType = t?.dataType ?? DataType.FLOAT;
-  if (dims) return [{ shape: dims, elemType }];
+  if (dims) {
+    const n = allKnown(dims) ? dims.reduce((a, b) => a * b, 1) : Infinity;
+    const fill = t && t.size === 1 ? t.numbers()[0] : 0;
+    return [{ shape: dims, elemType, values: n <= MAX_TRACKED ? new Array<Dim>(n).fill(fill) : undefined }];
+  }
   const s = c.shape(0);
   return [{ shape: known(s[0]) ? Array(s[0]).fill(null) : null, elemType }];
 }
@@ -249,4 +304,29 @@ export function expand(c: ShapeContext): Out[] {
   const target = c.values(1);
   if (!target) return [{ shape: null }];
   return [{ shape: broadcastAll(c, [c.shape(0), target]) }];
+}
+
+/** ScatterND / ScatterElements: the data's shape; indices and updates must fit it (onnxruntime checks). */
+export function scatter(c: ShapeContext): Out[] {
+  return [{ shape: c.shape(0) }];
+}
+
+/** Tile: each axis times its repeat. */
+export function tile(c: ShapeContext): Out[] {
+  const x = c.shape(0);
+  const repeats = c.values(1);
+  if (!repeats) return [{ shape: x.map(() => null) }];
+  if (repeats.length !== x.length) c.fail(`repeats has ${repeats.length} values for rank ${x.length}`);
+  return [{ shape: x.map((d, i) => mulDim(d, repeats[i])) }];
+}
+
+/** Range: max(ceil((limit - start) / delta), 0) elements, as the ONNX definition counts them. */
+export function range(c: ShapeContext): Out[] {
+  const [start, limit, delta] = [0, 1, 2].map((i) => c.numbers(i)?.[0]);
+  if (start === undefined || limit === undefined || delta === undefined) return [{ shape: [null] }];
+  if (delta === 0) c.fail('delta is 0');
+  const n = Math.max(Math.ceil((limit - start) / delta), 0);
+  const integer = c.elemType(0) === DataType.INT64 || c.elemType(0) === DataType.INT32;
+  const values = integer && n <= MAX_TRACKED ? Array.from({ length: n }, (_, i) => start + i * delta) : undefined;
+  return [{ shape: [n], values }];
 }
