@@ -4,8 +4,8 @@
  * when something asks for the values.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { GptError } from '../errors';
+import { checkExternalPath, openRegular } from '../onnx/files';
 import type { Int64 } from '../onnx/wire';
 import { DataLocation, DataType, DataTypeName, TensorProto, dataTypeBits } from '../onnx/schema';
 
@@ -177,61 +177,150 @@ export class Tensor {
   }
 }
 
-/** Read an external tensor's bytes; checks that the sidecar exists and is long enough. */
+/** Read an external tensor's bytes; checks that the sidecar is a regular file long enough. */
 export function readExternal(ext: ExternalLocation | undefined, tensorName: string): Uint8Array {
   if (!ext) throw new GptError('E_EXTERNAL_DATA', 'external data has no location', { subject: tensorName });
-  checkExternal(ext, tensorName);
-  const out = Buffer.allocUnsafe(ext.length);
-  const fd = fs.openSync(ext.path, 'r');
+  const { fd, st } = openExternal(ext, tensorName);
   try {
+    checkExternalSize(ext, tensorName, st.size);
+    const out = Buffer.allocUnsafe(ext.length);
     let done = 0;
     while (done < ext.length) {
       const n = fs.readSync(fd, out, done, Math.min(ext.length - done, 1 << 30), ext.offset + done);
-      if (n === 0) throw new GptError('E_EXTERNAL_DATA', `external data file ${ext.path} ended early`, { subject: tensorName });
+      if (n === 0) throw new GptError('E_EXTERNAL_DATA', `external data file '${ext.location}' ended early`, { subject: tensorName });
       done += n;
     }
+    return out;
   } finally {
     fs.closeSync(fd);
   }
-  return out;
 }
 
-/** Check that a sidecar exists and holds the tensor's bytes; `sizes` caches file sizes within one call site. */
-export function checkExternal(ext: ExternalLocation, tensorName: string, sizes?: Map<string, number>): void {
-  let size = sizes?.get(ext.path);
-  if (size === undefined) {
-    try {
-      size = fs.statSync(ext.path).size;
-    } catch {
+/** Open an external-data file: no symlink, a regular file (a FIFO or a device is refused, never read). */
+export function openExternal(ext: ExternalLocation, tensorName: string): { fd: number; st: fs.Stats } {
+  try {
+    return openRegular(ext.path, `${ext.location}`, { noFollow: true, code: 'E_EXTERNAL_DATA' });
+  } catch (e) {
+    if (e instanceof GptError && e.message === 'no such file') {
       throw new GptError('E_EXTERNAL_DATA', `external data file '${ext.location}' of tensor '${tensorName}' is missing (looked for ${ext.path})`, {
         hint: 'keep the sidecar file next to the model, under the name the model records',
       });
     }
-    sizes?.set(ext.path, size);
+    if (e instanceof GptError) throw new GptError(e.code, `external data file '${ext.location}' of tensor '${tensorName}' ${e.message}`, { hint: e.hint });
+    throw e;
   }
+}
+
+function checkExternalSize(ext: ExternalLocation, tensorName: string, size: number): void {
   if (ext.offset + ext.length > size) {
-    throw new GptError('E_EXTERNAL_DATA', `external data file ${ext.path} has ${size} bytes, but tensor '${tensorName}' needs bytes ${ext.offset}..${ext.offset + ext.length}`, {
+    throw new GptError('E_EXTERNAL_DATA', `external data file '${ext.location}' has ${size} bytes, but tensor '${tensorName}' needs bytes ${ext.offset}..${ext.offset + ext.length}`, {
       hint: 'the sidecar is truncated or belongs to another model',
     });
   }
 }
 
+/** Check that a sidecar is a regular file that holds the tensor's bytes; `sizes` caches file sizes within one call site. */
+export function checkExternal(ext: ExternalLocation, tensorName: string, sizes?: Map<string, number>): void {
+  let size = sizes?.get(ext.path);
+  if (size === undefined) {
+    const { fd, st } = openExternal(ext, tensorName);
+    fs.closeSync(fd);
+    size = st.size;
+    sizes?.set(ext.path, size);
+  }
+  checkExternalSize(ext, tensorName, size);
+}
+
+/** A non-negative whole number written in decimal digits ("4096"), as external_data offset / length must be. */
+function parseExternalInt(v: string | undefined, key: string, tensorName: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,16}$/.test(v) || !Number.isSafeInteger(Number(v))) {
+    throw new GptError('E_EXTERNAL_DATA', `tensor '${tensorName}' has a bad external ${key} '${v}' (expected a whole number of bytes, in decimal)`, {
+      hint: 'the model file is damaged or was written by a faulty exporter',
+    });
+  }
+  return Number(v);
+}
+
 /** Where an EXTERNAL tensor's bytes are, from its external_data entries and the model's folder. */
 export function externalLocation(t: Tensor['proto'], baseDir: string | undefined): ExternalLocation | undefined {
   if (t.dataLocation !== DataLocation.EXTERNAL) return undefined;
-  const kv = Object.fromEntries(t.externalData.map((e) => [e.key ?? '', e.value ?? '']));
-  const location = kv.location;
-  if (!location) throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' is marked EXTERNAL but has no location entry`);
-  const tensor = new Tensor(t);
-  const length = kv.length !== undefined ? Number(kv.length) : tensor.byteLength;
-  const offset = kv.offset !== undefined ? Number(kv.offset) : 0;
-  if (!Number.isFinite(length) || !Number.isFinite(offset) || length < 0 || offset < 0) {
-    throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' has a bad external offset/length (${kv.offset}/${kv.length})`);
-  }
-  if (path.isAbsolute(location) || location.split(/[\\/]/).includes('..')) {
-    throw new GptError('E_EXTERNAL_DATA', `tensor '${t.name}' has external location '${location}' outside the model's folder`, {
-      hint: 'external data must sit in the model folder or below it',
+  const kv = new Map<string, string>();
+  for (const e of t.externalData) kv.set(e.key ?? '', e.value ?? '');
+  const name = t.name ?? '';
+  const location = kv.get('location');
+  if (!location) throw new GptError('E_EXTERNAL_DATA', `tensor '${name}' is marked EXTERNAL but has no location entry`);
+  const byteLength = checkTensorProto(t);
+  const length = parseExternalInt(kv.get('length'), 'length', name) ?? byteLength ?? 0;
+  const offset = parseExternalInt(kv.get('offset'), 'offset', name) ?? 0;
+  if (byteLength !== null && length !== byteLength) {
+    throw new GptError('E_EXTERNAL_DATA', `tensor '${name}' has an external length of ${length} bytes, but its type and dims make ${byteLength}`, {
+      hint: 'the model file is damaged or its external_data entries are wrong',
     });
   }
-  return { path: path.resolve(baseDir ?? '.', location), location, offset, length };
+  const file = checkExternalPath(baseDir ?? '.', location, name);
+  return { path: file, location, offset, length };
+}
+
+/** Elements per entry of the typed repeated field that holds a type's values, and which field it is. */
+function typedField(t: TensorProto): { field: keyof TensorProto; perEntry: number } | null {
+  switch (t.dataType) {
+    case DataType.FLOAT: return { field: 'floatData', perEntry: 1 };
+    case DataType.COMPLEX64: return { field: 'floatData', perEntry: 0.5 };
+    case DataType.DOUBLE: return { field: 'doubleData', perEntry: 1 };
+    case DataType.COMPLEX128: return { field: 'doubleData', perEntry: 0.5 };
+    case DataType.INT64: return { field: 'int64Data', perEntry: 1 };
+    case DataType.UINT32: case DataType.UINT64: return { field: 'uint64Data', perEntry: 1 };
+    case DataType.STRING: return { field: 'stringData', perEntry: 1 };
+    case DataType.UINT4: case DataType.INT4: case DataType.FLOAT4E2M1: return { field: 'int32Data', perEntry: 2 };
+    case DataType.UNDEFINED: return null;
+    default: return dataTypeBits(t.dataType ?? 0) > 0 ? { field: 'int32Data', perEntry: 1 } : null;
+  }
+}
+
+/** Above this many elements a tensor cannot exist in memory anyway (2^53 bytes is far past any disk). */
+const MAX_ELEMENTS = 2 ** 50;
+
+/**
+ * Check a tensor's declared dims against its type and the data it carries: dims whole and >= 0,
+ * raw_data exactly as long as type x dims make, typed fields exactly as many values. Returns the
+ * byte length (null for strings). Throws E_SHAPE naming the tensor.
+ */
+export function checkTensorProto(t: TensorProto): number | null {
+  const name = t.name ?? '';
+  const typeName = DataTypeName[t.dataType ?? 0] ?? `type ${t.dataType}`;
+  const bad = (what: string) => new GptError('E_SHAPE', `tensor '${name}' ${what}`, { hint: 'the model file is damaged or was written by a faulty exporter' });
+  let count = 1;
+  for (const d of t.dims) {
+    if (typeof d === 'bigint' || !Number.isSafeInteger(d) || d < 0) {
+      throw bad(`has a dimension of ${String(d)} (dims [${t.dims.map(String).join(', ')}]); dims must be whole numbers >= 0`);
+    }
+    count *= d;
+    if (count > MAX_ELEMENTS) throw bad(`declares ${t.dims.map(String).join(' x ')} elements, more than any model can hold`);
+  }
+  const bits = dataTypeBits(t.dataType ?? 0);
+  const byteLength = t.dataType === DataType.STRING ? null : Math.ceil((count * bits) / 8);
+  if (t.dataType !== DataType.STRING && bits === 0 && count > 0 && (t.rawData?.length || t.dataLocation === DataLocation.EXTERNAL)) {
+    throw bad(`has data of an unknown element type (${typeName})`);
+  }
+  if (t.dataLocation === DataLocation.EXTERNAL) return byteLength;
+  if (t.rawData !== undefined && t.rawData.length > 0) {
+    if (byteLength === null) throw bad('of type STRING has raw_data');
+    if (t.rawData.length !== byteLength) throw bad(`has ${t.rawData.length} bytes of raw_data, but ${typeName} [${t.dims.map(String).join(', ')}] takes ${byteLength}`);
+    return byteLength;
+  }
+  const f = typedField(t);
+  if (f) {
+    const have = (t[f.field] as unknown[] | undefined)?.length ?? 0;
+    const want = Math.ceil(count / f.perEntry);
+    if (have !== want && !(have === 0 && count > 0 && !anyData(t))) {
+      throw bad(`has ${have} values in ${String(f.field)}, but ${typeName} [${t.dims.map(String).join(', ')}] takes ${want}`);
+    }
+    if (have === 0 && count > 0 && byteLength !== 0) throw bad(`has no data, but ${typeName} [${t.dims.map(String).join(', ')}] takes ${byteLength ?? count} ${byteLength === null ? 'strings' : 'bytes'}`);
+  }
+  return byteLength;
+}
+
+function anyData(t: TensorProto): boolean {
+  return t.floatData.length + t.int32Data.length + t.int64Data.length + t.doubleData.length + t.uint64Data.length + t.stringData.length > 0;
 }

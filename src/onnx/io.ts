@@ -3,13 +3,16 @@
  * to a sidecar above a size threshold), atomic writes (temp file + rename, never a partial output),
  * and one-line typed errors that name the file.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GptError, isGptError } from '../errors';
 import { Model, externalLocation, modelFromProto, modelToProto } from '../ir/model';
-import { Tensor, checkExternal } from '../ir/tensor';
+import { Tensor, checkExternal, checkTensorProto, openExternal } from '../ir/tensor';
+import { checkOutputPath, readRegularFile } from './files';
+import { releaseTemp, removeStaleTemps, removeTemp, tempPathFor } from './temp';
 import { PROTOBUF_LIMIT, decodeModel, encodeModelTo } from './codec';
-import { DataLocation, ModelProto, TensorProto } from './schema';
+import { DataLocation, GraphProto, ModelProto, TensorProto } from './schema';
 import { Sink } from './wire';
 
 export interface LoadOptions {
@@ -30,6 +33,7 @@ function looksLikeText(b: Uint8Array): boolean {
 }
 
 export function decodeModelBytes(bytes: Uint8Array, what: string): ModelProto {
+  if (!(bytes instanceof Uint8Array)) throw new GptError('E_ARG', `expected a file path or the model's bytes, got ${bytes === null ? 'null' : typeof bytes}`, { subject: what });
   if (bytes.length === 0) throw new GptError('E_EMPTY', 'the file is empty, not an ONNX model', { subject: what });
   // Sniff before decoding (as Netron does): a ModelProto starts with a field tag of a known number.
   const first = bytes[0];
@@ -46,6 +50,10 @@ export function decodeModelBytes(bytes: Uint8Array, what: string): ModelProto {
   try {
     proto = decodeModel(bytes, what);
   } catch (e) {
+    // a text file can start with a byte that reads as a field tag: it is not a truncated model
+    if (isGptError(e) && looksLikeText(bytes)) {
+      throw new GptError('E_NOT_ONNX', 'file format is not onnx.ModelProto (a text file)', { subject: what, hint: 'pass an .onnx file exported by torch.onnx.export or onnx.save' });
+    }
     if (isGptError(e) && e.code === 'E_TRUNCATED') throw new GptError('E_TRUNCATED', `the model is truncated (${e.message})`, { subject: what, hint: e.hint });
     if (isGptError(e)) throw new GptError(e.code, e.message, { subject: what, hint: e.hint });
     throw e;
@@ -61,6 +69,17 @@ export function decodeModelBytes(bytes: Uint8Array, what: string): ModelProto {
   return proto;
 }
 
+/** Every TensorProto of the main graph (initializers, attribute tensors), walked without recursion. */
+function* graphTensors(g: GraphProto): Generator<{ t: TensorProto; where: string }> {
+  for (const t of g.initializer) yield { t, where: 'initializer' };
+  for (const n of g.node) {
+    for (const a of n.attribute) {
+      if (a.t) yield { t: a.t, where: `attribute '${a.name ?? ''}' of node '${n.name ?? ''}'` };
+      for (const t of a.tensors) yield { t, where: `attribute '${a.name ?? ''}' of node '${n.name ?? ''}'` };
+    }
+  }
+}
+
 /** Load a model from a path or from bytes. */
 export function loadModel(src: string | Uint8Array, opts: LoadOptions = {}): Model {
   let bytes: Uint8Array;
@@ -68,28 +87,29 @@ export function loadModel(src: string | Uint8Array, opts: LoadOptions = {}): Mod
   let baseDir = opts.baseDir;
   let sourcePath: string | undefined;
   if (typeof src === 'string') {
+    if (src.length === 0) throw new GptError('E_ARG', 'expected a model path, got an empty string');
     sourcePath = path.resolve(src);
     what = src;
-    try {
-      const st = fs.statSync(sourcePath);
-      if (st.isDirectory()) throw new GptError('E_IO', 'is a directory, not a model file', { subject: src });
-      bytes = fs.readFileSync(sourcePath);
-    } catch (e) {
-      if (isGptError(e)) throw e;
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new GptError('E_IO', code === 'ENOENT' ? 'no such file' : `cannot read the file (${code ?? String(e)})`, { subject: src });
-    }
+    // a regular file only: a FIFO would block, a device (/dev/zero) would never end
+    bytes = readRegularFile(sourcePath, src);
     baseDir = baseDir ?? path.dirname(sourcePath);
-  } else {
+  } else if (src instanceof Uint8Array) {
     bytes = src;
+  } else {
+    throw new GptError('E_ARG', `loadModel: expected a file path or the model's bytes, got ${src === null ? 'null' : typeof src}`);
   }
   const proto = decodeModelBytes(bytes, what);
+  const withFile = (e: unknown): never => {
+    if (isGptError(e)) throw e.subject && (e.subject === what || e.subject.startsWith(`${what}:`)) ? e : new GptError(e.code, e.message, { subject: e.subject ? `${what}: ${e.subject}` : what, hint: e.hint });
+    throw e;
+  };
   let model: Model;
   try {
+    // sizes first: no later step may trust a declared size (dims, raw_data, external length)
+    for (const { t } of graphTensors(proto.graph!)) checkTensorProto(t);
     model = modelFromProto(proto, baseDir ?? process.cwd());
   } catch (e) {
-    if (isGptError(e) && !e.subject) throw new GptError(e.code, e.message, { subject: what, hint: e.hint });
-    throw e;
+    return withFile(e);
   }
   model.sourcePath = sourcePath;
   model.setSourceBytes(bytes);
@@ -101,13 +121,32 @@ export function loadModel(src: string | Uint8Array, opts: LoadOptions = {}): Mod
         try {
           checkExternal(t.external, t.name, sizes);
         } catch (e) {
-          if (isGptError(e)) throw new GptError(e.code, e.message, { subject: what, hint: e.hint });
-          throw e;
+          withFile(e);
         }
       }
     }
   }
   return model;
+}
+
+/** The files a loaded model reads: the model file and every external-data file (absolute paths). */
+export function modelInputFiles(model: Model): string[] {
+  const out = new Set<string>();
+  if (model.sourcePath) out.add(model.sourcePath);
+  for (const v of model.graph.initializers) {
+    const t = v.tensor!;
+    if (t.isExternal && t.external) out.add(t.external.path);
+  }
+  for (const n of model.graph.nodes) {
+    for (const a of n.proto.attribute) {
+      for (const t of [a.t, ...a.tensors]) {
+        if (t?.dataLocation !== DataLocation.EXTERNAL) continue;
+        const loc = t.externalData.find((e) => e.key === 'location')?.value;
+        if (loc && model.baseDir) out.add(path.resolve(model.baseDir, loc));
+      }
+    }
+  }
+  return [...out];
 }
 
 export interface SaveOptions {
@@ -122,6 +161,8 @@ export interface SaveOptions {
   externalLocation?: string;
   /** Allow writing over the model's own source file (default false). */
   overwriteSource?: boolean;
+  /** Other files the caller reads (rule files, another model): never written over or removed. */
+  inputs?: string[];
 }
 
 const ALIGN = 4096; // sidecar offsets are page-aligned so runtimes can map them
@@ -172,14 +213,14 @@ function totalTensorBytes(m: Model): number {
 function copyTensorBytes(t: Tensor, fd: number, position: number): void {
   const ext = t.isExternal ? t.external : undefined;
   if (!ext) return writeAll(fd, t.bytes(), position);
-  checkExternal(ext, t.name);
-  const chunk = Buffer.allocUnsafe(Math.min(ext.length, 64 << 20));
-  const src = fs.openSync(ext.path, 'r');
+  const { fd: src, st } = openExternal(ext, t.name);
   try {
+    checkExternal(ext, t.name, new Map([[ext.path, st.size]]));
+    const chunk = Buffer.allocUnsafe(Math.max(1, Math.min(ext.length, 64 << 20)));
     let done = 0;
     while (done < ext.length) {
       const n = fs.readSync(src, chunk, 0, Math.min(chunk.length, ext.length - done), ext.offset + done);
-      if (n === 0) throw new GptError('E_EXTERNAL_DATA', `external data file ${ext.path} ended early`, { subject: t.name });
+      if (n === 0) throw new GptError('E_EXTERNAL_DATA', `external data file '${ext.location}' ended early`, { subject: t.name });
       writeAll(fd, chunk.subarray(0, n), position + done);
       done += n;
     }
@@ -213,27 +254,7 @@ function inlineProto(t: Tensor): TensorProto {
   return { ...t.proto, rawData: t.bytes(), externalData: [], dataLocation: undefined };
 }
 
-function tempName(dest: string): string {
-  return path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
-}
-
-/** Fail early, naming the file, when `dest` cannot be written (missing or read-only folder, a folder). */
-export function checkOutputPath(dest: string): void {
-  const dir = path.dirname(dest);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(dir);
-  } catch {
-    throw new GptError('E_IO', `cannot write: folder ${dir} does not exist`, { subject: dest, hint: 'create the folder first' });
-  }
-  if (!st.isDirectory()) throw new GptError('E_IO', `cannot write: ${dir} is not a folder`, { subject: dest });
-  try {
-    fs.accessSync(dir, fs.constants.W_OK);
-  } catch {
-    throw new GptError('E_IO', `cannot write: folder ${dir} is not writable`, { subject: dest });
-  }
-  if (fs.existsSync(dest) && fs.statSync(dest).isDirectory()) throw new GptError('E_IO', 'cannot write: the output path is a folder', { subject: dest });
-}
+export { checkOutputPath };
 
 /** Inline weights over protobuf's limit cannot be written: say so before reading gigabytes of them. */
 function checkInlineSize(model: Model): void {
@@ -266,23 +287,70 @@ export function saveModelToBuffer(model: Model): Buffer {
   return out!;
 }
 
+/** Sidecars gpt names for an output: "<name>.data" and "<name>.<8 hex>.data". */
+function ownSidecars(out: string): string[] {
+  const base = path.basename(out);
+  const re = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\.[0-9a-f]{8})?\\.data$`);
+  try {
+    return fs.readdirSync(path.dirname(out)).filter((n) => re.test(n)).map((n) => path.join(path.dirname(out), n));
+  } catch {
+    return [];
+  }
+}
+
+function fileId(p: string): string | null {
+  try {
+    const st = fs.statSync(p);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Put `tmp` at `dest` only if nothing is there (a hard link fails on an existing name; rename as a fallback). */
+function renameNoClobber(tmp: string, dest: string): boolean {
+  try {
+    fs.linkSync(tmp, dest);
+    fs.rmSync(tmp, { force: true });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    if (fs.existsSync(dest)) return false;
+    fs.renameSync(tmp, dest);
+    return true;
+  }
+}
+
 /**
  * Save a model to a path. Writes to temp files in the same folder and renames them into place, so a
- * failure leaves no partial output and never touches the input.
+ * failure leaves no partial output and never touches the input. A model and its sidecar change as
+ * one unit: the new sidecar gets a name no file has (`<name>.data`, or `<name>.<random>.data` while
+ * the old one is there), so the old model keeps its old sidecar until the new model is renamed over
+ * it; only then is the old sidecar removed.
  */
 export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): { path: string; bytes: number; externalPath?: string; externalBytes?: number } {
+  if (typeof dest !== 'string' || dest.length === 0) throw new GptError('E_ARG', 'saveModel: expected an output path');
   const out = path.resolve(dest);
-  if (model.sourcePath && path.resolve(model.sourcePath) === out && !opts.overwriteSource) {
-    throw new GptError('E_IO', 'the output path is the input file', { subject: dest, hint: 'write the result to a new file (-o OTHER.onnx)' });
-  }
   checkOutputPath(out);
+  const inputs = [...modelInputFiles(model), ...(opts.inputs ?? [])];
+  const outId = fileId(out);
+  if (outId && !opts.overwriteSource) {
+    for (const i of inputs) {
+      if (fileId(i) === outId) {
+        throw new GptError('E_IO', path.resolve(i) === out ? 'the output path is the input file' : `the output path is the input file ${i} (the same file under another path)`, {
+          subject: dest, hint: 'write the result to a new file (-o OTHER.onnx)',
+        });
+      }
+    }
+  }
+  removeStaleTemps(path.dirname(out));
   const hadExternal = model.graph.initializers.some((v) => v.tensor!.isExternal);
   const mode = opts.externalData ?? 'auto';
   const useExternal = mode === true || (mode === 'auto' && (hadExternal || totalTensorBytes(model) > 1.8 * 2 ** 30));
   const threshold = opts.externalThreshold ?? 1024;
-  const location = opts.externalLocation ?? `${path.basename(out)}.data`;
-  if (path.isAbsolute(location) || location.includes('..')) throw new GptError('E_ARG', `external data location '${location}' must be a plain file name`, { subject: dest });
-  const sidecar = path.join(path.dirname(out), location);
+  if (opts.externalLocation !== undefined && (path.isAbsolute(opts.externalLocation) || opts.externalLocation.split(/[\\/]/).includes('..') || opts.externalLocation.includes('\0'))) {
+    throw new GptError('E_ARG', `external data location '${opts.externalLocation}' must be a plain file name`, { subject: dest });
+  }
   if (!useExternal) {
     try {
       checkInlineSize(model);
@@ -291,24 +359,33 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): {
       throw e;
     }
   }
-  for (const v of model.graph.initializers) {
-    const ext = v.tensor!.isExternal ? v.tensor!.external : undefined;
-    if (ext && useExternal && path.resolve(ext.path) === path.resolve(sidecar)) {
-      throw new GptError('E_IO', `the external data file ${location} would overwrite the source model's own weights`, {
-        subject: dest, hint: 'save under another name, or give another --external-location',
-      });
-    }
+  const inputIds = new Set(inputs.map(fileId).filter((x): x is string => x !== null));
+  // the sidecar's final name: the asked one, else "<name>.data" when free, else a fresh random one
+  const pickLocation = (): string => {
+    if (opts.externalLocation !== undefined) return opts.externalLocation;
+    const plain = `${path.basename(out)}.data`;
+    if (!fs.existsSync(path.join(path.dirname(out), plain)) && Buffer.byteLength(plain) <= 255) return plain;
+    const stem = Buffer.byteLength(path.basename(out)) > 240 ? `${path.basename(out).slice(0, 60)}` : path.basename(out);
+    return `${stem}.${crypto.randomBytes(4).toString('hex')}.data`;
+  };
+  let location = useExternal ? pickLocation() : '';
+  const sidecar = useExternal ? path.join(path.dirname(out), location) : undefined;
+  if (sidecar && inputIds.has(fileId(sidecar) ?? '')) {
+    throw new GptError('E_IO', `the external data file ${location} would overwrite an input`, {
+      subject: dest, hint: 'save under another name, or give another --external-location',
+    });
   }
 
-  const tmpModel = tempName(out);
-  const tmpData = useExternal ? tempName(sidecar) : undefined;
+  const tmpModel = tempPathFor(out);
+  const tmpData = sidecar ? tempPathFor(sidecar) : undefined;
   let modelFd: number | undefined;
   let dataFd: number | undefined;
+  let placedSidecar: string | undefined;
   try {
     let externalBytes = 0;
     let tensorProto: (t: Tensor) => TensorProto = inlineProto;
     if (useExternal) {
-      dataFd = fs.openSync(tmpData!, 'w');
+      dataFd = fs.openSync(tmpData!, 'wx');
       tensorProto = (t) => {
         const n = t.byteLength;
         if (n < threshold || t.proto.stringData.length > 0) return inlineProto(t);
@@ -328,25 +405,53 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): {
         };
       };
     }
-    const proto = inlineAttributeTensors(modelToProto(model, tensorProto), model.baseDir);
-    modelFd = fs.openSync(tmpModel, 'w');
+    const proto0 = () => inlineAttributeTensors(modelToProto(model, tensorProto), model.baseDir);
+    let proto: ModelProto;
+    if (useExternal) {
+      // the sidecar's name is written into the model: place the sidecar first, under a name no file has
+      proto = proto0();
+      fs.closeSync(dataFd!);
+      dataFd = undefined;
+      if (opts.externalLocation !== undefined) {
+        fs.renameSync(tmpData!, sidecar!);
+        placedSidecar = sidecar;
+      } else {
+        for (let tries = 0; !renameNoClobber(tmpData!, path.join(path.dirname(out), location)); tries++) {
+          if (tries > 8) throw new GptError('E_IO', 'cannot find a free name for the external data file', { subject: dest });
+          const fresh = `${path.basename(out).slice(0, 200)}.${crypto.randomBytes(4).toString('hex')}.data`;
+          for (const e of proto.graph!.initializer) for (const kv of e.externalData) if (kv.key === 'location' && kv.value === location) kv.value = fresh;
+          location = fresh;
+        }
+        placedSidecar = path.join(path.dirname(out), location);
+      }
+      releaseTemp(tmpData!);
+    } else {
+      proto = proto0();
+    }
+    modelFd = fs.openSync(tmpModel, 'wx');
     const fd = modelFd;
     let sink: FileSink | undefined;
     const { size } = encodeModelTo(proto, () => (sink = new FileSink(fd)));
     sink!.flush();
     fs.closeSync(modelFd);
     modelFd = undefined;
-    if (dataFd !== undefined) {
-      fs.closeSync(dataFd);
-      dataFd = undefined;
-      fs.renameSync(tmpData!, sidecar);
-    }
     fs.renameSync(tmpModel, out);
-    return { path: out, bytes: size, externalPath: useExternal ? sidecar : undefined, externalBytes: useExternal ? externalBytes : undefined };
+    releaseTemp(tmpModel);
+    // the new pair is complete: the old model's sidecars (by gpt's naming) can go, never an input
+    if (opts.externalLocation === undefined) {
+      for (const old of ownSidecars(out)) {
+        if (old === placedSidecar) continue;
+        const id = fileId(old);
+        if (id && !inputIds.has(id)) fs.rmSync(old, { force: true });
+      }
+    }
+    return { path: out, bytes: size, externalPath: placedSidecar, externalBytes: useExternal ? externalBytes : undefined };
   } catch (e) {
     if (modelFd !== undefined) fs.closeSync(modelFd);
     if (dataFd !== undefined) fs.closeSync(dataFd);
-    for (const t of [tmpModel, tmpData]) if (t) fs.rmSync(t, { force: true });
+    removeTemp(tmpModel);
+    removeTemp(tmpData);
+    if (placedSidecar && opts.externalLocation === undefined) fs.rmSync(placedSidecar, { force: true });
     if (isGptError(e)) throw e.subject ? e : new GptError(e.code, e.message, { subject: dest, hint: e.hint });
     const code = (e as NodeJS.ErrnoException).code;
     throw new GptError('E_IO', `cannot write (${code ?? String(e)})`, { subject: dest, cause: e });
@@ -354,15 +459,22 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): {
 }
 
 /** Write a text or binary file atomically (temp file + rename): never a partial file. */
-export function writeFileAtomic(dest: string, data: string | Uint8Array): void {
+export function writeFileAtomic(dest: string, data: string | Uint8Array, opts: { inputs?: string[] } = {}): void {
+  if (typeof dest !== 'string' || dest.length === 0) throw new GptError('E_ARG', 'expected an output path');
   const out = path.resolve(dest);
   checkOutputPath(out);
-  const tmp = tempName(out);
+  const id = fileId(out);
+  if (id && (opts.inputs ?? []).some((i) => fileId(i) === id)) {
+    throw new GptError('E_ARG', 'the output path is an input file; gpt never writes over its inputs', { subject: dest, hint: 'write the output to a new file' });
+  }
+  removeStaleTemps(path.dirname(out));
+  const tmp = tempPathFor(out);
   try {
-    fs.writeFileSync(tmp, data);
+    fs.writeFileSync(tmp, data, { flag: 'wx' });
     fs.renameSync(tmp, out);
+    releaseTemp(tmp);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    removeTemp(tmp);
     throw new GptError('E_IO', `cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { subject: dest });
   }
 }
