@@ -2,6 +2,8 @@
  * Typed errors. Library code throws these and never prints or exits; the CLI maps each code to one
  * line on stderr and a non-zero exit status (see src/commands/base.ts).
  */
+import { escapeText } from './report/escape';
+
 export type ErrorCode =
   | 'E_NOT_ONNX' // bytes are not an onnx.ModelProto
   | 'E_TRUNCATED' // a message or field runs past the end of the bytes
@@ -33,10 +35,10 @@ export class GptError extends Error {
     this.hint = opts.hint;
   }
 
-  /** One line: "<subject>: <message> (<hint>)". */
+  /** One line: "<subject>: <message> (<hint>)", control characters from names escaped. */
   oneLine(): string {
     const head = this.subject ? `${this.subject}: ${this.message}` : this.message;
-    return this.hint ? `${head} (${this.hint})` : head;
+    return escapeText(this.hint ? `${head} (${this.hint})` : head);
   }
 }
 

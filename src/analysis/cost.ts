@@ -73,7 +73,7 @@ export function costModel(model: Model, opts: CostOptions = {}): CostReport {
   const given = opts.dims ?? {};
   // symbols of the graph inputs that opts.dims gives are substituted before inference
   const inputSymbols = new Set(g.inputs.flatMap((v) => (v.tensor ? [] : (v.declared?.shape ?? []).flatMap(symbolsOf))));
-  const substituted = [...inputSymbols].filter((s) => given[s] !== undefined);
+  const substituted = [...inputSymbols].filter((s) => Object.hasOwn(given, s));
   if (substituted.length === 0) {
     const warnings = g.nodes.some((n) => n.outputs.some((o) => o && !o.inferred)) ? inferShapes(model).warnings : [];
     return measure(model, given, {}, warnings);
@@ -90,14 +90,17 @@ export function costModel(model: Model, opts: CostOptions = {}): CostReport {
 }
 
 /** The figures from the shapes the values have now; `dims` starts with the symbols substituted before inference. */
-function measure(model: Model, given: Readonly<Record<string, number>>, dims: Record<string, number>, warnings: string[]): CostReport {
+function measure(model: Model, given: Readonly<Record<string, number>>, substituted: Record<string, number>, warnings: string[]): CostReport {
   const g = model.graph;
+  // null-prototype and own-property reads: a dim named 'constructor' or '__proto__' is just a name
+  const dims: Record<string, number> = Object.assign(Object.create(null), substituted);
   const assumed = new Set<string>();
   const unknownWarned = new Set<Value>();
 
   const lookup = (s: string): number => {
-    if (given[s] === undefined) assumed.add(s);
-    return (dims[s] = given[s] ?? 1);
+    const value = Object.hasOwn(given, s) ? given[s] : undefined;
+    if (value === undefined) assumed.add(s);
+    return (dims[s] = value ?? 1);
   };
   /** A dim as a number: 'batch*64' -> dims.batch x 64, floor((height+1)/2) likewise; null stays null. */
   const evalDim = (d: Dim): number | null => evalSymbolic(d, lookup);
@@ -179,7 +182,7 @@ function measure(model: Model, given: Readonly<Record<string, number>>, dims: Re
       peakActivationNode: peakNode,
       memoryAccessBytes: sum('memoryAccessBytes'),
     },
-    dims,
+    dims: { ...dims }, // a plain object again (spread copies a "__proto__" key as an own property)
     assumedSymbols: [...assumed].sort(),
     warnings,
   };

@@ -11,6 +11,7 @@
  * The search backtracks (generators): an optional element is tried present, then absent; a repeat
  * tries the longest chain first, so a Concat that must read every repeat can make it give some back.
  */
+import { GptError } from '../errors';
 import type { Graph, Node, Value } from '../ir/graph';
 import { nodeOp } from '../ops/registry';
 import { AttrConstraint, ChannelConstraint, Element, Role, Rule } from './rules';
@@ -41,6 +42,23 @@ type Scope = Map<string, Value[]>;
 /** Per-graph caches: graph order, constant-ness, channel counts. */
 export class MatchContext {
   readonly order = new Map<Node, number>();
+  /** Steps taken by the current matchAt, and the most it may take (backtracking is exponential on adversarial rules). */
+  steps = 0;
+  maxSteps = MAX_MATCH_STEPS;
+  private rule?: Rule;
+  /** Count one step of the search; throws E_RULE past the limit. */
+  tick(): void {
+    if (++this.steps > this.maxSteps) {
+      throw new GptError('E_RULE', `rule '${this.rule?.name ?? '?'}' took more than ${this.maxSteps} matching steps at one place in the graph`, {
+        subject: this.rule?.file, hint: 'its optional elements, repeats or unit alternatives let the matcher backtrack too much; make the pattern more specific',
+      });
+    }
+  }
+  /** Start the step count for one rule at one place. */
+  begin(rule: Rule): void {
+    this.rule = rule;
+    this.steps = 0;
+  }
   private readonly channelMemo = new Map<Value, number | null>();
   constructor(readonly graph: Graph) {
     graph.nodes.forEach((n, i) => this.order.set(n, i));
@@ -91,6 +109,9 @@ export class MatchContext {
   }
 }
 
+/** Steps one rule may take at one place: the shipped rules take a few dozen. */
+export const MAX_MATCH_STEPS = 100_000;
+
 /** The value behind a chain of Identity nodes, and the Identity nodes passed. */
 export function throughIdentity(v: Value): { value: Value; via: Node[] } {
   const via: Node[] = [];
@@ -102,13 +123,22 @@ export function throughIdentity(v: Value): { value: Value; via: Node[] } {
   return { value: cur, via };
 }
 
-function* dataConsumers(v: Value, via: Node[] = []): Generator<{ node: Node; via: Node[] }> {
+/** The consumers of `v`, looking through chains of Identity nodes (walked with a stack: a chain may be thousands long). */
+function* dataConsumers(v: Value): Generator<{ node: Node; via: Node[] }> {
   const seen = new Set<Node>();
-  for (const { node } of v.consumers) {
+  // depth-first, in consumer order, as the recursive walk it replaces
+  const stack: { value: Value; identity?: Node; next: number }[] = [{ value: v, next: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.next >= top.value.consumers.length) {
+      stack.pop();
+      continue;
+    }
+    const { node } = top.value.consumers[top.next++];
     if (seen.has(node)) continue;
     seen.add(node);
-    if (node.opType === 'Identity' && node.outputs[0]) yield* dataConsumers(node.outputs[0], [...via, node]);
-    else yield { node, via };
+    if (node.opType === 'Identity' && node.outputs[0]) stack.push({ value: node.outputs[0], identity: node, next: 0 });
+    else yield { node, via: stack.slice(1).map((e) => e.identity!) };
   }
 }
 
@@ -203,6 +233,7 @@ function resolve(ref: string, scope: Scope): Value[] {
 
 function* matchSequence(ctx: MatchContext, els: Element[], input: Value, st: State, prefix: string, role?: Role): Generator<[State, Scope]> {
   function* step(i: number, scope: Scope, cur: State): Generator<[State, Scope]> {
+    ctx.tick();
     if (i === els.length) {
       yield [cur, scope];
       return;
@@ -239,6 +270,7 @@ function* matchOnce(ctx: MatchContext, el: Element, inputs: Value[], st: State, 
   for (const alt of el.alternatives) {
     if ('op' in alt) {
       for (const { node, via } of dataConsumers(inputs[0])) {
+        ctx.tick();
         if (node.opType !== alt.op || st.nodes.has(node) || !node.outputs[0]) continue;
         const skipped = inputsMatch(ctx, node, inputs);
         if (!skipped || (el.attrs && !attrsMatch(ctx, node, el.attrs))) continue;
@@ -252,6 +284,7 @@ function* matchOnce(ctx: MatchContext, el: Element, inputs: Value[], st: State, 
     } else {
       const last = alt.pattern[alt.pattern.length - 1].id;
       for (const [next, scope] of matchSequence(ctx, alt.pattern, inputs[0], st, `${path}.`, role)) {
+        ctx.tick();
         const out = resolve(last, scope)[0];
         if (out === inputs[0]) continue; // a unit whose every element was absent is not there
         const checked = { ...next, symbols: new Map(next.symbols) };
@@ -276,8 +309,10 @@ function isClosed(ctx: MatchContext, nodes: Set<Node>, output: Value): boolean {
 /** The first (most preferred) closed match of `rule` whose block input is `input`, or null. */
 export function matchAt(ctx: MatchContext, rule: Rule, input: Value): Match | null {
   if (rule.pattern.length === 0) return null;
+  ctx.begin(rule);
   const lastId = rule.pattern[rule.pattern.length - 1].id;
   for (const [st, scope] of matchSequence(ctx, rule.pattern, input, { nodes: new Set(), tagged: [], symbols: new Map() }, '')) {
+    ctx.tick();
     const output = resolve(lastId, scope)[0];
     if (output === input || !isClosed(ctx, st.nodes, output)) continue;
     const byOrder = (a: Node, b: Node) => (ctx.order.get(a) ?? 0) - (ctx.order.get(b) ?? 0);

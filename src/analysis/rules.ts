@@ -25,6 +25,10 @@ import * as path from 'node:path';
 import Ajv, { ErrorObject } from 'ajv';
 import { GptError, isGptError } from '../errors';
 import { blockActivations, opInfo, registeredOps } from '../ops/registry';
+import { readRegularFile } from '../onnx/files';
+
+/** Largest rule file read (the shipped ones are a few KB). */
+const MAX_RULE_FILE_BYTES = 1 << 20;
 
 // ---------------------------------------------------------------------------------------------
 // The file format (mirrors rules/rule.schema.json)
@@ -165,12 +169,8 @@ function describeAjvErrors(errors: ErrorObject[]): { pointer: string; what: stri
 
 /** Parse a rule file and check it against the schema. */
 function readRuleFile(file: string): RuleFile {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new GptError('E_IO', `cannot read rule file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { subject: file });
-  }
+  // a regular file of at most 1 MiB: a FIFO would block, /dev/zero would never end
+  const text = readRegularFile(file, file, { maxBytes: MAX_RULE_FILE_BYTES, code: 'E_RULE' }).toString('utf8');
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -196,9 +196,13 @@ interface UnitEntry {
  * and op names checked, units expanded per use (each use may override the unit's elements).
  */
 function compilePattern(
-  specs: ElementSpec[], file: string, pointer: string, units: Map<string, UnitEntry>, expanding: string[],
+  specs: ElementSpec[], file: string, pointer: string, units: Map<string, UnitEntry>, expanding: string[], budget: Budget = newBudget(file),
 ): Element[] {
   const out: Element[] = [];
+  budget.elements += specs.length;
+  if (budget.elements > MAX_COMPILED_ELEMENTS) {
+    throw ruleError(file, pointer, `units expand to more than ${MAX_COMPILED_ELEMENTS} elements (units used inside units multiply)`);
+  }
   const seen = new Map<string, Element>();
   specs.forEach((s, i) => {
     const at = `${pointer}/${i}`;
@@ -225,7 +229,7 @@ function compilePattern(
         if (s.with) throw ruleError(file, `${at}/with`, `'with' overrides the elements of a unit, but '${name}' is an op`);
         return [{ op: name }];
       }
-      return [{ unit: name, pattern: expandUnit(name, s, file, `${at}/op`, units, expanding) }];
+      return [{ unit: name, pattern: expandUnit(name, s, file, `${at}/op`, units, expanding, budget) }];
     });
     const el: Element = {
       id, alternatives, inputs,
@@ -239,7 +243,7 @@ function compilePattern(
 }
 
 /** A unit's pattern as used at one place: the use's attrs go to the unit's `attrsTo` element, `with` overrides by id. */
-function expandUnit(name: string, use: ElementSpec, file: string, at: string, units: Map<string, UnitEntry>, expanding: string[]): Element[] {
+function expandUnit(name: string, use: ElementSpec, file: string, at: string, units: Map<string, UnitEntry>, expanding: string[], budget: Budget): Element[] {
   const unit = units.get(name);
   if (!unit) throw ruleError(file, at, `unknown unit '${name}' (known: ${[...units.keys()].sort().join(', ')})`);
   if (expanding.includes(name)) throw ruleError(unit.file, unit.pointer, `unit '${name}' uses itself (${[...expanding, name].join(' -> ')})`);
@@ -258,7 +262,40 @@ function expandUnit(name: string, use: ElementSpec, file: string, at: string, un
     // attrs meant for a nested unit travel down through its own attrsTo
     return { ...e, ...o, attrs: o.attrs ? { ...e.attrs, ...o.attrs } : e.attrs };
   });
-  return compilePattern(specs, unit.file, `${unit.pointer}/pattern`, units, [...expanding, name]);
+  return compilePattern(specs, unit.file, `${unit.pointer}/pattern`, units, [...expanding, name], budget);
+}
+
+/**
+ * Bounds on what a rule may cost. Units are expanded per use (each use may override), so a unit used
+ * twice in a unit used twice... grows exponentially: the compiled size is capped. The matcher tries an
+ * optional element present then absent, a repeat at every length, every alternative: the number of
+ * shapes one pattern can take is estimated and capped, and the matcher counts its steps (matcher.ts).
+ */
+export const MAX_COMPILED_ELEMENTS = 4096;
+export const MAX_PATTERN_SHAPES = 1_000_000;
+interface Budget {
+  elements: number;
+}
+function newBudget(_file: string): Budget {
+  return { elements: 0 };
+}
+
+/**
+ * How many ways the matcher may have to try one pattern against one place: op alternatives count once
+ * (a node has one op type), unit alternatives add up, a repeat multiplies by its number of lengths, an
+ * optional element adds its absence. A rough measure of backtracking, capped at Infinity.
+ */
+export function patternShapes(pattern: Element[]): number {
+  let total = 1;
+  for (const el of pattern) {
+    let alts = el.alternatives.some((a) => 'op' in a) ? 1 : 0;
+    for (const alt of el.alternatives) if (!('op' in alt)) alts += patternShapes(alt.pattern);
+    let ways = alts * (el.repeat ? el.repeat.max - el.repeat.min + 1 : 1);
+    if (el.optional) ways += 1;
+    total *= ways;
+    if (!Number.isFinite(total) || total > MAX_PATTERN_SHAPES * 1000) return Infinity;
+  }
+  return total;
 }
 
 function collectUnits(files: { file: string; spec: RuleFile }[], into = new Map<string, UnitEntry>()): Map<string, UnitEntry> {
@@ -284,6 +321,10 @@ function compileRule(file: string, spec: RuleFile, units: Map<string, UnitEntry>
     }
   }
   if (spec.kind === 'residual' && !spec.residual) throw ruleError(file, '', `a rule of kind 'residual' needs a 'residual' section`);
+  const shapes = patternShapes(pattern);
+  if (shapes > MAX_PATTERN_SHAPES) {
+    throw ruleError(file, '/pattern', `the pattern can be tried in ${Number.isFinite(shapes) ? shapes.toExponential(1) : 'too many'} ways (optional elements, repeats and unit alternatives multiply), over the limit of ${MAX_PATTERN_SHAPES}; the matcher would take too long`);
+  }
   return {
     name: spec.name, kind: spec.kind, family: spec.family, description: spec.description ?? spec.name,
     reference: spec.reference, file, pattern, residual: spec.residual,

@@ -4,7 +4,11 @@
  * Exit status 2 means a bad argument; 1 any other error.
  */
 import { Command, Errors, Flags } from '@oclif/core';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { GptError, isGptError } from '../errors';
+import type { Model } from '../ir/model';
+import { escapeText } from '../report/escape';
 
 export abstract class GptCommand extends Command {
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
@@ -17,10 +21,10 @@ export abstract class GptCommand extends Command {
     if (err.oclif) {
       // oclif's parse errors (unknown flag, missing argument, bad option value) span several lines and
       // print the usage; the README promises one line: keep the problem, point to --help
-      process.stderr.write(`gpt: ${parseErrorLine(err.message)} (see ${this.id ? `gpt ${this.id.replace(/:/g, ' ')}` : 'gpt'} --help)\n`);
+      process.stderr.write(`gpt: ${escapeText(parseErrorLine(err.message))} (see ${this.id ? `gpt ${this.id.replace(/:/g, ' ')}` : 'gpt'} --help)\n`);
       this.exit(err.oclif.exit ?? 2);
     }
-    process.stderr.write(`gpt: internal error: ${err.message.split('\n')[0]}\n`);
+    process.stderr.write(`gpt: internal error: ${escapeText(String(err.message).split('\n')[0])}\n`);
     if (process.env.GPT_DEBUG) process.stderr.write(`${err.stack}\n`);
     this.exit(1);
   }
@@ -59,19 +63,85 @@ export function argError(message: string, hint?: string): GptError {
 
 /** Flags several commands share, defined once so their help text stays the same. */
 export const commonFlags = {
-  dim: Flags.string({ description: 'value of a symbolic dimension for the cost model, NAME=N (default 1)', multiple: true }),
+  dim: Flags.string({ description: 'value of a symbolic dimension of the model for the cost model, NAME=N, N from 1 to 1048576 (default 1)', multiple: true }),
   rules: Flags.string({ description: 'extra rule file or folder (repeatable)', multiple: true }),
 };
 
-/** --dim NAME=N values (N >= 1), for the cost model's symbolic dims. */
+/** --dim NAME=N values (1 <= N <= 2^20), for the cost model's symbolic dims. A null-prototype object: a dim may be named 'constructor'. */
 export function parseDims(list: string[] | undefined): Record<string, number> {
-  const dims: Record<string, number> = {};
+  const dims: Record<string, number> = Object.create(null);
   for (const item of list ?? []) {
     const m = /^([^=]+)=(\d+)$/.exec(item);
-    if (!m || Number(m[2]) < 1) {
-      throw argError(`--dim ${item}: expected NAME=N with N >= 1`, 'e.g. --dim batch=8');
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 2 ** 20) {
+      throw argError(`--dim ${escapeText(item)}: expected NAME=N with N from 1 to 1048576`, 'e.g. --dim batch=8');
     }
     dims[m[1]] = Number(m[2]);
   }
   return dims;
+}
+
+/**
+ * A whole-number option in [min, max]: the ranges are documented in the README and each flag's
+ * description, and checked here, at the boundary, so no option can drive gpt into hours or gigabytes.
+ */
+export function parseIntRange(value: string | number | undefined, flag: string, min: number, max: number, hint?: string): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value).trim();
+  if (!/^[+-]?\d+$/.test(text)) throw argError(`${flag} ${escapeText(String(value))}: expected a whole number from ${min} to ${max}`, hint);
+  const n = Number(text);
+  if (!(n >= min && n <= max)) throw argError(`${flag} ${escapeText(String(value))} is outside ${min}..${max}`, hint);
+  return n;
+}
+
+/** A decimal option in a range; `open` marks ends that are excluded ("(0, 1]"). */
+export function parseDecimalRange(value: string | undefined, flag: string, min: number, max: number, open: { min?: boolean; max?: boolean } = {}, hint?: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = parseDecimal(value, flag, hint);
+  const low = open.min ? n > min : n >= min;
+  const high = open.max ? n < max : n <= max;
+  if (!(Number.isFinite(n) && low && high)) {
+    throw argError(`${flag} ${escapeText(value)} is outside ${open.min ? '(' : '['}${min}, ${max}${open.max ? ')' : ']'}`, hint);
+  }
+  return n;
+}
+
+/** --dim values must name symbolic dims the models have: a typo would otherwise be ignored without a word. */
+export function checkDimNames(dims: Record<string, number>, models: { model: Model; file: string }[]): void {
+  const known = new Set<string>();
+  for (const { model } of models) {
+    for (const v of model.graph.inputs) for (const d of v.declared?.shape ?? []) if (typeof d === 'string') known.add(d);
+    for (const v of [...model.graph.outputs, ...model.graph.valueInfo]) for (const d of v.declared?.shape ?? []) if (typeof d === 'string') known.add(d);
+  }
+  for (const name of Object.keys(dims)) {
+    if (!known.has(name)) {
+      throw argError(`--dim ${escapeText(name)}: ${models.map((m) => escapeText(m.file)).join(', ')} has no symbolic dimension of that name`,
+        known.size ? `its symbolic dims: ${[...known].map(escapeText).join(', ')}` : 'the model has no symbolic dims; leave --dim out');
+    }
+  }
+}
+
+/** Rule files a --rules list reads (a folder's .json files), for the output check. */
+export function ruleInputFiles(paths: string[] | undefined): string[] {
+  const out: string[] = [];
+  for (const p of paths ?? []) {
+    out.push(p);
+    try {
+      if (fs.statSync(p).isDirectory()) for (const f of fs.readdirSync(p)) if (f.endsWith('.json')) out.push(path.join(p, f));
+    } catch {
+      // missing: reported when the rules are loaded
+    }
+  }
+  return out;
+}
+
+/** Run a step on one model file: an error from it names the file first ("m.onnx: node 'x': ..."). */
+export function withFile<T>(file: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (isGptError(e) && !(e.subject === file || e.subject?.startsWith(`${file}: `))) {
+      throw new GptError(e.code, e.message, { subject: e.subject ? `${file}: ${e.subject}` : file, hint: e.hint, cause: e });
+    }
+    throw e;
+  }
 }

@@ -5,9 +5,11 @@ import { validateAnalyzeReport } from '../report/analyze-report';
 import { chartSeries, gradientPathChart } from '../analysis/chart';
 import { loadRules } from '../analysis/rules';
 import { assertValid } from '../ir/validate';
-import { checkOutputPath, loadModel, writeFileAtomic } from '../onnx/io';
+import { checkOutputPath, loadModel, modelInputFiles, writeFileAtomic } from '../onnx/io';
+import { checkOutputs } from '../onnx/files';
+import { escapeStrings, escapeText } from '../report/escape';
 import { human, table } from '../report/format';
-import { GptCommand, commonFlags, parseDims } from '../cli/base';
+import { GptCommand, checkDimNames, commonFlags, parseDims, ruleInputFiles, withFile } from '../cli/base';
 
 export function formatAnalyze(r: AnalyzeReport, withLayers: boolean): string {
   const g = r.gradientPaths;
@@ -56,21 +58,24 @@ export default class Analyze extends GptCommand {
     const rules = flags.rules ? loadRules(flags.rules) : undefined;
     const files = [args.model, args.model2].filter((f): f is string => !!f);
     if (flags.chart) checkOutputPath(flags.chart);
-    const results = files.map((f) => {
-      const model = loadModel(f);
+    const dims = parseDims(flags.dim);
+    const models = files.map((f) => ({ file: f, model: loadModel(f) }));
+    if (flags.chart) checkOutputs([{ path: flags.chart, flag: '--chart' }], [...models.flatMap((m) => modelInputFiles(m.model)), ...ruleInputFiles(flags.rules)]);
+    checkDimNames(dims, models);
+    const results = models.map(({ file: f, model }) => {
       assertValid(model.graph, f);
-      return { file: f, ...analyzeModel(model, { rules, dims: parseDims(flags.dim) }) };
+      return { file: f, ...withFile(f, () => analyzeModel(model, { rules, dims })) };
     });
     if (flags.chart) {
       const svg = gradientPathChart(results.map((r) => chartSeries(path.basename(r.file), r.gradient)), { title: 'Gradient paths per weight layer' });
-      writeFileAtomic(flags.chart, svg);
+      writeFileAtomic(flags.chart, svg, { inputs: models.flatMap((m) => modelInputFiles(m.model)) });
     }
     if (flags.json) {
       for (const r of results) validateAnalyzeReport(r.report);
       this.printJson(results.length === 1 ? results[0].report : results.map((r) => r.report));
     } else {
-      process.stdout.write(results.map((r) => formatAnalyze(r.report, flags.layers)).join('\n\n') + '\n');
-      if (flags.chart) process.stdout.write(`chart: ${flags.chart}\n`);
+      process.stdout.write(results.map((r) => formatAnalyze(escapeStrings(r.report), flags.layers)).join('\n\n') + '\n');
+      if (flags.chart) process.stdout.write(`chart: ${escapeText(flags.chart)}\n`);
     }
   }
 }

@@ -4,11 +4,13 @@ import { chartSeries, gradientPathChart } from '../analysis/chart';
 import { gradientPaths } from '../analysis/gradient-path';
 import { recognize } from '../analysis/structure';
 import { loadRuleSet } from '../analysis/rules';
-import { checkOutputPath, loadModel, saveModel, writeFileAtomic } from '../onnx/io';
+import { checkOutputPath, loadModel, modelInputFiles, saveModel, writeFileAtomic } from '../onnx/io';
+import { checkOutputs } from '../onnx/files';
+import { escapeStrings, escapeText } from '../report/escape';
 import { convert, ConvertOptions, stageSpecs } from '../passes/convert';
 import type { Fusion, SplitOp } from '../passes/options';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
-import { GptCommand, argError, parseDecimal, commonFlags, parseDims } from '../cli/base';
+import { GptCommand, argError, checkDimNames, commonFlags, parseDecimalRange, parseDims, parseIntRange, ruleInputFiles, withFile } from '../cli/base';
 
 export default class Convert extends GptCommand {
   static override summary = 'Rewrite a plain CNN into a gradient-path architecture: PRN (masked residual), CSP or ELAN.';
@@ -29,7 +31,7 @@ export default class Convert extends GptCommand {
     split: Flags.string({ description: 'CSP: share of each stage\'s channels that go through its blocks (part 1), in (0, 1)', default: '0.5' }),
     fusion: Flags.string({ description: 'CSP: where the 1x1 transitions go (both: CSPNet\'s own; first: after the concat; last: on part 1 only)', options: ['both', 'first', 'last'], default: 'both' }),
     'split-op': Flags.string({ description: 'CSP: how the stage input is split (slice: a zero-parameter Split; conv: two 1x1 convs)', options: ['slice', 'conv'], default: 'slice' }),
-    stack: Flags.string({ description: 'ELAN: pairs of 3x3 convs in a stacked computational block (2 x N convs), a whole number >= 1', default: '2' }),
+    stack: Flags.string({ description: 'ELAN: pairs of 3x3 convs in a stacked computational block (2 x N convs), a whole number from 1 to 16', default: '2' }),
     width: Flags.string({ description: 'ELAN: computational-block width as a share of the stage width, in (0, 1]', default: '0.5' }),
     csp: Flags.boolean({ description: 'ELAN: also apply the CSP split (--split, --fusion, --split-op) to the converted stages' }),
     chart: Flags.string({ description: 'write an SVG chart of the shortest and longest gradient path per weight layer, before and after' }),
@@ -44,9 +46,6 @@ export default class Convert extends GptCommand {
   async run(): Promise<void> {
     const { args, flags, metadata } = await this.parse(Convert);
     if (!flags.output && !flags['dry-run']) throw argError('no output file', 'give -o OUT.onnx, or --dry-run to only see the plan');
-    if (flags.output && path.resolve(flags.output) === path.resolve(args.model)) {
-      throw argError(`the output path ${flags.output} is the input file`, 'write the result to a new file');
-    }
     // an option of another target would be ignored without a word: say so instead
     const given = (f: string) => !!(flags as Record<string, unknown>)[f] && !metadata.flags[f]?.setFromDefault;
     const applies: Record<string, boolean> = {
@@ -63,50 +62,54 @@ export default class Convert extends GptCommand {
     }
     // each target gets its own options (the library refuses another target's: "option 'ratio' does
     // not apply to target 'csp'"; the check above says the same in the CLI's words)
-    const common = { strict: flags.strict, inPlace: true, dims: parseDims(flags.dim) };
+    const dims = parseDims(flags.dim);
+    const common = { strict: flags.strict, inPlace: true, dims };
     const cspSplit = () => {
-      const split = parseDecimal(flags.split, '--split', 'e.g. --split 0.5');
-      if (!(split > 0 && split < 1)) throw argError(`--split ${flags.split} is outside (0, 1)`, 'e.g. --split 0.5');
+      const split = parseDecimalRange(flags.split, '--split', 0, 1, { min: true, max: true }, 'e.g. --split 0.5')!;
       return { split, fusion: flags.fusion as Fusion, splitOp: flags['split-op'] as SplitOp };
     };
     let options: ConvertOptions;
     if (flags.to === 'prn') {
-      const ratio = parseDecimal(flags.ratio, '--ratio', 'e.g. --ratio 0.5');
-      if (!(ratio > 0 && ratio <= 1)) throw argError(`--ratio ${flags.ratio} is outside (0, 1]`, 'e.g. --ratio 0.5');
+      const ratio = parseDecimalRange(flags.ratio, '--ratio', 0, 1, { min: true }, 'e.g. --ratio 0.5')!;
       options = { to: 'prn', ratio, asymmetric: flags.asymmetric, ...common };
     } else if (flags.to === 'csp') {
       options = { to: 'csp', ...cspSplit(), ...common };
     } else {
-      const stack = parseDecimal(flags.stack, '--stack', 'e.g. --stack 2');
-      if (!(Number.isInteger(stack) && stack >= 1)) throw argError(`--stack ${flags.stack} is not a whole number of at least 1`, 'e.g. --stack 2');
-      const width = parseDecimal(flags.width, '--width', 'e.g. --width 0.5');
-      if (!(width > 0 && width <= 1)) throw argError(`--width ${flags.width} is outside (0, 1]`, 'e.g. --width 0.5');
+      const stack = parseIntRange(flags.stack, '--stack', 1, 16, 'e.g. --stack 2')!;
+      const width = parseDecimalRange(flags.width, '--width', 0, 1, { min: true }, 'e.g. --width 0.5')!;
       options = { to: 'elan', stack, width, csp: flags.csp, ...(flags.csp ? cspSplit() : {}), ...common };
     }
     if (flags.chart) checkOutputPath(flags.chart);
     if (flags.output) checkOutputPath(flags.output);
     const model = loadModel(args.model);
+    const inputs = [...modelInputFiles(model), ...ruleInputFiles(flags.rules)];
+    // every output against every input (and each other), as real files
+    checkOutputs([
+      ...(flags.output ? [{ path: flags.output, flag: '-o' }] : []),
+      ...(flags.chart ? [{ path: flags.chart, flag: '--chart' }] : []),
+    ], inputs);
+    checkDimNames(dims, [{ model, file: args.model }]);
     const rules = flags.rules ? loadRuleSet(flags.rules) : undefined;
     // the conversion edits the model in place: the "before" paths are measured first
-    const pathsBefore = flags.chart ? gradientPaths(model, { stages: stageSpecs(recognize(model, { rules })) }) : undefined;
-    const { model: out, report, structure } = convert(model, { ...options, rules });
+    const pathsBefore = flags.chart ? withFile(args.model, () => gradientPaths(model, { stages: stageSpecs(recognize(model, { rules })) })) : undefined;
+    const { model: out, report, structure } = withFile(args.model, () => convert(model, { ...options, rules }));
     if (flags.chart && pathsBefore) {
       const after = gradientPaths(out, { stages: stageSpecs(structure) });
       const svg = gradientPathChart([chartSeries('before', pathsBefore), chartSeries(`after (${flags.to})`, after)], {
         title: `Gradient paths per weight layer: ${path.basename(args.model)} -> ${flags.to.toUpperCase()}`,
       });
-      writeFileAtomic(flags.chart, svg);
+      writeFileAtomic(flags.chart, svg, { inputs });
     }
     let written: string | undefined;
     if (!flags['dry-run']) {
-      written = saveModel(out, flags.output!, { externalData: flags['external-data'] ? true : 'auto', overwriteSource: false }).path;
+      written = saveModel(out, flags.output!, { externalData: flags['external-data'] ? true : 'auto', overwriteSource: false, inputs }).path;
     }
     if (flags.json) {
       validateConvertReport(report);
       this.printJson(report);
     } else {
-      process.stdout.write(formatConvertReport(report, { dryRun: flags['dry-run'], output: written }) + '\n');
+      process.stdout.write(formatConvertReport(escapeStrings(report), { dryRun: flags['dry-run'], output: written === undefined ? undefined : escapeText(written) }) + '\n');
     }
-    for (const w of report.warnings) if (flags.json) process.stderr.write(`gpt: warning: ${w}\n`);
+    for (const w of report.warnings) if (flags.json) process.stderr.write(`gpt: warning: ${escapeText(w)}\n`);
   }
 }

@@ -2,7 +2,8 @@ import { Args, Flags } from '@oclif/core';
 import { inspect, formatInspect, validateInspectReport } from '../analysis/inspect';
 import { assertValid } from '../ir/validate';
 import { loadModel } from '../onnx/io';
-import { GptCommand, commonFlags, parseDims } from '../cli/base';
+import { GptCommand, checkDimNames, commonFlags, parseDims, withFile } from '../cli/base';
+import { escapeStrings } from '../report/escape';
 
 export default class Inspect extends GptCommand {
   static override summary = 'Show a model: IR, opset, producer, inputs/outputs, op histogram, params, MACs, peak activation memory.';
@@ -17,12 +18,14 @@ export default class Inspect extends GptCommand {
     const { args, flags } = await this.parse(Inspect);
     const model = loadModel(args.model);
     assertValid(model.graph, args.model);
-    const report = inspect(model, { dims: parseDims(flags.dim) });
+    const dims = parseDims(flags.dim);
+    checkDimNames(dims, [{ model, file: args.model }]);
+    const report = withFile(args.model, () => inspect(model, { dims }));
     if (flags.json) {
       validateInspectReport(report);
       this.printJson(report);
     } else {
-      process.stdout.write(formatInspect(report) + '\n');
+      process.stdout.write(formatInspect(escapeStrings(report)) + '\n');
     }
   }
 }

@@ -2,13 +2,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { GptError } from '../errors';
-import { checkOutputPath, loadModel, writeFileAtomic } from '../onnx/io';
+import { checkOutputPath, loadModel, modelInputFiles, writeFileAtomic } from '../onnx/io';
+import { checkOutputs } from '../onnx/files';
+import { escapeStrings, escapeText } from '../report/escape';
 import { EpName, ProfileReport, profile, validateProfileReport } from '../profile';
 import { parseShapes } from '../profile/measure';
 import { human, table } from '../report/format';
 import { gradientSeriesFor, profileHtml } from '../report/html';
 import { recognize } from '../analysis/structure';
-import { GptCommand, argError, parseDecimal } from '../cli/base';
+import { GptCommand, argError, parseDecimalRange, parseIntRange } from '../cli/base';
 
 export default class Profile extends GptCommand {
   static override summary = 'Measure latency on ONNX Runtime (or trtexec): per model and batch, ratios to the first model next to MACs ratios, optional per-node time.';
@@ -22,12 +24,12 @@ export default class Profile extends GptCommand {
   static override args = { model: Args.string({ description: 'ONNX model file(s); the first is the baseline', required: true }) };
   static override flags = {
     ep: Flags.string({ description: 'execution provider: cpu, cuda or tensorrt', default: 'cpu' }),
-    batch: Flags.string({ description: 'batch sizes, comma-separated, e.g. 1,8,32 (symbolic batch dims)' }),
-    shape: Flags.string({ description: 'an input shape NAME=8x3x224x224, or a symbolic dim NAME=N', multiple: true }),
-    warmup: Flags.string({ description: 'runs per model discarded before timing (default 5)' }),
-    iterations: Flags.string({ description: 'timed runs per model (default 100)' }),
-    duration: Flags.string({ description: 'time each batch for S seconds instead of a run count' }),
-    threads: Flags.string({ description: 'ONNX Runtime intra-op threads' }),
+    batch: Flags.string({ description: 'batch sizes, comma-separated, each 1 to 4096, at most 64 of them, e.g. 1,8,32 (symbolic batch dims)' }),
+    shape: Flags.string({ description: 'an input shape NAME=8x3x224x224, or a symbolic dim NAME=N; each dim 1 to 1048576, at most 2^31 elements', multiple: true }),
+    warmup: Flags.string({ description: 'runs per model discarded before timing, 0 to 10000 (default 5)' }),
+    iterations: Flags.string({ description: 'timed runs per model, 1 to 1000000 (default 100)' }),
+    duration: Flags.string({ description: 'time each batch for S seconds instead of a run count, S in (0, 3600]' }),
+    threads: Flags.string({ description: 'ONNX Runtime intra-op threads, 1 to 1024' }),
     fp16: Flags.boolean({ description: 'build the TensorRT engine in fp16 (--ep tensorrt)' }),
     'per-node': Flags.boolean({ description: "time every node with ORT's profiler: per op type, stage, block, provider" }),
     'require-ep': Flags.boolean({ description: 'fail when nodes fell back to the CPU provider (--ep cuda / tensorrt; implies --per-node)' }),
@@ -38,19 +40,19 @@ export default class Profile extends GptCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Profile);
     const models = argv as string[];
-    const int = (v: string | undefined, flag: string): number | undefined => {
-      if (v === undefined) return undefined;
-      if (!/^-?\d+$/.test(v.trim())) throw argError(`${flag} ${v}: expected an integer`);
-      return Number(v);
-    };
-    const iterations = int(flags.iterations, '--iterations');
-    if (iterations !== undefined && iterations < 1) throw argError(`--iterations ${iterations}: expected at least 1 timed run`, 'e.g. --iterations 50');
-    const duration = flags.duration === undefined ? undefined : parseDecimal(flags.duration, '--duration', 'seconds, e.g. --duration 10');
-    if (duration !== undefined && !(duration > 0)) throw argError(`--duration ${flags.duration}: expected seconds > 0`);
-    const batches = flags.batch?.split(',').map((b) => int(b, '--batch')!);
-    if (!['cpu', 'cuda', 'tensorrt'].includes(flags.ep)) throw argError(`--ep ${flags.ep}: expected cpu, cuda or tensorrt`);
+    const iterations = parseIntRange(flags.iterations, '--iterations', 1, 1_000_000, 'e.g. --iterations 50');
+    const warmup = parseIntRange(flags.warmup, '--warmup', 0, 10_000, 'e.g. --warmup 5');
+    const duration = parseDecimalRange(flags.duration, '--duration', 0, 3600, { min: true }, 'seconds, e.g. --duration 10');
+    const threads = parseIntRange(flags.threads, '--threads', 1, 1024, 'e.g. --threads 4');
+    const batches = flags.batch?.split(',').map((b) => parseIntRange(b, '--batch', 1, 4096, 'e.g. --batch 1,8,32')!);
+    if (batches && batches.length > 64) throw argError(`--batch: ${batches.length} batch sizes, at most 64`);
+    if (!['cpu', 'cuda', 'tensorrt'].includes(flags.ep)) throw argError(`--ep ${escapeText(flags.ep)}: expected cpu, cuda or tensorrt`);
     for (const m of models) if (!fs.existsSync(m)) throw new GptError('E_IO', 'no such file', { subject: m });
-    if (flags.html) checkOutputPath(flags.html);
+    if (flags.html) {
+      checkOutputPath(flags.html);
+      const loaded = models.map((m) => loadModel(m, { checkExternalData: false }));
+      checkOutputs([{ path: flags.html, flag: '--html' }], loaded.flatMap(modelInputFiles));
+    }
 
     const bar = progressBar(!flags.json && !!process.stderr.isTTY);
     let report: ProfileReport;
@@ -59,10 +61,10 @@ export default class Profile extends GptCommand {
         ep: flags.ep as EpName,
         batches,
         shapes: parseShapes(flags.shape),
-        warmup: int(flags.warmup, '--warmup'),
+        warmup,
         iterations,
         durationS: duration,
-        threads: int(flags.threads, '--threads'),
+        threads,
         fp16: flags.fp16,
         // which provider ran each node is known from the per-node profile only
         perNode: flags['per-node'] || (flags['require-ep'] && flags.ep !== 'cpu'),
@@ -84,14 +86,14 @@ export default class Profile extends GptCommand {
         }
         return gradientSeriesFor(path.basename(m), model, structure);
       }).filter((s) => s !== null);
-      writeFileAtomic(flags.html, profileHtml(report, { gradientSeries: series }));
+      writeFileAtomic(flags.html, profileHtml(report, { gradientSeries: series }), { inputs: models });
     }
     if (flags.json) {
       validateProfileReport(report);
       this.printJson(report);
     } else {
-      process.stdout.write(formatProfileReport(report) + '\n');
-      for (const w of report.warnings) process.stderr.write(`gpt: warning: ${w}\n`);
+      process.stdout.write(formatProfileReport(escapeStrings(report)) + '\n');
+      for (const w of report.warnings) process.stderr.write(`gpt: warning: ${escapeText(w)}\n`);
     }
   }
 }

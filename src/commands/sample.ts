@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { SAMPLE_NAMES, buildSample } from '../samples';
 import { saveModel } from '../onnx/io';
-import { GptCommand, argError, parseDecimal } from '../cli/base';
+import { GptCommand, argError, parseDecimalRange, parseIntRange } from '../cli/base';
+import { escapeText } from '../report/escape';
 
 export default class Sample extends GptCommand {
   static override summary = 'Build a plain sample model (ResNet-18/50, VoVNet-39/57, Darknet-53) with seeded weights.';
@@ -12,26 +13,29 @@ export default class Sample extends GptCommand {
   static override args = { name: Args.string({ description: `one of ${SAMPLE_NAMES.join(', ')}`, required: true }) };
   static override flags = {
     output: Flags.string({ char: 'o', description: 'output .onnx file', required: true }),
-    width: Flags.string({ description: 'channel width multiplier (default 1)' }),
-    resolution: Flags.integer({ description: 'input height and width (default 224; darknet53 256)' }),
-    classes: Flags.integer({ description: 'number of classes (default 1000)' }),
-    seed: Flags.integer({ description: 'weight seed (default 0)' }),
-    batch: Flags.string({ description: 'batch dimension: a number, or a name for a symbolic batch (default 1)' }),
+    width: Flags.string({ description: 'channel width multiplier, in (0, 4] (default 1)' }),
+    resolution: Flags.string({ description: 'input height and width, 32 to 1024 (vovnet: 45 to 1024; default 224; darknet53 256)' }),
+    classes: Flags.string({ description: 'number of classes, 1 to 100000 (default 1000)' }),
+    seed: Flags.string({ description: 'weight seed, 0 to 2147483647 (default 0)' }),
+    batch: Flags.string({ description: 'batch dimension: a number from 1 to 4096, or a name for a symbolic batch (default 1)' }),
     'external-data': Flags.boolean({ description: 'write the weights to a sidecar file <output>.data' }),
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Sample);
     if (!(SAMPLE_NAMES as readonly string[]).includes(args.name)) {
-      throw argError(`unknown sample '${args.name}'`, `choose one of ${SAMPLE_NAMES.join(', ')}`);
+      throw argError(`unknown sample '${escapeText(args.name)}'`, `choose one of ${SAMPLE_NAMES.join(', ')}`);
     }
-    const width = flags.width === undefined ? undefined : parseDecimal(flags.width, '--width', 'e.g. --width 0.25');
-    if (width !== undefined && !(width > 0)) throw argError(`--width ${flags.width}: expected a number > 0`);
-    const batch = flags.batch === undefined ? undefined : /^\d+$/.test(flags.batch) ? Number(flags.batch) : flags.batch;
-    const model = buildSample(args.name as (typeof SAMPLE_NAMES)[number], {
-      width, resolution: flags.resolution, classes: flags.classes, seed: flags.seed, batch,
-    });
+    const width = parseDecimalRange(flags.width, '--width', 0, 4, { min: true }, 'e.g. --width 0.25');
+    const resolution = parseIntRange(flags.resolution, '--resolution', 1, 1024, 'e.g. --resolution 224');
+    const classes = parseIntRange(flags.classes, '--classes', 1, 100_000, 'e.g. --classes 1000');
+    const seed = parseIntRange(flags.seed, '--seed', 0, 2 ** 31 - 1, 'e.g. --seed 0');
+    const batch = flags.batch === undefined ? undefined : /^\d+$/.test(flags.batch) ? parseIntRange(flags.batch, '--batch', 1, 4096) : flags.batch;
+    if (typeof batch === 'string' && !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(batch)) {
+      throw argError(`--batch ${escapeText(batch)}: expected a number or a symbol name (letters, digits, _)`, 'e.g. --batch N');
+    }
+    const model = buildSample(args.name as (typeof SAMPLE_NAMES)[number], { width, resolution, classes, seed, batch });
     const r = saveModel(model, flags.output, { externalData: flags['external-data'] ? true : 'auto' });
-    process.stdout.write(`wrote ${r.path} (${(r.bytes / 2 ** 20).toFixed(1)} MiB${r.externalPath ? ` + ${(r.externalBytes! / 2 ** 20).toFixed(1)} MiB in ${r.externalPath}` : ''})\n`);
+    process.stdout.write(`wrote ${escapeText(r.path)} (${(r.bytes / 2 ** 20).toFixed(1)} MiB${r.externalPath ? ` + ${(r.externalBytes! / 2 ** 20).toFixed(1)} MiB in ${escapeText(r.externalPath)}` : ''})\n`);
   }
 }

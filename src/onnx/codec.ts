@@ -46,7 +46,7 @@ export function decodeMessage<T>(spec: MessageSpec, r: WireReader, end: number):
   const byNo = spec.byNo!;
   while (r.pos < end) {
     const fieldStart = r.pos;
-    const tag = r.uint32();
+    const tag = r.length();
     const no = tag >>> 3;
     const wt = tag & 7;
     if (no === 0) throw new GptError('E_NOT_ONNX', `invalid field number 0 in ${spec.name} at byte ${fieldStart}`);
@@ -64,7 +64,7 @@ export function decodeMessage<T>(spec: MessageSpec, r: WireReader, end: number):
       case 'string': value = r.string(); break;
       case 'bytes': case 'raw': value = r.bytes(); break;
       case 'message': {
-        const len = r.uint32();
+        const len = r.length();
         const subEnd = r.pos + len;
         if (subEnd > end) r.truncated();
         value = decodeMessage(fl.message!(), r, subEnd);
@@ -74,7 +74,7 @@ export function decodeMessage<T>(spec: MessageSpec, r: WireReader, end: number):
       default:
         if (wt === WireType.LengthDelimited) {
           // packed repeated scalars
-          const len = r.uint32();
+          const len = r.length();
           const subEnd = r.pos + len;
           if (subEnd > end) r.truncated();
           const arr = msg[fl.name] as unknown[];

@@ -106,9 +106,24 @@ export class WireReader {
     return dv.getFloat64(0, true);
   }
 
+  /**
+   * A length or a tag: a varint that must fit in 32 bits (protobuf's limit). Reading it as uint32 would
+   * take 2^32 + n as n and misread the rest of the message.
+   */
+  length(): number {
+    const at = this.pos;
+    const v = this.varintRaw();
+    if (typeof v !== 'number' || v > 0xffffffff) {
+      throw new GptError('E_NOT_ONNX', `a length or tag of ${String(v)} at byte ${at} in ${this.what} is over protobuf's 32-bit limit`, {
+        hint: 'the file is damaged or not an ONNX model',
+      });
+    }
+    return v;
+  }
+
   /** A length-delimited payload as a view (no copy). */
   bytes(): Uint8Array {
-    const len = this.uint32();
+    const len = this.length();
     const start = this.pos;
     if (start + len > this.end) this.truncated();
     this.pos = start + len;
@@ -119,31 +134,39 @@ export class WireReader {
     return utf8Decoder.decode(this.bytes());
   }
 
+  /** Skip one field's value. Groups nest: they are walked with a depth count, not recursion. */
   skip(wireType: number): void {
-    switch (wireType) {
-      case WireType.Varint:
-        this.varintRaw();
-        return;
-      case WireType.Fixed64:
-        if (this.pos + 8 > this.end) this.truncated();
-        this.pos += 8;
-        return;
-      case WireType.LengthDelimited:
-        this.bytes();
-        return;
-      case WireType.StartGroup:
-        for (;;) {
-          if (this.pos >= this.end) this.truncated();
-          const tag = this.uint32();
-          if ((tag & 7) === WireType.EndGroup) return;
-          this.skip(tag & 7);
-        }
-      case WireType.Fixed32:
-        if (this.pos + 4 > this.end) this.truncated();
-        this.pos += 4;
-        return;
-      default:
-        throw new GptError('E_NOT_ONNX', `invalid wire type ${wireType} in ${this.what} at byte ${this.pos}`);
+    let depth = 0;
+    for (;;) {
+      switch (wireType) {
+        case WireType.Varint:
+          this.varintRaw();
+          break;
+        case WireType.Fixed64:
+          if (this.pos + 8 > this.end) this.truncated();
+          this.pos += 8;
+          break;
+        case WireType.LengthDelimited:
+          this.bytes();
+          break;
+        case WireType.StartGroup:
+          depth++;
+          break;
+        case WireType.EndGroup:
+          if (depth === 0) throw new GptError('E_NOT_ONNX', `unexpected end-group tag in ${this.what} at byte ${this.pos}`);
+          depth--;
+          break;
+        case WireType.Fixed32:
+          if (this.pos + 4 > this.end) this.truncated();
+          this.pos += 4;
+          break;
+        default:
+          throw new GptError('E_NOT_ONNX', `invalid wire type ${wireType} in ${this.what} at byte ${this.pos}`);
+      }
+      if (depth === 0) return;
+      // inside a group: the next field's tag
+      if (this.pos >= this.end) this.truncated();
+      wireType = this.length() & 7;
     }
   }
 }

@@ -31,12 +31,13 @@ const ORT_TYPES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8',
 
 /** Parse --shape values: "input=8x3x224x224" (an input's full shape) or "height=224" (a symbol). */
 export function parseShapes(list: string[] | undefined): Record<string, number[]> {
-  const out: Record<string, number[]> = {};
+  const out: Record<string, number[]> = Object.create(null);
   for (const item of list ?? []) {
     const m = /^([^=]+)=(\d+(?:[x,]\d+)*)$/.exec(item.trim());
     const dims = m ? m[2].split(/[x,]/).map(Number) : [];
-    if (!m || dims.some((d) => d < 1)) {
-      throw new GptError('E_ARG', `--shape ${item}: expected NAME=DIMS with dims >= 1`, { hint: 'e.g. --shape input=8x3x224x224 or --shape height=224' });
+    // each dim at most 2^20 and the whole shape at most 2^31 elements: a typo must not allocate terabytes
+    if (!m || dims.length > 8 || dims.some((d) => d < 1 || d > 2 ** 20) || dims.reduce((a, b) => a * b, 1) > 2 ** 31) {
+      throw new GptError('E_ARG', `--shape ${item}: expected NAME=DIMS with 1 to 8 dims, each from 1 to 1048576, at most 2^31 elements in all`, { hint: 'e.g. --shape input=8x3x224x224 or --shape height=224' });
     }
     out[m[1]] = dims;
   }
@@ -50,9 +51,9 @@ export function parseShapes(list: string[] | undefined): Record<string, number[]
  */
 export function resolveInputs(model: Model, opts: { batch?: number; shapes?: Record<string, number[]> }, label = model.displayName): ResolvedInputs {
   const shapes = opts.shapes ?? {};
-  const symbols: Record<string, number> = {};
+  const symbols: Record<string, number> = Object.create(null);
   const bind = (sym: string, v: number, where: string) => {
-    if (symbols[sym] !== undefined && symbols[sym] !== v) {
+    if (Object.hasOwn(symbols, sym) && symbols[sym] !== v) {
       throw new GptError('E_ARG', `--shape does not fit: symbol '${sym}' is ${symbols[sym]} in one place and ${v} in ${where}`, { subject: label });
     }
     symbols[sym] = v;
@@ -64,7 +65,7 @@ export function resolveInputs(model: Model, opts: { batch?: number; shapes?: Rec
     const t = v.declared;
     const type = t ? ORT_TYPES[t.elemType] : undefined;
     if (!type) throw new GptError('E_ARG', `input '${v.name}' has an element type gpt cannot generate data for (${t?.elemType ?? 'none'})`, { subject: label });
-    const given = shapes[v.name];
+    const given = Object.hasOwn(shapes, v.name) ? shapes[v.name] : undefined;
     const declared: Dim[] | null = t!.shape;
     let dims: number[];
     if (given) {
@@ -82,7 +83,7 @@ export function resolveInputs(model: Model, opts: { batch?: number; shapes?: Rec
       if (!declared) throw new GptError('E_ARG', `input '${v.name}' has no declared shape`, { subject: label, hint: `give it with --shape ${v.name}=DIMS` });
       dims = declared.map((d, i) => {
         if (typeof d === 'number') return d;
-        if (typeof d === 'string' && symbols[d] !== undefined) return symbols[d];
+        if (typeof d === 'string' && Object.hasOwn(symbols, d)) return symbols[d];
         if (i === 0) {
           const b = opts.batch ?? 1;
           if (typeof d === 'string') bind(d, b, 'the batch');
@@ -98,6 +99,13 @@ export function resolveInputs(model: Model, opts: { batch?: number; shapes?: Rec
       throw new GptError('E_ARG', `--batch ${opts.batch} does not fit: input '${v.name}' has a fixed batch of ${dims[0]} (${fmtShape(declared ?? dims)})`, {
         subject: label,
         hint: 'export the model with a dynamic batch axis, or leave out --batch',
+      });
+    }
+    // never allocate from a declared size without a bound: 2^28 elements (1 GiB of float32) per input
+    const elements = dims.reduce((a, b) => a * b, 1);
+    if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0) || elements > 2 ** 28) {
+      throw new GptError('E_ARG', `input '${v.name}' of shape ${fmtShape(dims)} would take ${elements} elements, over gpt's limit of 2^28 per input`, {
+        subject: label, hint: `give a smaller shape with --shape ${v.name}=DIMS`,
       });
     }
     inputs.push({ name: v.name, type: type!, dims });

@@ -19,7 +19,10 @@ export type SessionSource = Model | string | Uint8Array;
 export async function createSession(src: SessionSource, options: ort.InferenceSession.SessionOptions = {}, label?: string): Promise<ort.InferenceSession> {
   const what = label ?? (typeof src === 'string' ? src : src instanceof Uint8Array ? 'model bytes' : src.displayName);
   let tmp: string | undefined;
+  // onnxruntime's own log (coloured, multi-line) must not reach stderr: its errors come back as E_ORT
+  options = { logSeverityLevel: 3, ...options };
   try {
+    ort.env.logLevel = 'error';
     if (typeof src === 'string') return await ort.InferenceSession.create(src, options);
     let bytes: Uint8Array;
     try {

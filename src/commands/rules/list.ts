@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { listRules } from '../../analysis/rules';
 import { table } from '../../report/format';
 import { GptCommand, commonFlags } from '../../cli/base';
+import { escapeStrings } from '../../report/escape';
 
 export default class RulesList extends GptCommand {
   static override summary = 'List the block rules: the shipped ones plus any given with --rules.';
@@ -15,6 +16,6 @@ export default class RulesList extends GptCommand {
     const { flags } = await this.parse(RulesList);
     const rules = listRules(flags.rules ?? []);
     if (flags.json) return this.printJson(rules);
-    process.stdout.write(table(['rule', 'kind', 'family', 'description'], rules.map((r) => [r.name, r.kind, r.family ?? '-', r.description])) + '\n');
+    process.stdout.write(table(['rule', 'kind', 'family', 'description'], escapeStrings(rules).map((r) => [r.name, r.kind, r.family ?? '-', r.description])) + '\n');
   }
 }

@@ -1,6 +1,7 @@
 import { Args } from '@oclif/core';
 import { validateRuleFile } from '../../analysis/rules';
 import { GptCommand } from '../../cli/base';
+import { escapeText } from '../../report/escape';
 
 export default class RulesValidate extends GptCommand {
   static override summary = 'Check a rule file against the rule schema and compile it.';
@@ -10,6 +11,6 @@ export default class RulesValidate extends GptCommand {
   async run(): Promise<void> {
     const { args } = await this.parse(RulesValidate);
     const rule = validateRuleFile(args.file);
-    process.stdout.write(`${args.file}: ok (rule '${rule.name}', kind ${rule.kind})\n`);
+    process.stdout.write(`${escapeText(args.file)}: ok (rule '${escapeText(rule.name)}', kind ${rule.kind})\n`);
   }
 }
