@@ -31,9 +31,6 @@ export default class Sample extends GptCommand {
     const classes = parseIntRange(flags.classes, '--classes', 1, 100_000, 'e.g. --classes 1000');
     const seed = parseIntRange(flags.seed, '--seed', 0, 2 ** 31 - 1, 'e.g. --seed 0');
     const batch = flags.batch === undefined ? undefined : /^\d+$/.test(flags.batch) ? parseIntRange(flags.batch, '--batch', 1, 4096) : flags.batch;
-    if (typeof batch === 'string' && !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(batch)) {
-      throw argError(`--batch ${escapeText(batch)}: expected a number or a symbol name (letters, digits, _)`, 'e.g. --batch N');
-    }
     const model = buildSample(args.name as (typeof SAMPLE_NAMES)[number], { width, resolution, classes, seed, batch });
     const r = saveModel(model, flags.output, { externalData: flags['external-data'] ? true : 'auto' });
     process.stdout.write(`wrote ${escapeText(r.path)} (${(r.bytes / 2 ** 20).toFixed(1)} MiB${r.externalPath ? ` + ${(r.externalBytes! / 2 ** 20).toFixed(1)} MiB in ${escapeText(r.externalPath)}` : ''})\n`);

@@ -173,7 +173,7 @@ export function checkOutputs(outputs: { path: string; flag: string }[], inputs: 
     const id = identity(o.path);
     if (id && inputIds.has(id)) {
       const input = inputIds.get(id)!;
-      throw new GptError('E_ARG', `${o.flag} ${o.path} is ${path.resolve(input) === path.resolve(o.path) ? 'an input file' : `the input file ${input} (the same file under another path)`}; gpt never writes over its inputs`, {
+      throw new GptError('E_ARG', `${o.flag} ${o.path} is the input file${path.resolve(input) === path.resolve(o.path) ? '' : ` ${input} (the same file under another path)`}; gpt never writes over its inputs`, {
         subject: o.path, hint: 'write the output to a new file',
       });
     }

@@ -111,7 +111,7 @@ test('parse errors are one line too: unknown flag, missing argument, bad option 
     [['convert', '--to', 'prn'], /Missing 1 required arg: model/],
     [['convert', m, '-o', 'o.onnx'], /Missing required flag to/],
     [['convert', m, '--to', 'xyz', '-o', 'o.onnx'], /Expected --to=xyz to be one of: prn, csp, elan/],
-    [['sample', 'resnet18', '-o', 'o.onnx', '--seed', '1.5'], /Parsing --seed: Expected an integer but received: 1\.5/],
+    [['sample', 'resnet18', '-o', 'o.onnx', '--seed', '1.5'], /--seed 1\.5: expected a whole number from 0 to 2147483647/],
     [['convert', m, '--to', 'prn', '--ratio', '0x1', '-o', 'o.onnx'], /--ratio 0x1: expected a decimal number/],
     [['sample', 'resnet18', '-o', 'o.onnx', '--width', '0x10'], /--width 0x10: expected a decimal number/],
     [['sample', 'resnet18', '-o', 'o.onnx', '--batch', '-1'], /batch must be a positive integer or a dim name, got '-1'/],
