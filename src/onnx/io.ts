@@ -106,7 +106,14 @@ export function loadModel(src: string | Uint8Array, opts: LoadOptions = {}): Mod
   let model: Model;
   try {
     // sizes first: no later step may trust a declared size (dims, raw_data, external length)
-    for (const { t } of graphTensors(proto.graph!)) checkTensorProto(t);
+    for (const { t, where } of graphTensors(proto.graph!)) {
+      checkTensorProto(t);
+      // a Constant's external value: its path is checked now, not when a pass first reads it
+      if (where !== 'initializer' && t.dataLocation === DataLocation.EXTERNAL) {
+        const ext = externalLocation(t, baseDir ?? process.cwd());
+        if (ext && opts.checkExternalData !== false) checkExternal(ext, t.name ?? '');
+      }
+    }
     model = modelFromProto(proto, baseDir ?? process.cwd());
   } catch (e) {
     return withFile(e);
@@ -163,6 +170,8 @@ export interface SaveOptions {
   overwriteSource?: boolean;
   /** Other files the caller reads (rule files, another model): never written over or removed. */
   inputs?: string[];
+  /** @internal For tests: called after the sidecar is in place, just before the model is renamed into place. */
+  beforeModelRename?: () => void;
 }
 
 const ALIGN = 4096; // sidecar offsets are page-aligned so runtimes can map them
@@ -435,6 +444,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): {
     sink!.flush();
     fs.closeSync(modelFd);
     modelFd = undefined;
+    opts.beforeModelRename?.();
     fs.renameSync(tmpModel, out);
     releaseTemp(tmpModel);
     // the new pair is complete: the old model's sidecars (by gpt's naming) can go, never an input
