@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { GptError } from '../errors';
 import { checkExternalPath, openRegular } from '../onnx/files';
 import type { Int64 } from '../onnx/wire';
-import { DataLocation, DataType, DataTypeName, TensorProto, dataTypeBits } from '../onnx/schema';
+import { DataLocation, DataType, TensorProto, dataTypeBits, dataTypeName } from '../onnx/schema';
 
 export type TypedArray =
   | Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
@@ -109,7 +109,7 @@ export class Tensor {
     else if (t === DataType.INT16 || t === DataType.UINT16 || t === DataType.FLOAT16 || t === DataType.BFLOAT16) {
       p.int32Data.forEach((v, i) => dv.setUint16(i * 2, v & 0xffff, true));
     } else if (n > 0) {
-      throw new GptError('E_SHAPE', `tensor data of type ${DataTypeName[t] ?? t} is not supported here`, { subject: this.name });
+      throw new GptError('E_SHAPE', `tensor data of type ${dataTypeName(t)} is not supported here`, { subject: this.name });
     }
     return out;
   }
@@ -120,7 +120,7 @@ export class Tensor {
     const bytes = this.bytes();
     const width = dataTypeBits(this.dataType) / 8;
     if (!Number.isInteger(width) || width === 0) {
-      throw new GptError('E_SHAPE', `tensor of type ${DataTypeName[this.dataType] ?? this.dataType} has no typed-array view`, { subject: this.name });
+      throw new GptError('E_SHAPE', `tensor of type ${dataTypeName(this.dataType)} has no typed-array view`, { subject: this.name });
     }
     const count = bytes.length / width;
     let arr: TypedArray | null;
@@ -130,7 +130,7 @@ export class Tensor {
       copy.set(bytes);
       arr = typedArrayFor(this.dataType, copy.buffer, 0, count);
     }
-    if (!arr) throw new GptError('E_SHAPE', `tensor of type ${DataTypeName[this.dataType]} has no typed-array view`, { subject: this.name });
+    if (!arr) throw new GptError('E_SHAPE', `tensor of type ${dataTypeName(this.dataType)} has no typed-array view`, { subject: this.name });
     this.cache = arr;
     return arr;
   }
@@ -288,7 +288,7 @@ const MAX_ELEMENTS = 2 ** 50;
  */
 export function checkTensorProto(t: TensorProto): number | null {
   const name = t.name ?? '';
-  const typeName = DataTypeName[t.dataType ?? 0] ?? `type ${t.dataType}`;
+  const typeName = dataTypeName(t.dataType);
   const bad = (what: string) => new GptError('E_SHAPE', `tensor '${name}' ${what}`, { hint: 'the model file is damaged or was written by a faulty exporter' });
   let count = 1;
   for (const d of t.dims) {

@@ -283,6 +283,12 @@ export const DataType = {
 
 export const DataTypeName: Record<number, string> = Object.fromEntries(Object.entries(DataType).map(([k, v]) => [v, k]));
 
+/** An element type's name for messages ('FLOAT16', not 10); an unknown number says so. */
+export function dataTypeName(t: number | undefined): string {
+  if (t === undefined) return 'no element type';
+  return Object.hasOwn(DataTypeName, t) ? DataTypeName[t] : `unknown element type ${t}`;
+}
+
 /** Bits per element; strings have no fixed size. */
 export function dataTypeBits(t: number): number {
   switch (t) {

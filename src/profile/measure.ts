@@ -10,6 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { GptError } from '../errors';
 import type { Dim } from '../ir/graph';
 import type { Model } from '../ir/model';
+import { dataTypeName } from '../onnx/schema';
 
 export interface InputSpec {
   name: string;
@@ -64,7 +65,7 @@ export function resolveInputs(model: Model, opts: { batch?: number; shapes?: Rec
     if (v.tensor) continue; // old exporters list initializers as inputs
     const t = v.declared;
     const type = t ? ORT_TYPES[t.elemType] : undefined;
-    if (!type) throw new GptError('E_ARG', `input '${v.name}' has an element type gpt cannot generate data for (${t?.elemType ?? 'none'})`, { subject: label });
+    if (!type) throw new GptError('E_ARG', `input '${v.name}' has an element type gpt cannot generate data for (${dataTypeName(t?.elemType)})`, { subject: label });
     const given = Object.hasOwn(shapes, v.name) ? shapes[v.name] : undefined;
     const declared: Dim[] | null = t!.shape;
     let dims: number[];

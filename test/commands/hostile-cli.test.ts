@@ -12,7 +12,7 @@ import { loadModel } from '../../src/onnx/io';
 import { costModel } from '../../src/analysis/cost';
 import { encodeModel } from '../../src/onnx/codec';
 import { fixturePath, repoRoot, tmpDir } from '../helpers';
-import { model, node, valueInfo, write } from '../security/craft';
+import { floats, model, node, tensor, valueInfo, write } from '../security/craft';
 
 const bin = path.join(repoRoot, 'bin', 'run.js');
 const dir = tmpDir('gpt-hostile-');
@@ -103,6 +103,15 @@ test('--dim must name a symbolic dim of the model; a dim named constructor is ju
     assert.is(r.code, 0, r.stderr);
     assert.is(JSON.parse(r.stdout).activationBytes ?? JSON.parse(r.stdout).totals?.activationBytes, 24, r.stdout.slice(0, 400));
   }
+});
+
+test("onnxruntime's own coloured log does not reach stderr (an unused initializer makes it warn)", () => {
+  const m = model({ nodes: [node('Relu', ['x'], ['y'])], initializers: [tensor('unused', [2], { rawData: floats([0, 0]) })] });
+  write(dir, 'unused.onnx', encodeModel(m));
+  const r = gpt('profile', 'unused.onnx', '--iterations', '1', '--warmup', '0');
+  assert.is(r.code, 0, r.stderr);
+  assert.not.ok(r.stderr.includes(ESC), r.stderr);
+  assert.not.match(r.stderr, /onnxruntime|Removing initializer/);
 });
 
 test.run();
