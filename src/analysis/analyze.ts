@@ -3,6 +3,7 @@
  * the cost model and the gradient-path metrics aggregated per stage. The typed object is exactly what
  * `gpt analyze --json` prints (src/schemas/analyze.schema.json).
  */
+import { aggregateWarnings } from '../report/warnings';
 import type { Model } from '../ir/model';
 import { costModel } from './cost';
 import { GradientPathReport, GradientPathSummary, LayerGradientPaths, gradientPaths } from './gradient-path';
@@ -75,7 +76,7 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeRe
     };
   });
   // recognize() and gradientPaths() may run shape inference again and repeat its warnings
-  const unique = [...new Set(warnings)];
+  const unique = aggregateWarnings(warnings);
   const report: AnalyzeReport = {
     file: model.sourcePath ?? null,
     family: structure.family,

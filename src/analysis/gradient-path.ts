@@ -105,31 +105,42 @@ export interface GradientPathReport {
 
 const EMPTY = 0;
 
+/**
+ * A set stored as words from its first non-zero word on (`lo`): a set of long lengths like {4000}
+ * is one word, not 125, so a chain of n layers takes O(n) memory, not O(n^2).
+ */
+interface Bits {
+  lo: number;
+  w: Uint32Array;
+}
+
 class SetPool {
-  private readonly words: Uint32Array[] = [new Uint32Array(0)];
+  private readonly words: Bits[] = [{ lo: 0, w: new Uint32Array(0) }];
   private readonly byKey = new Map<string, number>([['', EMPTY]]);
   private readonly unionMemo = new Map<number, number>();
   private readonly shiftMemo = new Map<number, number>();
   private readonly statsMemo = new Map<number, { min: number; max: number; count: number }>();
 
-  intern(w: Uint32Array): number {
+  /** Intern words starting at word index `lo` (leading and trailing zero words are dropped). */
+  intern(w: Uint32Array, lo = 0): number {
+    let start = 0;
     let n = w.length;
     while (n > 0 && w[n - 1] === 0) n--;
-    const t = n === w.length ? w : w.subarray(0, n);
-    const key = t.join(',');
+    while (start < n && w[start] === 0) start++;
+    if (start === n) return EMPTY;
+    const t = w.subarray(start, n);
+    const key = `${lo + start}:${t.join(',')}`;
     let id = this.byKey.get(key);
     if (id === undefined) {
       id = this.words.length;
-      this.words.push(t.slice());
+      this.words.push({ lo: lo + start, w: t.slice() });
       this.byKey.set(key, id);
     }
     return id;
   }
 
   single(bit: number): number {
-    const w = new Uint32Array((bit >>> 5) + 1);
-    w[bit >>> 5] = 1 << (bit & 31);
-    return this.intern(w);
+    return this.intern(Uint32Array.of(1 << (bit & 31)), bit >>> 5);
   }
 
   union(a: number, b: number): number {
@@ -140,10 +151,12 @@ class SetPool {
     let r = this.unionMemo.get(key);
     if (r === undefined) {
       const x = this.words[a], y = this.words[b];
-      const [long, short] = x.length >= y.length ? [x, y] : [y, x];
-      const w = long.slice();
-      for (let i = 0; i < short.length; i++) w[i] |= short[i];
-      r = this.intern(w);
+      const lo = Math.min(x.lo, y.lo);
+      const hi = Math.max(x.lo + x.w.length, y.lo + y.w.length);
+      const w = new Uint32Array(hi - lo);
+      for (let i = 0; i < x.w.length; i++) w[x.lo - lo + i] |= x.w[i];
+      for (let i = 0; i < y.w.length; i++) w[y.lo - lo + i] |= y.w[i];
+      r = this.intern(w, lo);
       this.unionMemo.set(key, r);
     }
     return r;
@@ -155,12 +168,12 @@ class SetPool {
     let r = this.shiftMemo.get(a);
     if (r === undefined) {
       const x = this.words[a];
-      const w = new Uint32Array(x.length + 1);
-      for (let i = 0; i < x.length; i++) {
-        w[i] |= x[i] << 1;
-        w[i + 1] |= x[i] >>> 31;
+      const w = new Uint32Array(x.w.length + 1);
+      for (let i = 0; i < x.w.length; i++) {
+        w[i] |= x.w[i] << 1;
+        w[i + 1] |= x.w[i] >>> 31;
       }
-      r = this.intern(w);
+      r = this.intern(w, x.lo);
       this.shiftMemo.set(a, r);
     }
     return r;
@@ -169,13 +182,13 @@ class SetPool {
   stats(a: number): { min: number; max: number; count: number } {
     let s = this.statsMemo.get(a);
     if (!s) {
-      const w = this.words[a];
+      const { lo, w } = this.words[a];
       let min = -1, max = -1, count = 0;
       for (let i = 0; i < w.length; i++) {
         let x = w[i];
         if (x === 0) continue;
-        if (min < 0) min = i * 32 + (31 - Math.clz32(x & -x));
-        max = i * 32 + (31 - Math.clz32(x));
+        if (min < 0) min = (lo + i) * 32 + (31 - Math.clz32(x & -x));
+        max = (lo + i) * 32 + (31 - Math.clz32(x));
         while (x) { x &= x - 1; count++; }
       }
       s = { min, max, count };

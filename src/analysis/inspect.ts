@@ -3,6 +3,7 @@
  * costs (params, MACs, activation memory, memory access), as a typed report, a terminal text, and
  * JSON validated against src/schemas/inspect.schema.json.
  */
+import { aggregateWarnings } from '../report/warnings';
 import type { Dim, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { DataTypeName } from '../onnx/schema';
@@ -42,7 +43,7 @@ export function inspect(model: Model, opts: CostOptions = {}): InspectReport {
   const g = model.graph;
   const warnings = inferShapes(model).warnings;
   const cost = costModel(model, opts);
-  for (const w of cost.warnings) if (!warnings.includes(w)) warnings.push(w);
+  warnings.push(...cost.warnings);
 
   const summary = (v: Value): TensorSummary => ({
     name: v.name,
@@ -72,7 +73,7 @@ export function inspect(model: Model, opts: CostOptions = {}): InspectReport {
     peakActivationNode: cost.totals.peakActivationNode,
     memoryAccessBytes: cost.totals.memoryAccessBytes,
     dims: Object.entries(cost.dims).map(([name, value]) => ({ name, value, assumed: cost.assumedSymbols.includes(name) })),
-    warnings,
+    warnings: aggregateWarnings(warnings),
   };
 }
 

@@ -7,6 +7,7 @@ import { loadRuleSet } from '../analysis/rules';
 import { checkOutputPath, loadModel, modelInputFiles, saveModel, writeFileAtomic } from '../onnx/io';
 import { checkOutputs } from '../onnx/files';
 import { escapeStrings, escapeText } from '../report/escape';
+import { aggregateWarnings } from '../report/warnings';
 import { convert, ConvertOptions, stageSpecs } from '../passes/convert';
 import type { Fusion, SplitOp } from '../passes/options';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
@@ -93,6 +94,7 @@ export default class Convert extends GptCommand {
     // the conversion edits the model in place: the "before" paths are measured first
     const pathsBefore = flags.chart ? withFile(args.model, () => gradientPaths(model, { stages: stageSpecs(recognize(model, { rules })) })) : undefined;
     const { model: out, report, structure } = withFile(args.model, () => convert(model, { ...options, rules }));
+    report.warnings = aggregateWarnings(report.warnings);
     if (flags.chart && pathsBefore) {
       const after = gradientPaths(out, { stages: stageSpecs(structure) });
       const svg = gradientPathChart([chartSeries('before', pathsBefore), chartSeries(`after (${flags.to})`, after)], {

@@ -7,7 +7,7 @@ import { GptError } from '../errors';
 import type { Graph, Node, Value } from './graph';
 
 export interface Problem {
-  kind: 'cycle' | 'dangling-input' | 'duplicate-name' | 'missing-output' | 'bad-input';
+  kind: 'cycle' | 'dangling-input' | 'duplicate-name' | 'missing-output' | 'bad-input' | 'missing-op';
   message: string;
   node?: string;
 }
@@ -17,7 +17,10 @@ export function validateGraph(g: Graph): Problem[] {
   const graphInputs = new Set(g.inputs);
   const fed = (v: Value) => v.producer !== null || v.tensor !== undefined || graphInputs.has(v);
   const nodeNames = new Map<string, number>();
+  let index = 0;
   for (const n of g.nodes) {
+    if (!n.opType) problems.push({ kind: 'missing-op', node: n.name, message: `node ${index}${n.name ? ` '${n.name}'` : ''} has no op_type` });
+    index++;
     if (n.proto.name) nodeNames.set(n.proto.name, (nodeNames.get(n.proto.name) ?? 0) + 1);
     n.inputs.forEach((v, i) => {
       if (v && !fed(v)) {

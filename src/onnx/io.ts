@@ -105,6 +105,15 @@ export function loadModel(src: string | Uint8Array, opts: LoadOptions = {}): Mod
   };
   let model: Model;
   try {
+    // a node without op_type is no ONNX node: refuse before building a graph of millions of them
+    const nodes = proto.graph!.node;
+    for (let i = 0; i < nodes.length; i++) {
+      if (!nodes[i].opType) {
+        let more = 0;
+        for (let j = i + 1; j < nodes.length; j++) if (!nodes[j].opType) more++;
+        throw new GptError('E_GRAPH', `node ${i}${nodes[i].name ? ` '${nodes[i].name}'` : ''} has no op_type${more ? ` (and ${more} more like it)` : ''}`, { hint: 'the file is damaged or was not written by an ONNX exporter' });
+      }
+    }
     // sizes first: no later step may trust a declared size (dims, raw_data, external length)
     for (const { t, where } of graphTensors(proto.graph!)) {
       checkTensorProto(t);

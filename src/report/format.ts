@@ -27,7 +27,8 @@ const NUMERIC = /^[-+]?[\d.,]+(\s?(K|M|G|B|KiB|MiB|GiB|x|%|ms|s))?$|^[-?]$/;
 /** Text columns left-aligned, numeric columns (numbers with an optional unit) right-aligned. */
 export function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  // a loop, not Math.max(...rows): a table of a million rows would overflow the argument stack
+  const widths = header.map((_, i) => cells.reduce((w, r) => Math.max(w, (r[i] ?? '').length), 0));
   const right = header.map((_, i) => i > 0 && rows.length > 0 && rows.every((r) => NUMERIC.test(String(r[i] ?? ''))));
   const line = (r: string[]) => r.map((c, i) => (right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
