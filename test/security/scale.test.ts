@@ -65,4 +65,27 @@ test('200,000 empty nodes (400 KB): refused at load as E_GRAPH, in one line', ()
   }
 });
 
+const noShape = (name: string) => ({ name, metadataProps: [], type: { tensorType: { elemType: 1 } } });
+
+test('an 88-byte model declaring a shape input of [300000000]: no allocation from the declared size', () => {
+  // x [1] --Reshape(x, s)--> y, s an INT64 graph input of shape [300000000]: y's rank would be 3e8
+  const bytes = encodeModel(model({
+    nodes: [node('Reshape', ['x', 's'], ['y'])], initializers: [],
+    inputs: [valueInfo('x', [1]), valueInfo('s', [300_000_000], 7)], outputs: [noShape('y')],
+  }));
+  assert.ok(bytes.length < 120, `${bytes.length} bytes`);
+  const m = loadModel(bytes);
+  const r = inspect(m);
+  assert.ok(r.warnings.every((w) => !/internal/.test(w)));
+  // the output's shape is unknown (rank past the cap), not 3e8 unknown dims
+  assert.is(m.graph.outputs[0].inferred?.shape ?? null, null);
+  // negative beside positive: a shape input of [3] gives rank 3
+  const small = loadModel(encodeModel(model({
+    nodes: [node('Reshape', ['x', 's'], ['y'])], initializers: [],
+    inputs: [valueInfo('x', [1]), valueInfo('s', [3], 7)], outputs: [noShape('y')],
+  })));
+  inspect(small);
+  assert.equal(small.graph.outputs[0].inferred?.shape, [null, null, null]);
+});
+
 test.run();

@@ -49,10 +49,20 @@ function formatTerm(t: Term, first: boolean): string {
   return `${sign}${t.atoms.join('*')}${c === 1 ? '' : `*${c}`}`;
 }
 
+/**
+ * Longest symbolic dim kept; a longer expression becomes unknown (null). Products of sums can grow
+ * without bound on a hostile model (each Reshape or Mul of two such dims squares the terms), and
+ * nested floors deepen with every stride: the cap keeps symbolic work, and every walk over a dim's
+ * text, small.
+ */
+export const MAX_DIM_TEXT = 256;
+
 function format(p: Poly): Dim {
   if (p.length === 0) return 0;
-  if (p.length === 1 && p[0].atoms.length === 0) return p[0].coef;
-  return p.map((t, i) => formatTerm(t, i === 0)).join('');
+  if (p.length === 1 && p[0].atoms.length === 0) return Number.isSafeInteger(p[0].coef) ? p[0].coef : null;
+  if (p.length > 32) return null;
+  const text = p.map((t, i) => formatTerm(t, i === 0)).join('');
+  return text.length > MAX_DIM_TEXT && !(p.length === 1 && p[0].atoms.length === 1 && p[0].coef === 1) ? null : text;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,7 +248,8 @@ function substituteAtom(a: string, values: Readonly<Record<string, number>>): Di
     return floorDivDim(substituteDim(inner, values), k);
   }
   const name = a.startsWith('[') ? a.slice(1, -1) : a;
-  return values[name] ?? a;
+  // own properties only: a symbol named 'constructor' is a name, not Object.prototype's member
+  return Object.hasOwn(values, name) ? values[name] : a;
 }
 
 /** 'floor((E)/k)' or 'floor(E/k)' -> E, k */

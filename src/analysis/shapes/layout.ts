@@ -154,12 +154,23 @@ export function flatten(c: ShapeContext): Out[] {
   return [{ shape: [productDims(x.slice(0, axis)), productDims(x.slice(axis))] }];
 }
 
+/**
+ * Highest rank gpt tracks (onnxruntime supports far fewer dims in practice). A shape input declared
+ * as [300000000] says the output has that rank: never allocate from it, the shape is unknown.
+ */
+export const MAX_RANK = 64;
+
+/** n unknown dims, or an unknown shape past MAX_RANK. */
+function unknownDims(n: number): Dim[] | null {
+  return Number.isSafeInteger(n) && n >= 0 && n <= MAX_RANK ? Array<Dim>(n).fill(null) : null;
+}
+
 export function reshape(c: ShapeContext): Out[] {
   const x = c.shape(0);
   const target = c.opset < 5 ? c.node.ints('shape') : c.values(1);
   if (!target) {
     const t = c.has(1) ? c.node.inputs[1]?.type?.shape : null;
-    return [{ shape: t && known(t[0]) ? Array(t[0]).fill(null) : null }];
+    return [{ shape: t && known(t[0]) ? unknownDims(t[0]) : null }];
   }
   const allowZero = c.node.int('allowzero', 0) === 1;
   const out: Dim[] = target.map((t, i) => {
@@ -297,7 +308,7 @@ export function constantOfShape(c: ShapeContext): Out[] {
     return [{ shape: dims, elemType, values: n <= MAX_TRACKED ? new Array<Dim>(n).fill(fill) : undefined }];
   }
   const s = c.shape(0);
-  return [{ shape: known(s[0]) ? Array(s[0]).fill(null) : null, elemType }];
+  return [{ shape: known(s[0]) ? unknownDims(s[0]) : null, elemType }];
 }
 
 export function expand(c: ShapeContext): Out[] {
