@@ -42,7 +42,7 @@ export function parseShapes(list: string[] | undefined): Record<string, number[]
     }
     out[m[1]] = dims;
   }
-  return out;
+  return { ...out };
 }
 
 /**
@@ -112,7 +112,7 @@ export function resolveInputs(model: Model, opts: { batch?: number; shapes?: Rec
     inputs.push({ name: v.name, type: type!, dims });
   }
   if (inputs.length === 0) throw new GptError('E_ARG', 'the model has no inputs to feed', { subject: label });
-  return { inputs, symbols, batch: inputs[0].dims[0] ?? 1 };
+  return { inputs, symbols: { ...symbols }, batch: inputs[0].dims[0] ?? 1 };
 }
 
 function fmtShape(s: Dim[]): string {
