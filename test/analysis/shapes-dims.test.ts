@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { costModel } from '../../src/analysis/cost';
+import { inspect } from '../../src/analysis/inspect';
 import { inferShapes } from '../../src/analysis/shapes';
 import { addDim, ceilDivDim, divDim, evalDim, floorDivDim, mulDim, substituteDim, subDim, symbolDim, symbolsOf } from '../../src/analysis/shapes/dims';
 import { loadModel } from '../../src/onnx/io';
@@ -91,6 +92,15 @@ test(`dynamic height and width with --dim height=64 --dim width=64: the manifest
   assert.equal(c.assumedSymbols, ['batch']);
   // the model keeps its symbolic shapes
   assert.equal(m.graph.outputs[0].inferred!.shape, ['batch', 10]);
+});
+
+test('inspect --dim height=224 --dim width=224: the 64x64 figure scaled by area, by hand', () => {
+  // every feature map is 3.5x larger per side (112..7 against 32..2), so conv MACs grow by 12.25;
+  // the classifier (Gemm 512 -> 10: 5120 MACs) does not grow
+  const gemm = 512 * 10;
+  const r = inspect(dyn(), { dims: { height: 224, width: 224 } });
+  assert.is(r.macs, (entry.macs - gemm) * 12.25 + gemm);
+  assert.equal(r.inputs[0].shape, ['batch', 3, 'height', 'width']);
 });
 
 test('negative: without --dim the sizes are taken as 1 and said so', () => {
