@@ -7,6 +7,7 @@
  *                                      ├─ per batch: sessions ─ warm-up ─ interleaved timed rounds ─ stats
  *   providers ─ ep / backend choice ───┘                └─ (--per-node) profiled session ─ aggregate
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,7 +17,7 @@ import { recognize } from '../analysis/structure';
 import type { Structure } from '../analysis/structure-types';
 import { GptError, isGptError } from '../errors';
 import type { Model } from '../ir/model';
-import { loadModel, saveModel } from '../onnx/io';
+import { loadModel, saveModel, saveModelToBuffer } from '../onnx/io';
 import schema from '../schemas/profile.schema.json';
 import { reportValidator } from '../report/schema';
 import { TOOL_VERSION } from '../version';
@@ -110,8 +111,12 @@ interface Loaded {
   label: string;
   /** The file the model came from (for the report), if any. */
   file: string | null;
-  /** What to run: the file as given, or the in-memory model as passed (serialized), never its sourcePath. */
-  source: string | Model;
+  /**
+   * What to run: the file as given, or the in-memory model as passed, serialized once (never its
+   * sourcePath); the Model itself when it is too large for one buffer (createSession then goes
+   * through a temporary file).
+   */
+  source: string | Uint8Array | Model;
   model: Model;
   params: number;
   structure: Structure | null;
@@ -171,7 +176,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
     const label = options.labels?.[i] ?? (file ? path.basename(file) : `model ${i + 1}`);
     const params = costModel(model).totals.params;
     const structure = recognizeSafely(model, warnings, label);
-    return { label, file, source: typeof m === 'string' ? m : model, model, params, structure };
+    return { label, file, source: typeof m === 'string' ? m : inMemorySource(model, label, warnings), model, params, structure };
   });
 
   // every --shape name must mean something to at least one model
@@ -297,6 +302,25 @@ export async function profile(models: (string | Model)[], options: ProfileOption
   };
 }
 
+/**
+ * The bytes of an in-memory model, as it is now. When they differ from the bytes it was loaded from,
+ * the report says so: the figures are the changed model's, not its file's.
+ */
+function inMemorySource(model: Model, label: string, warnings: string[]): Uint8Array | Model {
+  let bytes: Uint8Array;
+  try {
+    bytes = saveModelToBuffer(model);
+  } catch (e) {
+    if (isGptError(e) && e.code === 'E_TOO_LARGE') return model;
+    throw e;
+  }
+  const loaded = model.sourceSha256;
+  if (loaded && model.sourcePath && createHash('sha256').update(bytes).digest('hex') !== loaded) {
+    warnings.push(`${label}: profiled as changed in memory, not as the file ${model.sourcePath} it was loaded from`);
+  }
+  return bytes;
+}
+
 /** A session for the model; a non-CPU EP failing to start is E_EP, anything else stays E_ORT. */
 async function openSession(l: Loaded, ep: EpName, opts: ortTypes.InferenceSession.SessionOptions): Promise<ortTypes.InferenceSession> {
   try {
@@ -339,7 +363,10 @@ async function trtexecRun(bin: string, l: Loaded, r: ResolvedInputs, o: ProfileO
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt-trtexec-'));
   try {
     // trtexec reads files: an in-memory model is written out as it is now
-    const onnx = typeof l.source === 'string' ? l.source : saveModel(l.model, path.join(dir, 'model.onnx')).path;
+    let onnx: string;
+    if (typeof l.source === 'string') onnx = l.source;
+    else if (l.source instanceof Uint8Array) fs.writeFileSync((onnx = path.join(dir, 'model.onnx')), l.source);
+    else onnx = saveModel(l.model, path.join(dir, 'model.onnx')).path;
     const dynamic = l.model.graph.inputs.some((v) => !v.tensor && (v.declared?.shape ?? [null]).some((d) => typeof d !== 'number'));
     return await runTrtexec(bin, { onnx, inputs: r.inputs, dynamic, fp16: !!o.fp16, warmup, iterations, durationS: o.durationS, workDir: dir }, l.file ?? l.label);
   } finally {

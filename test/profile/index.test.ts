@@ -26,6 +26,13 @@ test('profile(model): the per-node profile shows the node added in memory', asyn
   const kernels = r.models[0].perNode[0].kernels;
   assert.ok(kernels.some((k) => k.node === 'gpt_test_negate'), `kernels: ${kernels.map((k) => k.node).join(', ')}`);
   assert.is(r.models[0].file, m.sourcePath, 'the report still says where the model came from');
+  assert.ok(r.warnings.some((w) => w.includes('changed in memory')), r.warnings.join('\n'));
+});
+
+test('profile(model) of a model loaded and left as it was: no "changed" warning (negative)', async () => {
+  const m = loadModel(fixturePath('resnet18-w25.onnx'));
+  const r = await profile([m], { iterations: 1, warmup: 0 });
+  assert.ok(!r.warnings.some((w) => w.includes('changed in memory')), r.warnings.join('\n'));
 });
 
 test('profile(path): the file as it is, without the in-memory change (negative)', async () => {
