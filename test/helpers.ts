@@ -1,5 +1,6 @@
 /** Shared test helpers: the fixture folder, .npy reading, tiny graph building. */
 import * as fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -58,4 +59,34 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): { diff: 
 
 export function tmpDir(prefix = 'gpt-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/**
+ * Mark the running test as skipped (a missing optional tool, say): uvu has no run-time skip, so the
+ * test returns after this line and test/run.ts counts the marker as a skip, not a pass.
+ */
+export const SKIP_MARKER = '# skip:';
+export function skipTest(reason: string): void {
+  // on a line of its own: uvu's progress dots have no newline after them
+  console.log(`\n${SKIP_MARKER} ${reason}`);
+}
+
+/**
+ * The browser for the chart and report checks. Without one the test is skipped (returns null), except
+ * under CI=true, where .ci/run installs Debian's chromium and a missing browser is a failure.
+ */
+export function chromiumOrSkip(what: string): string | null {
+  const found = findChromium();
+  if (found) return found;
+  if (process.env.CI) throw new Error(`chromium is not installed (apt-get install chromium): ${what} cannot run under CI`);
+  skipTest(`chromium is not installed: ${what}`);
+  return null;
+}
+
+function findChromium(): string | null {
+  for (const bin of ['chromium', 'chromium-browser', 'google-chrome']) {
+    const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
+    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
+  }
+  return null;
 }

@@ -1,10 +1,11 @@
 /**
  * Runs every *.test.js under dist/test (each file is also runnable alone with node) and ends with the
- * line "N passed, N failed" so a run that executed no test is visible.
+ * line "N passed, N failed, N skipped" (test/summary.ts) so a run that executed no test is visible.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { summaryLine, tally, Tally } from './summary';
 
 function findTests(dir: string): string[] {
   const out: string[] = [];
@@ -18,30 +19,24 @@ function findTests(dir: string): string[] {
 
 const only = process.argv.slice(2);
 const files = findTests(__dirname).filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
-let passed = 0;
-let failed = 0;
-let skipped = 0;
+const sum: Tally = { passed: 0, failed: 0, skipped: 0 };
 const failedFiles: string[] = [];
 for (const file of files) {
   const rel = path.relative(__dirname, file);
   const started = Date.now();
   const r = spawnSync(process.execPath, [file], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' }, maxBuffer: 64 << 20 });
   const out = (r.stdout ?? '') + (r.stderr ?? '');
-  const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const skip = Number(/Skipped:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  let bad = total - ok - skip;
-  if (r.status !== 0 && bad === 0) bad = 1; // a crash before or after the suites counts as a failure
-  passed += ok;
-  failed += bad;
-  skipped += skip;
+  const t = tally(out, r.status);
+  sum.passed += t.passed;
+  sum.failed += t.failed;
+  sum.skipped += t.skipped;
   const secs = ((Date.now() - started) / 1000).toFixed(1);
-  console.log(`${bad ? 'FAIL' : 'ok  '} ${rel}  ${ok}/${total}  ${secs}s`);
-  if (bad) {
+  console.log(`${t.failed ? 'FAIL' : 'ok  '} ${rel}  ${t.passed} passed${t.skipped ? `, ${t.skipped} skipped` : ''}  ${secs}s`);
+  if (t.failed) {
     failedFiles.push(rel);
     console.log(out.split('\n').map((l) => '    ' + l).join('\n'));
   }
 }
 if (failedFiles.length) console.log(`\nfailed: ${failedFiles.join(', ')}`);
-console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
-process.exit(failed > 0 || passed === 0 ? 1 : 0);
+console.log(summaryLine(sum));
+process.exit(sum.failed > 0 || sum.passed === 0 ? 1 : 0);

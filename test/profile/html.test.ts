@@ -12,19 +12,11 @@ import { recognize } from '../../src/analysis/structure';
 import { loadModel } from '../../src/onnx/io';
 import { ProfileReport, profile } from '../../src/profile';
 import { gradientSeriesFor, profileHtml } from '../../src/report/html';
-import { fixturePath, tmpDir } from '../helpers';
+import { chromiumOrSkip, fixturePath, tmpDir } from '../helpers';
 
 const files = [fixturePath('resnet18-w25.onnx'), fixturePath('vovnet39-w25.onnx')];
 let report: ProfileReport;
 let html: string;
-
-function findChromium(): string | null {
-  for (const bin of ['chromium', 'chromium-browser', 'google-chrome']) {
-    const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
-    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
-  }
-  return null;
-}
 
 test.before(async () => {
   report = await profile(files, { warmup: 1, iterations: 5, perNode: true });
@@ -46,13 +38,8 @@ test('self-contained: no external resource, every chart inline', () => {
 });
 
 test('loads in headless Chromium without errors, charts present', () => {
-  const chromium = findChromium();
-  if (!chromium) {
-    // CI installs Debian's chromium (.ci/run); there a missing browser is a failure, not a skip
-    assert.ok(!process.env.CI, 'chromium is not installed (apt-get install chromium)');
-    console.log('  (chromium not installed: browser check skipped)');
-    return;
-  }
+  const chromium = chromiumOrSkip('HTML report in a browser');
+  if (!chromium) return;
   const dir = tmpDir('gpt-html-');
   const file = path.join(dir, 'report.html');
   fs.writeFileSync(file, html);
@@ -70,7 +57,7 @@ test('loads in headless Chromium without errors, charts present', () => {
 
 test('negative: a page missing a chart says so', () => {
   const broken = html.replace('data-chart="stages"', 'data-chart="nothing"');
-  const chromium = findChromium();
+  const chromium = chromiumOrSkip('HTML report in a browser');
   if (!chromium) return;
   const dir = tmpDir('gpt-html-');
   const file = path.join(dir, 'broken.html');
