@@ -22,10 +22,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import Ajv, { ErrorObject } from 'ajv';
+import type Ajv from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { GptError, isGptError } from '../errors';
 import { blockActivations, opInfo, registeredOps } from '../ops/registry';
 import { readRegularFile } from '../onnx/files';
+import { newAjv } from '../report/schema';
 
 /** Largest rule file read (the shipped ones are a few KB). */
 const MAX_RULE_FILE_BYTES = 1 << 20;
@@ -120,7 +122,7 @@ let validator: ReturnType<Ajv['compile']> | undefined;
 function schemaValidator(): ReturnType<Ajv['compile']> {
   if (!validator) {
     const schema = JSON.parse(fs.readFileSync(path.join(SHIPPED_RULES_DIR, SCHEMA_FILE), 'utf8'));
-    validator = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false }).compile(schema);
+    validator = newAjv({ allErrors: true, verbose: true, strict: true, strictRequired: false }).compile(schema);
   }
   return validator;
 }

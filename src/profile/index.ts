@@ -23,7 +23,7 @@ import { reportValidator } from '../report/schema';
 import { TOOL_VERSION } from '../version';
 import { LatencyStats, MeasureTarget, latencyStats, makeFeeds, measureInterleaved, pairedRatio, unpairedRatio, resolveInputs, ResolvedInputs } from './measure';
 import { PerNodeReport, aggregateProfile, findProfileFile, readOrtProfile } from './node-profile';
-import { createSession } from './ort';
+import { createSession, ortVersion } from './ort';
 import { EpName, EP_NAMES, ProviderEnvironment, ProviderStatus, detectProviders, unavailableEpError } from './providers';
 import { findTrtexec, runTrtexec, trtLayersAsProfile } from './trtexec';
 
@@ -277,8 +277,6 @@ export async function profile(models: (string | Model)[], options: ProfileOption
   }
   options.onProgress?.(1, 'done');
 
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ortVersion = (require('onnxruntime-node/package.json') as { version: string }).version;
   return {
     tool: 'gpt profile',
     version: TOOL_VERSION,
@@ -295,7 +293,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
       seed,
       interleaved: backend === 'onnxruntime' && loaded.length > 1,
     },
-    environment: { platform: process.platform, arch: process.arch, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, onnxruntime: ortVersion },
+    environment: { platform: process.platform, arch: process.arch, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, onnxruntime: ortVersion() },
     providers,
     models: results,
     warnings,

@@ -6,8 +6,9 @@
  * no model always runs right after the same other one). A machine whose speed drifts (thermal,
  * noisy neighbours) then slows every model alike, and the per-round ratio to the baseline stays put.
  */
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { GptError } from '../errors';
+import { loadOrt } from './ort';
 import type { Dim } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { dataTypeName } from '../onnx/schema';
@@ -134,6 +135,7 @@ export function seededRandom(seed: number): () => number {
 /** Input tensors: floats uniform in [-1, 1), integers 0, booleans false; the same for the same seed. */
 export function makeFeeds(inputs: InputSpec[], seed = 1): Record<string, ort.Tensor> {
   const rnd = seededRandom(seed);
+  const { Tensor } = loadOrt();
   const feeds: Record<string, ort.Tensor> = {};
   for (const i of inputs) {
     const n = i.dims.reduce((a, b) => a * b, 1);
@@ -182,7 +184,7 @@ export function makeFeeds(inputs: InputSpec[], seed = 1): Record<string, ort.Ten
       default: // uint8, bool
         data = new Uint8Array(n);
     }
-    feeds[i.name] = new ort.Tensor(i.type as 'float32', data as Float32Array, i.dims);
+    feeds[i.name] = new Tensor(i.type as 'float32', data as Float32Array, i.dims);
   }
   return feeds;
 }

@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GptError } from '../errors';
+import { loadOrt } from './ort';
 
 export type EpName = 'cpu' | 'cuda' | 'tensorrt';
 export const EP_NAMES: readonly EpName[] = ['cpu', 'cuda', 'tensorrt'];
@@ -46,8 +47,7 @@ export const TENSORRT_HINT = 'TensorRT needs an ONNX Runtime build with the Tens
 
 /** The environment of this process: the installed binding. */
 export function currentProviderEnvironment(): ProviderEnvironment {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ort = require('onnxruntime-node') as { listSupportedBackends?: () => { name: string; bundled: boolean }[] };
+  const ort = loadOrt() as { listSupportedBackends?: () => { name: string; bundled: boolean }[] };
   const pkg = path.dirname(require.resolve('onnxruntime-node/package.json'));
   const libDirs = [
     ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),

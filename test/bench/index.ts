@@ -7,6 +7,8 @@
  *     onnx.load + onnx.save on the same file (when a python3 with `onnx` is on PATH), peak RSS.
  *  2. Analysis: recognition + gradient paths + cost of synthetic ResNets of 250 / 500 / 1,000 blocks.
  *  3. Profiler overhead: gpt profile vs a bare onnxruntime-node loop (when available).
+ *  4. Start-up: `gpt --version`, `gpt inspect` of a small model, `require('gpt-gradient-path')`,
+ *     and what the library loads (onnxruntime-node and ajv must stay out until used).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -104,11 +106,43 @@ async function benchProfile(): Promise<void> {
   console.log(`p50 gpt ${r.gptP50.toFixed(2)} ms, bare ${r.bareP50.toFixed(2)} ms, difference ${r.diffPct.toFixed(2)}% (target <= 2%)`);
 }
 
+function benchStartup(): void {
+  const root = path.resolve(__dirname, '..', '..', '..');
+  const bin = path.join(root, 'bin', 'run.js');
+  const small = path.join(tmp, 'resnet18-small.onnx');
+  saveModel(buildSample('resnet18', { width: 0.25, resolution: 64, classes: 10 }), small);
+  console.log('\n## Start-up (wall time of a fresh node process, median of 7)');
+  const time = (args: string[]) => {
+    const ts: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
+      ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (r.status !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
+    }
+    return median(ts);
+  };
+  const probe = [
+    `const t = process.hrtime.bigint(); require(${JSON.stringify(path.join(root, 'dist', 'src', 'index.js'))});`,
+    'const ms = Number(process.hrtime.bigint() - t) / 1e6;',
+    "const heavy = Object.keys(require.cache).filter((k) => /node_modules[\\/](onnxruntime-node|onnxruntime-common|ajv|@oclif)[\\/]/.test(k)).map((k) => k.split(/node_modules[\\/]/).pop().split(/[\\/]/)[0]);",
+    'console.log(JSON.stringify({ ms, heavy: [...new Set(heavy)] }));',
+  ].join('\n');
+  const lib = JSON.parse(spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' }).stdout);
+  const node = time(['-e', '0']);
+  console.log(`node -e 0 (the floor)           ${fmt(node).padStart(7)}`);
+  console.log(`gpt --version                   ${fmt(time([bin, '--version'])).padStart(7)}`);
+  console.log(`gpt inspect resnet18 w0.25 @64  ${fmt(time([bin, 'inspect', small])).padStart(7)}`);
+  console.log(`gpt inspect --json (ajv loaded) ${fmt(time([bin, 'inspect', small, '--json'])).padStart(7)}`);
+  console.log(`require('gpt-gradient-path')    ${fmt(lib.ms).padStart(7)}  heavy modules loaded: ${lib.heavy.length ? lib.heavy.join(', ') : 'none'}`);
+}
+
 (async () => {
   console.log(`gpt bench on ${os.cpus().length} cores, node ${process.version}, ${new Date().toISOString()}`);
   if (want('io')) benchIo();
   if (want('analysis')) benchAnalysis();
   if (want('profile')) await benchProfile();
+  if (want('startup')) benchStartup();
   fs.rmSync(tmp, { recursive: true, force: true });
 })().catch((e) => {
   console.error(e);
