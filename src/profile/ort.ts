@@ -14,7 +14,7 @@ import { saveModel, saveModelToBuffer } from '../onnx/io';
 export type SessionSource = Model | string | Uint8Array;
 
 /** How to add the binding to a project that lacks it (the CPU provider ships inside the package). */
-export const ORT_INSTALL = 'npm install onnxruntime-node (offline or CPU only: with ONNXRUNTIME_NODE_INSTALL=skip, see the README)';
+export const ORT_INSTALL = 'ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node (its CPU provider; the README says how to add CUDA)';
 
 let loaded: typeof Ort | undefined;
 

@@ -6,7 +6,7 @@
  * onnxruntime-node's prebuilt Linux x64 binding is compiled with the CUDA and TensorRT hooks
  * (`listSupportedBackends()` reports them with `bundled: false`), but only the CPU provider ships in
  * the package: CUDA's provider libraries come from its install script
- * (`--onnxruntime-node-install=cuda12`), and the TensorRT provider needs TensorRT itself (libnvinfer),
+ * (`ONNXRUNTIME_NODE_INSTALL=cuda12`), and the TensorRT provider needs TensorRT itself (libnvinfer),
  * which no npm package brings. So a provider is available when the binding knows it AND its shared
  * libraries sit beside the binding (and, for TensorRT, libnvinfer can be found).
  */
@@ -42,7 +42,7 @@ export interface ProviderEnvironment {
   arch: string;
 }
 
-export const CUDA_INSTALL = 'npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12';
+export const CUDA_INSTALL = 'ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install';
 export const TENSORRT_HINT = 'TensorRT needs an ONNX Runtime build with the TensorRT provider and TensorRT (libnvinfer) installed, or `trtexec` on PATH';
 
 /** The environment of this process: the installed binding. */
