@@ -8,13 +8,20 @@ export type { ErrorCode } from './errors';
 export { loadModel, saveModel, saveModelToBuffer } from './onnx/io';
 export type { LoadOptions, SaveOptions } from './onnx/io';
 export { DataType, AttributeType } from './onnx/schema';
+export type {
+  ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto, TypeProto, TypeProtoTensor,
+  TensorShapeProto, DimensionProto, OperatorSetIdProto, StringStringEntryProto, Unknowns,
+} from './onnx/schema';
+export type { Int64 } from './onnx/wire';
 
 // IR
 export { Graph, Node, Value } from './ir/graph';
-export type { Dim, TensorType } from './ir/graph';
+export type { Dim, TensorType, AttrValue, InitializerOptions, NodeSpecInit, Use } from './ir/graph';
 export { Model } from './ir/model';
 export { Tensor } from './ir/tensor';
+export type { ExternalLocation, TypedArray } from './ir/tensor';
 export { validateGraph, assertValid } from './ir/validate';
+export type { Problem } from './ir/validate';
 
 // the op registry
 export { opInfo, nodeOp, registeredOps, registerOp, readActivation } from './ops';
@@ -22,31 +29,40 @@ export type { ActivationParams, ActivationSpec, ChannelFlow, OpInfo, OpSpec } fr
 
 // analysis
 export { inferShapes } from './analysis/shapes';
+export type { InferShapesOptions, InferShapesResult } from './analysis/shapes';
 export { costModel } from './analysis/cost';
-export type { CostReport } from './analysis/cost';
+export type { CostReport, CostOptions, CostTotals, NodeCost } from './analysis/cost';
 export { inspect, formatInspect, validateInspectReport } from './analysis/inspect';
-export type { InspectReport } from './analysis/inspect';
+export type { InspectReport, TensorSummary } from './analysis/inspect';
 export { analyze, analyzeModel } from './analysis/analyze';
 export { validateAnalyzeReport } from './report/analyze-report';
-export type { AnalyzeReport } from './analysis/analyze';
+export type { AnalyzeReport, AnalyzeOptions, AnalyzeResult, StageAnalysis } from './analysis/analyze';
 export { recognize } from './analysis/structure';
+export type { RecognizeOptions, RecognizedStage } from './analysis/structure';
 export type { Structure, Stage, Block } from './analysis/structure-types';
 export { loadRules, validateRuleFile, listRules } from './analysis/rules';
+export type { Rule, RuleKind, Role, Family, Element, Alternative, AttrConstraint, ChannelConstraint } from './analysis/rules';
 export { gradientPaths } from './analysis/gradient-path';
-export type { GradientPathReport, GradientPathSummary, LayerGradientPaths } from './analysis/gradient-path';
+export type { GradientPathReport, GradientPathSummary, LayerGradientPaths, GradientPathOptions, StageGradientPaths, StageSpec } from './analysis/gradient-path';
 export { gradientPathChart, chartSeries } from './analysis/chart';
+export type { ChartSeries, ChartOptions, ChartLayer, ChartStage } from './analysis/chart';
 
 // passes
 export { convert } from './passes/convert';
 export type {
   ConvertOptions, ConvertReport, ConvertResult, ConvertTarget, CommonOptions, PrnConvertOptions, CspConvertOptions, ElanConvertOptions, CspSplitOptions,
+  ModelMetrics, StageMetrics,
 } from './passes/convert';
 export { validateConvertReport } from './report/convert-report';
 
 // profile
 export { profile, validateProfileReport } from './profile';
-export type { ProfileOptions, ProfileReport } from './profile';
+export type { ProfileOptions, ProfileReport, ModelProfile, ModelRun } from './profile';
+export type { LatencyStats } from './profile/measure';
+export type { PerNodeReport, TimeShare } from './profile/node-profile';
+export type { EpName, ProviderStatus, ProviderEnvironment } from './profile/providers';
 export { profileHtml } from './report/html';
+export type { HtmlOptions } from './report/html';
 
 // samples
 export { buildSample, SAMPLE_NAMES } from './samples';
