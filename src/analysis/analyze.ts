@@ -12,6 +12,7 @@ import { inferShapes } from './shapes';
 import { recognize } from './structure';
 import { stageSpecs } from './structure-refs';
 import type { Structure } from './structure-types';
+import { envelope, ReportEnvelope } from '../report/envelope';
 
 export interface AnalyzeOptions {
   rules?: Rule[];
@@ -30,7 +31,7 @@ export interface StageAnalysis extends GradientPathSummary {
   macs: number;
 }
 
-export interface AnalyzeReport {
+export interface AnalyzeReport extends ReportEnvelope<'analyze'> {
   file: string | null;
   family: Structure['family'];
   stem: string[];
@@ -78,6 +79,7 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeRe
   // recognize() and gradientPaths() may run shape inference again and repeat its warnings
   const unique = aggregateWarnings(warnings);
   const report: AnalyzeReport = {
+    ...envelope('analyze'),
     file: model.sourcePath ?? null,
     family: structure.family,
     stem: structure.stem,

@@ -12,6 +12,7 @@ import { bytes, human } from '../report/format';
 import { reportValidator } from '../report/schema';
 import { costModel, CostOptions, CostTotals } from './cost';
 import { inferShapes } from './shapes';
+import { envelope, ReportEnvelope } from '../report/envelope';
 
 export interface TensorSummary {
   name: string;
@@ -22,7 +23,7 @@ export interface TensorSummary {
 }
 
 /** The model's header, signature and op histogram, with the cost model's totals. */
-export interface InspectReport extends CostTotals {
+export interface InspectReport extends ReportEnvelope<'inspect'>, CostTotals {
   /** Path the model was loaded from; null for a model built or loaded from bytes. */
   file: string | null;
   irVersion: number;
@@ -56,6 +57,7 @@ export function inspect(model: Model, opts: CostOptions = {}): InspectReport {
     hist.set(op, (hist.get(op) ?? 0) + 1);
   }
   return {
+    ...envelope('inspect'),
     file: model.sourcePath ?? null,
     irVersion: model.irVersion,
     opsets: model.proto.opsetImport.map((o) => ({ domain: o.domain ?? '', version: Number(o.version ?? 0) })),

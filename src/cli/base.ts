@@ -12,27 +12,47 @@ import { escapeText } from '../report/escape';
 
 export abstract class GptCommand extends Command {
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
-    if (isGptError(err)) {
-      process.stderr.write(`gpt: ${err.oneLine()}\n`);
-      process.exitCode = err.code === 'E_ARG' ? 2 : 1;
-      this.exit(process.exitCode);
-    }
     if (err instanceof Errors.ExitError) throw err;
-    if (err.oclif) {
+    const json = this.argv.includes('--json');
+    let failure: CliFailure;
+    if (isGptError(err)) {
+      failure = { code: err.code, message: err.message, subject: err.subject ?? null, hint: err.hint ?? null, exit: err.code === 'E_ARG' ? 2 : 1 };
+    } else if (err.oclif) {
       // oclif's parse errors (unknown flag, missing argument, bad option value) span several lines and
       // print the usage; the README promises one line: keep the problem, point to --help
-      process.stderr.write(`gpt: ${escapeText(parseErrorLine(err.message))} (see ${this.id ? `gpt ${this.id.replace(/:/g, ' ')}` : 'gpt'} --help)\n`);
-      this.exit(err.oclif.exit ?? 2);
+      failure = { code: 'E_ARG', message: parseErrorLine(err.message), subject: null, hint: `see ${this.id ? `gpt ${this.id.replace(/:/g, ' ')}` : 'gpt'} --help`, exit: err.oclif.exit ?? 2 };
+    } else {
+      failure = { code: 'E_INTERNAL', message: `internal error: ${err.message.split('\n')[0]}`, subject: null, hint: 'set GPT_DEBUG=1 for the stack trace', exit: 1 };
+      if (process.env.GPT_DEBUG) process.stderr.write(`${err.stack}\n`);
     }
-    process.stderr.write(`gpt: internal error: ${escapeText(String(err.message).split('\n')[0])}\n`);
-    if (process.env.GPT_DEBUG) process.stderr.write(`${err.stack}\n`);
-    this.exit(1);
+    reportFailure(failure, json);
+    process.exitCode = failure.exit;
+    this.exit(failure.exit);
   }
 
   /** Print a JSON document on stdout. */
   protected printJson(obj: unknown): void {
     process.stdout.write(JSON.stringify(obj, null, 2) + '\n');
   }
+}
+
+/** A failed command as the user sees it: one line on stderr, or with --json an error document on stdout. */
+export interface CliFailure {
+  code: string;
+  message: string;
+  subject: string | null;
+  hint: string | null;
+  exit: number;
+}
+
+export function reportFailure(f: CliFailure, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ error: { code: f.code, message: f.message, subject: f.subject, hint: f.hint } }, null, 2) + '\n');
+    return;
+  }
+  // names from the model may hold control characters: escaped on the terminal, as they are in JSON
+  const head = f.subject ? `${f.subject}: ${f.message}` : f.message;
+  process.stderr.write(`gpt: ${escapeText(f.hint ? `${head} (${f.hint})` : head)}\n`);
 }
 
 /** An oclif parse error's message as one line: its problem lines, without the help pointer and notes. */

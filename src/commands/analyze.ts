@@ -10,6 +10,8 @@ import { checkOutputs } from '../onnx/files';
 import { escapeStrings, escapeText } from '../report/escape';
 import { human, table } from '../report/format';
 import { GptCommand, checkDimNames, commonFlags, parseDims, ruleInputFiles, withFile } from '../cli/base';
+import { envelope } from '../report/envelope';
+import { AnalyzeComparisonReport, validateAnalyzeComparisonReport } from '../report/command-reports';
 
 export function formatAnalyze(r: AnalyzeReport, withLayers: boolean): string {
   const g = r.gradientPaths;
@@ -72,7 +74,10 @@ export default class Analyze extends GptCommand {
     }
     if (flags.json) {
       for (const r of results) validateAnalyzeReport(r.report);
-      this.printJson(results.length === 1 ? results[0].report : results.map((r) => r.report));
+      if (results.length === 1) return this.printJson(results[0].report);
+      const report: AnalyzeComparisonReport = { ...envelope('analyze-comparison'), models: results.map((r) => r.report) };
+      validateAnalyzeComparisonReport(report);
+      this.printJson(report);
     } else {
       process.stdout.write(results.map((r) => formatAnalyze(escapeStrings(r.report), flags.layers)).join('\n\n') + '\n');
       if (flags.chart) process.stdout.write(`chart: ${escapeText(flags.chart)}\n`);

@@ -3,6 +3,9 @@ import { SAMPLE_NAMES, buildSample } from '../samples';
 import { saveModel } from '../onnx/io';
 import { GptCommand, argError, parseDecimalRange, parseIntRange } from '../cli/base';
 import { escapeText } from '../report/escape';
+import { envelope } from '../report/envelope';
+import { SampleReport, validateSampleReport } from '../report/command-reports';
+import { bytes } from '../report/format';
 
 export default class Sample extends GptCommand {
   static override summary = 'Build a plain sample model (ResNet-18/50, VoVNet-39/57, Darknet-53) with seeded weights.';
@@ -19,6 +22,7 @@ export default class Sample extends GptCommand {
     seed: Flags.string({ description: 'weight seed, 0 to 2147483647 (default 0)' }),
     batch: Flags.string({ description: 'batch dimension: a number from 1 to 4096, or a name for a symbolic batch (default 1)' }),
     'external-data': Flags.boolean({ description: 'write the weights to a sidecar file <output>.data' }),
+    json: Flags.boolean({ description: 'print what was written as JSON' }),
   };
 
   async run(): Promise<void> {
@@ -33,6 +37,13 @@ export default class Sample extends GptCommand {
     const batch = flags.batch === undefined ? undefined : /^\d+$/.test(flags.batch) ? parseIntRange(flags.batch, '--batch', 1, 4096) : flags.batch;
     const model = buildSample(args.name as (typeof SAMPLE_NAMES)[number], { width, resolution, classes, seed, batch });
     const r = saveModel(model, flags.output, { externalData: flags['external-data'] ? true : 'auto' });
-    process.stdout.write(`wrote ${escapeText(r.path)} (${(r.bytes / 2 ** 20).toFixed(1)} MiB${r.externalPath ? ` + ${(r.externalBytes! / 2 ** 20).toFixed(1)} MiB in ${escapeText(r.externalPath)}` : ''})\n`);
+    const report: SampleReport = {
+      ...envelope('sample'), name: args.name, file: r.path, bytes: r.bytes, externalFile: r.externalPath ?? null, externalBytes: r.externalBytes ?? null,
+    };
+    if (flags.json) {
+      validateSampleReport(report);
+      return this.printJson(report);
+    }
+    process.stdout.write(`wrote ${escapeText(r.path)} (${bytes(r.bytes)}${r.externalPath ? ` + ${bytes(r.externalBytes!)} in ${escapeText(r.externalPath)}` : ''})\n`);
   }
 }

@@ -22,6 +22,7 @@ import { ConvertOptions, ConvertTarget, checkTargetOptions } from './options';
 import type { Figures, PassContext } from './pass';
 import { PASSES } from './registry';
 import { TOOL_VERSION } from '../version';
+import { envelope, ReportEnvelope } from '../report/envelope';
 
 export type { ConvertOptions, ConvertTarget, CommonOptions, PrnConvertOptions, CspConvertOptions, ElanConvertOptions, CspSplitOptions } from './options';
 export { cloneModel, stageSpecs };
@@ -41,9 +42,7 @@ export interface StageMetrics extends ModelMetrics {
   meanTimestamps: number;
 }
 
-export interface ConvertReport {
-  tool: string;
-  version: string;
+export interface ConvertReport extends ReportEnvelope<'convert'> {
   target: ConvertTarget;
   options: Record<string, unknown>;
   source: { file: string | null; sha256: string };
@@ -191,7 +190,7 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
   };
   const recorded = pass.recorded(opts);
   const report: ConvertReport = {
-    tool: 'gpt', version: TOOL_VERSION, target, options: recorded, source: { file: source.sourcePath ?? null, sha256: sha },
+    ...envelope('convert'), target, options: recorded, source: { file: source.sourcePath ?? null, sha256: sha },
     family: structure.family, converted: outcome.converted, unconverted: outcome.unconverted, unrecognized: structure.unmatched,
     warnings: [...shapeWarnings, ...structure.warnings, ...outcome.warnings],
     before: before.totals, after: after.totals, stages: { before: before.stages, after: after.stages },

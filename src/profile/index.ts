@@ -20,12 +20,12 @@ import type { Model } from '../ir/model';
 import { loadModel, saveModel, saveModelToBuffer } from '../onnx/io';
 import schema from '../schemas/profile.schema.json';
 import { reportValidator } from '../report/schema';
-import { TOOL_VERSION } from '../version';
 import { LatencyStats, MeasureTarget, latencyStats, makeFeeds, measureInterleaved, pairedRatio, unpairedRatio, resolveInputs, ResolvedInputs } from './measure';
 import { PerNodeReport, aggregateProfile, findProfileFile, readOrtProfile } from './node-profile';
 import { createSession, ortVersion } from './ort';
 import { EpName, EP_NAMES, ProviderEnvironment, ProviderStatus, detectProviders, unavailableEpError } from './providers';
 import { findTrtexec, runTrtexec, trtLayersAsProfile } from './trtexec';
+import { envelope, ReportEnvelope } from '../report/envelope';
 
 export type { LatencyStats, RatioStats } from './measure';
 export type { PerNodeReport } from './node-profile';
@@ -85,9 +85,7 @@ export interface ModelProfile {
   perNode: PerNodeReport[];
 }
 
-export interface ProfileReport {
-  tool: 'gpt profile';
-  version: string;
+export interface ProfileReport extends ReportEnvelope<'profile'> {
   ep: EpName;
   backend: 'onnxruntime' | 'trtexec';
   settings: {
@@ -278,8 +276,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
   options.onProgress?.(1, 'done');
 
   return {
-    tool: 'gpt profile',
-    version: TOOL_VERSION,
+    ...envelope('profile'),
     ep,
     backend,
     settings: {
