@@ -25,7 +25,8 @@ export type { Problem } from './ir/validate';
 
 // the op registry
 export { opInfo, nodeOp, registeredOps, registerOp, readActivation } from './ops';
-export type { ActivationParams, ActivationSpec, ChannelFlow, OpInfo, OpSpec } from './ops';
+export type { ActivationParams, ActivationSpec, ChannelFlow, OpInfo, OpSpec, MacContext, MacRule, ShapeRule } from './ops';
+export type { ShapeContext, Out as ShapeOutput } from './analysis/shapes/context';
 
 // analysis
 export { inferShapes } from './analysis/shapes';
@@ -54,6 +55,7 @@ export type {
   ModelMetrics, StageMetrics,
 } from './passes/convert';
 export { validateConvertReport } from './report/convert-report';
+export type { ReportEnvelope, ReportKind } from './report/envelope';
 
 // profile
 export { profile, validateProfileReport } from './profile';
