@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { GptError, isGptError } from '../errors';
 import type { Model } from '../ir/model';
 import { escapeText } from '../report/escape';
+import { closest } from './suggest';
 
 export abstract class GptCommand extends Command {
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
@@ -20,7 +21,7 @@ export abstract class GptCommand extends Command {
     } else if (err.oclif) {
       // oclif's parse errors (unknown flag, missing argument, bad option value) span several lines and
       // print the usage; the README promises one line: keep the problem, point to --help
-      failure = { code: 'E_ARG', message: parseErrorLine(err.message), subject: null, hint: `see ${this.id ? `gpt ${this.id.replace(/:/g, ' ')}` : 'gpt'} --help`, exit: err.oclif.exit ?? 2 };
+      failure = { code: 'E_ARG', message: withFlagSuggestion(parseErrorLine(err.message), Object.keys((this.constructor as typeof Command).flags ?? {})), subject: null, hint: `see ${this.id ? `gpt ${this.id.replace(/:/g, ' ')}` : 'gpt'} --help`, exit: err.oclif.exit ?? 2 };
     } else {
       failure = { code: 'E_INTERNAL', message: `internal error: ${err.message.split('\n')[0]}`, subject: null, hint: 'set GPT_DEBUG=1 for the stack trace', exit: 1 };
       if (process.env.GPT_DEBUG) process.stderr.write(`${err.stack}\n`);
@@ -53,6 +54,13 @@ export function reportFailure(f: CliFailure, json: boolean): void {
   // names from the model may hold control characters: escaped on the terminal, as they are in JSON
   const head = f.subject ? `${f.subject}: ${f.message}` : f.message;
   process.stderr.write(`gpt: ${escapeText(f.hint ? `${head} (${f.hint})` : head)}\n`);
+}
+
+/** "Nonexistent flag: --jsn" -> "Nonexistent flag: --jsn; did you mean --json?" when one flag is that close. */
+export function withFlagSuggestion(line: string, flags: string[]): string {
+  const typed = /Nonexistent flags?: --([\w-]+)/.exec(line)?.[1];
+  const guess = typed === undefined ? undefined : closest(typed, flags);
+  return guess ? `${line}; did you mean --${guess}?` : line;
 }
 
 /** An oclif parse error's message as one line: its problem lines, without the help pointer and notes. */

@@ -6,6 +6,7 @@ import { checkOutputPath, loadModel, modelInputFiles, writeFileAtomic } from '..
 import { checkOutputs } from '../onnx/files';
 import { escapeStrings, escapeText } from '../report/escape';
 import { EpName, ProfileReport, profile, validateProfileReport } from '../profile';
+import { EP_NAMES } from '../profile/providers';
 import { parseShapes } from '../profile/measure';
 import { human, table } from '../report/format';
 import { gradientSeriesFor, profileHtml } from '../report/html';
@@ -23,10 +24,10 @@ export default class Profile extends GptCommand {
   static override strict = false; // MODEL [MODEL...]
   static override args = { model: Args.string({ description: 'ONNX model file(s); the first is the baseline', required: true }) };
   static override flags = {
-    ep: Flags.string({ description: 'execution provider: cpu, cuda or tensorrt', default: 'cpu' }),
+    ep: Flags.string({ description: 'execution provider', options: [...EP_NAMES], default: 'cpu' }),
     batch: Flags.string({ description: 'batch sizes, comma-separated, each 1 to 4096, at most 64 of them, e.g. 1,8,32 (symbolic batch dims)' }),
     shape: Flags.string({ description: 'an input shape NAME=8x3x224x224, or a symbolic dim NAME=N; each dim 1 to 1048576, at most 2^31 elements', multiple: true }),
-    warmup: Flags.string({ description: 'runs per model discarded before timing, 0 to 10000 (default 5)' }),
+    warmup: Flags.string({ description: 'runs per model discarded before timing, 0 to 10000', default: '5' }),
     iterations: Flags.string({ description: 'timed runs per model, 1 to 1000000 (default 100)' }),
     duration: Flags.string({ description: 'time each batch for S seconds instead of a run count, S in (0, 3600]' }),
     threads: Flags.string({ description: 'ONNX Runtime intra-op threads, 1 to 1024' }),
@@ -46,7 +47,6 @@ export default class Profile extends GptCommand {
     const threads = parseIntRange(flags.threads, '--threads', 1, 1024, 'e.g. --threads 4');
     const batches = flags.batch?.split(',').map((b) => parseIntRange(b, '--batch', 1, 4096, 'e.g. --batch 1,8,32')!);
     if (batches && batches.length > 64) throw argError(`--batch: ${batches.length} batch sizes, at most 64`);
-    if (!['cpu', 'cuda', 'tensorrt'].includes(flags.ep)) throw argError(`--ep ${escapeText(flags.ep)}: expected cpu, cuda or tensorrt`);
     for (const m of models) if (!fs.existsSync(m)) throw new GptError('E_IO', 'no such file', { subject: m });
     if (flags.html) {
       checkOutputPath(flags.html);

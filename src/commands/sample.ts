@@ -13,14 +13,14 @@ export default class Sample extends GptCommand {
     '<%= config.bin %> sample darknet53 -o darknet53.onnx',
     '<%= config.bin %> sample resnet50 -o r50.onnx --width 0.25 --resolution 64 --classes 10',
   ];
-  static override args = { name: Args.string({ description: `one of ${SAMPLE_NAMES.join(', ')}`, required: true }) };
+  static override args = { name: Args.string({ description: 'the sample to build', options: [...SAMPLE_NAMES], required: true }) };
   static override flags = {
     output: Flags.string({ char: 'o', description: 'output .onnx file', required: true }),
-    width: Flags.string({ description: 'channel width multiplier, in (0, 4] (default 1)' }),
+    width: Flags.string({ description: 'channel width multiplier, in (0, 4]', default: '1' }),
     resolution: Flags.string({ description: 'input height and width, 32 to 1024 (vovnet: 45 to 1024; default 224; darknet53 256)' }),
-    classes: Flags.string({ description: 'number of classes, 1 to 100000 (default 1000)' }),
-    seed: Flags.string({ description: 'weight seed, 0 to 2147483647 (default 0)' }),
-    batch: Flags.string({ description: 'batch dimension: a number from 1 to 4096, or a name for a symbolic batch (default 1)' }),
+    classes: Flags.string({ description: 'number of classes, 1 to 100000', default: '1000' }),
+    seed: Flags.string({ description: 'weight seed, 0 to 2147483647', default: '0' }),
+    batch: Flags.string({ description: 'batch dimension: a number from 1 to 4096, or a name for a symbolic batch', default: '1' }),
     'external-data': Flags.boolean({ description: 'write the weights to a sidecar file <output>.data' }),
     json: Flags.boolean({ description: 'print what was written as JSON' }),
   };

@@ -32,6 +32,7 @@ import { RelocationPlan, TransitionRelocation, applyRelocation, planRelocation }
 import { cloneModel } from './model-copy';
 import type { ElanConvertOptions } from './options';
 import { Pass, PassContext, PassOutcome, Plan, StepFigures, Unconverted, addTo } from './pass';
+import { human } from '../report/format';
 
 export type { ElanOptions };
 export const ELAN_DEFAULTS: ElanOptions = { stack: 2, width: 0.5 };
@@ -215,7 +216,7 @@ function pathLine(before: GradientPathSummary, after: GradientPathSummary): stri
 
 function stepLine(s: StepFigures): string {
   return `${s.label}: longest shortest gradient path ${s.from.paths.maxShortest} -> ${s.to.paths.maxShortest}, ` +
-    `MACs ${s.from.macs} -> ${s.to.macs} (x${fmt(s.to.macs / Math.max(1, s.from.macs))}), params ${s.from.params} -> ${s.to.params}`;
+    `MACs ${human(s.from.macs)} -> ${human(s.to.macs)} (x${fmt(s.to.macs / Math.max(1, s.from.macs))}), params ${human(s.from.params)} -> ${human(s.to.params)}`;
 }
 
 /**

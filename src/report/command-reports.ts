@@ -7,8 +7,10 @@ import analyzeComparisonSchema from '../schemas/analyze-comparison.schema.json';
 import ruleCheckSchema from '../schemas/rule-check.schema.json';
 import rulesSchema from '../schemas/rules.schema.json';
 import sampleSchema from '../schemas/sample.schema.json';
+import versionSchema from '../schemas/version.schema.json';
 import type { AnalyzeReport } from '../analysis/analyze';
 import type { Family, RuleKind } from '../analysis/rules';
+import type { VersionReport } from '../commands/version';
 import { ReportEnvelope } from './envelope';
 import { reportValidator } from './schema';
 
@@ -38,3 +40,4 @@ export const validateSampleReport: (report: unknown) => asserts report is Sample
 export const validateRulesReport: (report: unknown) => asserts report is RulesReport = reportValidator<RulesReport>(rulesSchema, 'rules list');
 export const validateRuleCheckReport: (report: unknown) => asserts report is RuleCheckReport = reportValidator<RuleCheckReport>(ruleCheckSchema, 'rules validate');
 export const validateAnalyzeComparisonReport: (report: unknown) => asserts report is AnalyzeComparisonReport = reportValidator<AnalyzeComparisonReport>(analyzeComparisonSchema, 'analyze comparison');
+export const validateVersionReport: (report: unknown) => asserts report is VersionReport = reportValidator<VersionReport>(versionSchema, 'version');

@@ -1,14 +1,14 @@
 /** The conversion report: terminal text and schema validation of the JSON form. */
 import type { ConvertReport } from '../passes/convert';
 import schema from '../schemas/convert.schema.json';
-import { bytes, human, ratio, table } from './format';
+import { bytes, formatOptions, human, paragraph, ratio, table } from './format';
 import { reportValidator } from './schema';
 
 export const validateConvertReport: (report: unknown) => asserts report is ConvertReport = reportValidator<ConvertReport>(schema, 'convert');
 
 export function formatConvertReport(r: ConvertReport, opts: { dryRun?: boolean; output?: string } = {}): string {
   const out: string[] = [];
-  out.push(`${opts.dryRun ? 'plan' : 'converted'}: ${r.source.file ?? 'model'} -> ${r.target.toUpperCase()} ${JSON.stringify(r.options)}  (family: ${r.family})`);
+  out.push(`${opts.dryRun ? 'plan' : 'converted'}: ${r.source.file ?? 'model'} -> ${r.target.toUpperCase()} (${formatOptions(r.options) || 'defaults'}; family ${r.family})`);
   out.push('');
   if (r.converted.length) {
     out.push(table(['block', 'stage', 'change'], r.converted.map((c) => [c.block, c.stage, c.change])));
@@ -41,10 +41,10 @@ export function formatConvertReport(r: ConvertReport, opts: { dryRun?: boolean; 
   ]));
   out.push('');
   out.push(`weights carried over: ${(r.weightsCarriedOver * 100).toFixed(1)}% of the converted model's parameters`);
-  for (const n of r.notes) out.push(`note: ${n}`);
+  for (const n of r.notes) out.push(paragraph('note: ', n));
   if (r.unconverted.length) out.push(`left as they were: ${r.unconverted.map((u) => `${u.block} (${u.reason})`).join('; ')}`);
   if (r.unrecognized.length) out.push(`matched no rule (${r.unrecognized.length}): ${r.unrecognized.slice(0, 8).join(', ')}${r.unrecognized.length > 8 ? ', ...' : ''}`);
-  for (const w of r.warnings) out.push(`warning: ${w}`);
+  for (const w of r.warnings) out.push(paragraph('warning: ', w));
   if (opts.output) out.push(`wrote ${opts.output}`);
   else if (opts.dryRun) out.push('dry run: nothing written');
   return out.join('\n');

@@ -1,0 +1,33 @@
+import { Flags } from '@oclif/core';
+import { GptCommand } from '../cli/base';
+import { envelope, ReportEnvelope } from '../report/envelope';
+import { validateVersionReport } from '../report/command-reports';
+
+export interface VersionReport extends ReportEnvelope<'version'> {
+  node: string;
+  platform: string;
+  arch: string;
+  /** The installed onnxruntime-node (an optional peer), or null. */
+  onnxruntime: string | null;
+}
+
+export default class Version extends GptCommand {
+  static override summary = 'Show the version (the same as --version / -v); with --json, also the runtime.';
+  static override examples = ['<%= config.bin %> version', '<%= config.bin %> version --json'];
+  static override flags = { json: Flags.boolean({ description: 'print the versions as JSON' }) };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Version);
+    if (!flags.json) return void process.stdout.write(`${this.config.userAgent}\n`);
+    let onnxruntime: string | null = null;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      onnxruntime = (require('onnxruntime-node/package.json') as { version: string }).version;
+    } catch {
+      onnxruntime = null; // not installed: profiling is unavailable, everything else works
+    }
+    const report: VersionReport = { ...envelope('version'), node: process.version, platform: process.platform, arch: process.arch, onnxruntime };
+    validateVersionReport(report);
+    this.printJson(report);
+  }
+}
