@@ -1,15 +1,7 @@
 import { Flags } from '@oclif/core';
 import { GptCommand } from '../cli/base';
-import { envelope, ReportEnvelope } from '../report/envelope';
-import { validateVersionReport } from '../report/command-reports';
-
-export interface VersionReport extends ReportEnvelope<'version'> {
-  node: string;
-  platform: string;
-  arch: string;
-  /** The installed onnxruntime-node (an optional peer), or null. */
-  onnxruntime: string | null;
-}
+import { envelope } from '../report/envelope';
+import { VersionReport, validateVersionReport } from '../report/command-reports';
 
 export default class Version extends GptCommand {
   static override summary = 'Show the version (the same as --version / -v); with --json, also the runtime.';

@@ -10,7 +10,6 @@ import sampleSchema from '../schemas/sample.schema.json';
 import versionSchema from '../schemas/version.schema.json';
 import type { AnalyzeReport } from '../analysis/analyze';
 import type { Family, RuleKind } from '../analysis/rules';
-import type { VersionReport } from '../commands/version';
 import { ReportEnvelope } from './envelope';
 import { reportValidator } from './schema';
 
@@ -30,6 +29,14 @@ export interface RuleCheckReport extends ReportEnvelope<'rule-check'> {
   file: string;
   rule: string;
   ruleKind: RuleKind;
+}
+
+export interface VersionReport extends ReportEnvelope<'version'> {
+  node: string;
+  platform: string;
+  arch: string;
+  /** The installed onnxruntime-node (an optional peer), or null. */
+  onnxruntime: string | null;
 }
 
 export interface AnalyzeComparisonReport extends ReportEnvelope<'analyze-comparison'> {
