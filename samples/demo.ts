@@ -62,7 +62,7 @@ async function family(name: SampleName, resolution: number): Promise<string> {
     return [m.label, r.latencyMs.p50.toFixed(1), `${(r.latencyMs.cv * 100).toFixed(1)}%`, r.vsBaseline ? `${r.vsBaseline.latencyRatio.toFixed(2)}x` : '1.00x', r.vsBaseline ? `${r.vsBaseline.macsRatio.toFixed(2)}x` : '1.00x'];
   })));
   const htmlFile = path.join(outDir, `${name}-report.html`);
-  fs.writeFileSync(htmlFile, profileHtml(report, { gradientSeries: analyses.map((x) => chartSeries(x.label, x.a.gradient)), title: `gpt demo: ${name} plain vs PRN / CSP / ELAN` }));
+  fs.writeFileSync(htmlFile, profileHtml(report, { gradientSeries: analyses.map((x) => chartSeries(x.label, x.a.gradient)), title: `gpt demo: ${files.map((f) => f.label).join(' vs ')}` }));
   log(`   chart ${path.relative(process.cwd(), chartFile)}, report ${path.relative(process.cwd(), htmlFile)}  (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   log();
   return htmlFile;

@@ -6,7 +6,7 @@
  * per-stage time bars (with --per-node), MACs vs latency of the compared models, and the
  * gradient-path chart of src/analysis/chart.ts.
  */
-import { ChartSeries, chartSeries, escapeXml, gradientPathChart } from '../analysis/chart';
+import { ChartSeries, chartSeries, escapeXml, fitText, gradientPathChart, niceTicks, textWidth } from '../analysis/chart';
 import { StageSpec, gradientPaths } from '../analysis/gradient-path';
 import type { Structure } from '../analysis/structure-types';
 import type { Model } from '../ir/model';
@@ -20,10 +20,31 @@ function num(x: number, d = 3): string {
   return Math.abs(x) >= 100 ? x.toFixed(1) : Math.abs(x) >= 1 ? x.toFixed(Math.min(d, 2)) : x.toPrecision(d);
 }
 
-function niceMax(max: number): number {
-  if (!(max > 0)) return 1;
-  const mag = 10 ** Math.floor(Math.log10(max));
-  return [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].map((m) => m * mag).find((v) => v >= max)!;
+/** A tick value as text: no trailing zeros, no float noise (0.30000000000000004). */
+function tick(v: number): string {
+  return String(Number(v.toPrecision(6)));
+}
+
+/** Placed label boxes: a new label moves down (then up) until it overlaps none and stays inside the chart. */
+class LabelPlacer {
+  private boxes: { x0: number; y0: number; x1: number; y1: number }[] = [];
+  constructor(private readonly w: number, private readonly h: number, private readonly top: number) {}
+  /** Text anchored at (x, y) (baseline), to the right of x or, near the right edge, to its left. */
+  place(text: string, x: number, y: number, fontSize = 11): { x: number; y: number; anchor: 'start' | 'end' } {
+    const tw = textWidth(text, fontSize);
+    const anchor = x + 8 + tw > this.w - 4 ? 'end' : 'start';
+    const lx = anchor === 'end' ? Math.max(tw + 4, x - 8) : x + 8;
+    const box = (yy: number) => (anchor === 'end' ? { x0: lx - tw, x1: lx } : { x0: lx, x1: lx + tw });
+    const fits = (yy: number) => {
+      const b = { ...box(yy), y0: yy - fontSize, y1: yy + 2 };
+      return b.y0 >= this.top && b.y1 <= this.h && !this.boxes.some((o) => b.x0 < o.x1 && o.x0 < b.x1 && b.y0 < o.y1 && o.y0 < b.y1);
+    };
+    let yy = y;
+    for (let k = 1; k < 40 && !fits(yy); k++) yy = y + (k % 2 ? 1 : -1) * Math.ceil(k / 2) * (fontSize + 2);
+    yy = Math.min(this.h - 2, Math.max(this.top + fontSize, yy));
+    this.boxes.push({ ...box(yy), y0: yy - fontSize, y1: yy + 2 });
+    return { x: lx, y: yy, anchor };
+  }
 }
 
 /** Box (p25..p75, whiskers min..max, p50 line, p90/p99 ticks) and the samples as dots, one row per model. */
@@ -33,20 +54,19 @@ function latencyChart(r: ProfileReport, batchIndex: number): string {
   const left = 190;
   const rowH = 44;
   const H = 40 + rows.length * rowH + 30;
-  const xmax = niceMax(Math.max(...rows.map((x) => x.run.latencyMs.max)));
-  const X = (v: number) => left + (v / xmax) * (W - left - 20);
+  const axis = niceTicks(Math.max(...rows.map((x) => x.run.latencyMs.max)));
+  const X = (v: number) => left + (v / axis.max) * (W - left - 20);
   const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" data-chart="latency" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`];
   out.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="14">Latency distribution, batch ${rows[0]?.run.batch ?? '?'} (ms)</text>`);
-  for (let t = 0; t <= 5; t++) {
-    const v = (xmax * t) / 5;
-    out.push(`<line x1="${X(v)}" y1="30" x2="${X(v)}" y2="${H - 28}" stroke="#ddd"/><text x="${X(v)}" y="${H - 12}" text-anchor="middle" font-size="11">${num(v)}</text>`);
+  for (const v of axis.ticks) {
+    out.push(`<line x1="${X(v)}" y1="30" x2="${X(v)}" y2="${H - 28}" stroke="#ddd"/><text x="${X(v)}" y="${H - 12}" text-anchor="middle" font-size="11">${tick(v)}</text>`);
   }
   rows.forEach(({ label, run, i }, k) => {
     const y = 40 + k * rowH + rowH / 2;
     const sorted = [...run.samplesMs].sort((a, b) => a - b);
     const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round((sorted.length - 1) * p)))];
     const s = run.latencyMs;
-    out.push(`<text x="${left - 8}" y="${y + 4}" text-anchor="end" font-size="12">${escapeXml(label)}</text>`);
+    out.push(`<text x="${left - 8}" y="${y + 4}" text-anchor="end" font-size="12">${escapeXml(fitText(label, left - 12, 12))}<title>${escapeXml(label)}</title></text>`);
     out.push(`<line x1="${X(s.min)}" y1="${y}" x2="${X(s.max)}" y2="${y}" stroke="${color(i)}"/>`);
     out.push(`<rect x="${X(q(0.25))}" y="${y - 10}" width="${Math.max(1, X(q(0.75)) - X(q(0.25)))}" height="20" fill="${color(i)}" fill-opacity="0.25" stroke="${color(i)}"><title>p25 ${num(q(0.25))} ms, p75 ${num(q(0.75))} ms</title></rect>`);
     out.push(`<line x1="${X(s.p50)}" y1="${y - 12}" x2="${X(s.p50)}" y2="${y + 12}" stroke="${color(i)}" stroke-width="2.5"><title>p50 ${num(s.p50)} ms</title></line>`);
@@ -70,52 +90,60 @@ function stageChart(r: ProfileReport, batchIndex: number): string | null {
   const barH = 12;
   const groupH = per.length * barH + 10;
   const H = 50 + stages.length * groupH + 30;
-  const xmax = niceMax(Math.max(...per.flatMap((x) => x.p.byStage.map((s) => s.ms))));
-  const X = (v: number) => left + (v / xmax) * (W - left - 30);
+  const axis = niceTicks(Math.max(...per.flatMap((x) => x.p.byStage.map((s) => s.ms))), 4);
+  const X = (v: number) => left + (v / axis.max) * (W - left - 30);
   const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" data-chart="stages" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`];
   out.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="14">Time per stage, batch ${per[0].p.batch} (ms per run)</text>`);
-  per.forEach(({ label, i }, k) => out.push(`<rect x="${left + k * 150}" y="26" width="10" height="10" fill="${color(i)}"/><text x="${left + k * 150 + 14}" y="35" font-size="11">${escapeXml(label)}</text>`));
+  // legend entries side by side, each as wide as its label, cut to fit the chart
+  let lx = left;
+  for (const { label, i } of per) {
+    const text = fitText(label, Math.max(40, W - lx - 24));
+    out.push(`<rect x="${lx}" y="26" width="10" height="10" fill="${color(i)}"/><text x="${lx + 14}" y="35" font-size="11">${escapeXml(text)}</text>`);
+    lx += 14 + textWidth(text) + 16;
+  }
   stages.forEach((st, si) => {
     const y0 = 46 + si * groupH;
-    out.push(`<text x="${left - 8}" y="${y0 + groupH / 2}" text-anchor="end" font-size="12">${escapeXml(st)}</text>`);
+    out.push(`<text x="${left - 8}" y="${y0 + groupH / 2}" text-anchor="end" font-size="12">${escapeXml(fitText(st, left - 12, 12))}</text>`);
     per.forEach(({ label, p, i }, k) => {
       const row = p.byStage.find((s) => s.stage === st);
       if (!row) return;
       out.push(`<rect x="${left}" y="${y0 + k * barH}" width="${Math.max(0.5, X(row.ms) - left).toFixed(1)}" height="${barH - 2}" fill="${color(i)}"><title>${escapeXml(label)} ${escapeXml(st)}: ${num(row.ms)} ms (${(row.share * 100).toFixed(1)}%)</title></rect>`);
     });
   });
-  for (let t = 0; t <= 4; t++) {
-    const v = (xmax * t) / 4;
-    out.push(`<text x="${X(v)}" y="${H - 10}" text-anchor="middle" font-size="11">${num(v)}</text>`);
-  }
+  for (const v of axis.ticks) out.push(`<text x="${X(v)}" y="${H - 10}" text-anchor="middle" font-size="11">${tick(v)}</text>`);
   out.push('</svg>');
   return out.join('');
 }
 
-/** The compared models as points: MACs (x) against p50 latency (y), one series per batch. */
+/** The compared models as points: MACs (x, in G or M) against p50 latency (y), one series per batch. */
 function macsChart(r: ProfileReport): string {
   const pts = r.models.flatMap((m, i) => m.runs.map((run) => ({ label: m.label, i, macs: run.macs, ms: run.latencyMs.p50, batch: run.batch })));
   const W = 520;
   const H = 360;
   const l = 70;
   const b = 50;
-  const xmax = niceMax(Math.max(...pts.map((p) => p.macs)));
-  const ymax = niceMax(Math.max(...pts.map((p) => p.ms)));
-  const X = (v: number) => l + (v / xmax) * (W - l - 20);
-  const Y = (v: number) => H - b - (v / ymax) * (H - b - 30);
+  const top = 30;
+  const unit = Math.max(...pts.map((p) => p.macs)) >= 1e9 ? { div: 1e9, name: 'GMACs' } : { div: 1e6, name: 'MMACs' };
+  const xa = niceTicks(Math.max(...pts.map((p) => p.macs / unit.div)), 4);
+  const ya = niceTicks(Math.max(...pts.map((p) => p.ms)), 4);
+  const X = (v: number) => l + (v / unit.div / xa.max) * (W - l - 20);
+  const Y = (v: number) => H - b - (v / ya.max) * (H - b - top);
   const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" data-chart="macs-latency" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img">`];
   out.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="14">MACs vs p50 latency</text>`);
-  out.push(`<line x1="${l}" y1="${H - b}" x2="${W - 20}" y2="${H - b}" stroke="#333"/><line x1="${l}" y1="30" x2="${l}" y2="${H - b}" stroke="#333"/>`);
-  for (let t = 0; t <= 4; t++) {
-    out.push(`<text x="${X((xmax * t) / 4)}" y="${H - b + 16}" text-anchor="middle" font-size="11">${num((xmax * t) / 4 / 1e6)}</text>`);
-    out.push(`<text x="${l - 6}" y="${Y((ymax * t) / 4) + 4}" text-anchor="end" font-size="11">${num((ymax * t) / 4)}</text>`);
-  }
-  out.push(`<text x="${(W + l) / 2}" y="${H - 12}" text-anchor="middle" font-size="12">MACs (millions)</text>`);
+  out.push(`<line x1="${l}" y1="${H - b}" x2="${W - 20}" y2="${H - b}" stroke="#333"/><line x1="${l}" y1="${top}" x2="${l}" y2="${H - b}" stroke="#333"/>`);
+  for (const v of xa.ticks) out.push(`<text x="${X(v * unit.div)}" y="${H - b + 16}" text-anchor="middle" font-size="11">${tick(v)}</text>`);
+  for (const v of ya.ticks) out.push(`<text x="${l - 6}" y="${Y(v) + 4}" text-anchor="end" font-size="11">${tick(v)}</text>`);
+  out.push(`<text x="${(W + l) / 2}" y="${H - 12}" text-anchor="middle" font-size="12">${unit.name}</text>`);
   out.push(`<text x="16" y="${(H - b) / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 16 ${(H - b) / 2})">latency p50 (ms)</text>`);
+  const placer = new LabelPlacer(W, H - b - 2, top);
   for (const p of pts) {
-    out.push(`<circle data-point="${escapeXml(p.label)}" cx="${X(p.macs).toFixed(1)}" cy="${Y(p.ms).toFixed(1)}" r="5" fill="${color(p.i)}"><title>${escapeXml(p.label)} batch ${p.batch}: ${num(p.macs / 1e6)} M MACs, ${num(p.ms)} ms</title></circle>`);
-    const right = X(p.macs) > W - 140;
-    out.push(`<text x="${(X(p.macs) + (right ? -8 : 8)).toFixed(1)}" y="${(Y(p.ms) - 6).toFixed(1)}" font-size="11"${right ? ' text-anchor="end"' : ''}>${escapeXml(p.label)}${r.models[0].runs.length > 1 ? ` b${p.batch}` : ''}</text>`);
+    out.push(`<circle data-point="${escapeXml(p.label)}" cx="${X(p.macs).toFixed(1)}" cy="${Y(p.ms).toFixed(1)}" r="5" fill="${color(p.i)}"><title>${escapeXml(p.label)} batch ${p.batch}: ${num(p.macs / unit.div)} ${unit.name}, ${num(p.ms)} ms</title></circle>`);
+  }
+  // labels after the points, highest point first, each moved clear of the others
+  for (const p of [...pts].sort((a, c) => Y(a.ms) - Y(c.ms))) {
+    const text = fitText(`${p.label}${r.models[0].runs.length > 1 ? ` b${p.batch}` : ''}`, W / 2);
+    const at = placer.place(text, X(p.macs), Y(p.ms) - 6);
+    out.push(`<text class="point-label" x="${at.x.toFixed(1)}" y="${at.y.toFixed(1)}" font-size="11"${at.anchor === 'end' ? ' text-anchor="end"' : ''}>${escapeXml(text)}</text>`);
   }
   out.push('</svg>');
   return out.join('');
@@ -189,7 +217,7 @@ export function profileHtml(r: ProfileReport, opts: HtmlOptions = {}): string {
   if (series.length) {
     let svg: string;
     try {
-      svg = gradientPathChart(series, { title: 'Gradient paths per weight layer' });
+      svg = gradientPathChart(series, { title: 'Gradient paths per weight layer', width: 760 });
     } catch {
       svg = '';
     }
