@@ -41,7 +41,7 @@ function oneLineError(args: string[], code: number, re: RegExp): void {
 test('bad input: one line on stderr, non-zero exit', () => {
   oneLineError([r18, '--ep', 'cuda'], 1, /execution provider 'cuda' is not available.*ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules\/onnxruntime-node\/script\/install/);
   oneLineError([r18, '--ep', 'tensorrt'], 1, /'tensorrt' is not available.*trtexec/);
-  oneLineError([r18, '--ep', 'npu'], 2, /--ep npu/);
+  oneLineError([r18, '--ep', 'npu'], 2, /--ep=npu to be one of: cpu, cuda, tensorrt/);
   oneLineError([r18, '--iterations', '0'], 2, /--iterations 0/);
   oneLineError([r18, '--shape', 'input=1x3x32x32'], 2, /dim 2 is fixed at 64/);
   oneLineError([r50, '--shape', 'input=1x3x64'], 2, /rank 4/);
