@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chartSeries, escapeXml, gradientPathChart, ChartSeries } from '../../src/analysis/chart';
+import { chartSeries, escapeXml, gradientPathChart, headline, niceTicks, ChartSeries } from '../../src/analysis/chart';
 import { gradientPaths } from '../../src/analysis/gradient-path';
 import { isGptError } from '../../src/errors';
 import { syntheticResNet } from '../synthetic';
@@ -103,6 +103,55 @@ test('edge cases: a single layer gets a dot; no series still gives a valid chart
   } catch (e) {
     assert.ok(isGptError(e) && e.code === 'E_ARG');
   }
+});
+
+test('niceTicks: steps of 1, 2 or 5 x 10^k that reach the maximum, for every chart (no 6.25 / 18.75 / 37.5 / 112.5)', () => {
+  for (const max of [0.037, 0.9, 1, 6.25, 18.75, 37.5, 53, 112.5, 999, 9285.115904, 1.2e7]) {
+    const t = niceTicks(max);
+    const mantissa = t.step / 10 ** Math.floor(Math.log10(t.step) + 1e-9);
+    assert.ok([1, 2, 5].some((m) => Math.abs(mantissa - m) < 1e-9), `step ${t.step} for ${max}`);
+    assert.ok(t.max >= max && t.max - t.step < max, `last tick ${t.max} covers ${max} with no spare step`);
+    assert.is(t.ticks[0], 0);
+    t.ticks.forEach((v, i) => assert.ok(Math.abs(v - i * t.step) < t.step * 1e-9, `tick ${v}`));
+    assert.ok(t.ticks.length >= 3 && t.ticks.length <= 11, `${t.ticks.length} ticks for ${max}`);
+  }
+  assert.equal(niceTicks(53, 6, true).ticks, [0, 10, 20, 30, 40, 50, 60]);
+  assert.equal(niceTicks(0.3, 3).ticks, [0, 0.1, 0.2, 0.3]);
+  assert.is(niceTicks(3, 10, true).step, 1, 'layer indices step by whole layers');
+  // negative: nothing to scale still gives an axis
+  assert.equal(niceTicks(0).ticks.length > 1, true);
+});
+
+test('aligned by stage: stage k of every series sits over the same band, whatever its layer count', () => {
+  // plain: 2 + 2 layers in stages a, b; other: 1 + 5 layers
+  const a: ChartSeries = { label: 'a', layers: [0, 1, 2, 3].map((o) => ({ order: o, shortest: 1, longest: 4 - o })), stages: [{ name: 'a', start: 0, end: 1 }, { name: 'b', start: 2, end: 3 }] };
+  const b: ChartSeries = { label: 'b', layers: [0, 1, 2, 3, 4, 5].map((o) => ({ order: o, shortest: 1, longest: 6 - o })), stages: [{ name: 'a', start: 0, end: 0 }, { name: 'b', start: 1, end: 5 }] };
+  const svg = gradientPathChart([a, b]);
+  const strips = [...svg.matchAll(/<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)" height="14"/g)].map((m) => [Number(m[1]), Number(m[1]) + Number(m[2])]);
+  assert.is(strips.length, 2, 'one shared strip: a band per stage');
+  const xs = [...svg.matchAll(/class="longest"[^>]*points="([^"]*)"/g)].map((m) => m[1].split(' ').map((p) => Number(p.split(',')[0])));
+  const inside = (x: number, band: number[]) => x > band[0] && x < band[1];
+  assert.ok(xs[0].slice(0, 2).every((x) => inside(x, strips[0])) && xs[0].slice(2).every((x) => inside(x, strips[1])), `a: ${xs[0]}`);
+  assert.ok(inside(xs[1][0], strips[0]) && xs[1].slice(1).every((x) => inside(x, strips[1])), `b: ${xs[1]}`);
+  // negative: without stages the x axis is the layer index, with numbered ticks
+  const plainSvg = gradientPathChart([{ label: 'a', layers: a.layers }, { label: 'b', layers: b.layers }]);
+  assert.match(plainSvg, /weight layer \(execution order\)/);
+  assert.not.match(plainSvg, /aligned by stage/);
+});
+
+test('the headline: max shortest and longest path of each series, in order', () => {
+  assert.is(headline([plain, prn]), 'max shortest gradient path 3 -> 2, longest 11 -> 13 (plain <ResNet> & "co" -> PRN \'half\')');
+  assert.is(headline([plain]), 'max shortest gradient path 3, longest 11');
+  assert.is(headline([]), '');
+});
+
+test('an identical series is drawn dotted and says whose twin it is; a different one is not', () => {
+  const svg = gradientPathChart([plain, { ...plain, label: 'twin' }, prn]);
+  assert.match(svg, /data-label="twin" data-same-as="plain &lt;ResNet&gt; &amp; &quot;co&quot;"/);
+  assert.match(svg, /twin \(same as plain &lt;ResNet&gt;/);
+  const dashes = [...svg.matchAll(/<g class="series"[\s\S]*?<\/g>/g)].map((g) => [...g[0].matchAll(/stroke-dasharray="([^"]*)"/g)].map((m) => m[1]).join('|'));
+  assert.not.equal(dashes[1], dashes[0]);
+  assert.is(dashes[2], dashes[0], 'the third series differs in its numbers, so it keeps the usual dashes');
 });
 
 test('escapeXml', () => {
