@@ -47,6 +47,8 @@ export default class Profile extends GptCommand {
     const threads = parseIntRange(flags.threads, '--threads', 1, 1024, 'e.g. --threads 4');
     const batches = flags.batch?.split(',').map((b) => parseIntRange(b, '--batch', 1, 4096, 'e.g. --batch 1,8,32')!);
     if (batches && batches.length > 64) throw argError(`--batch: ${batches.length} batch sizes, at most 64`);
+    if (flags.iterations !== undefined && flags.duration !== undefined) throw argError('--iterations and --duration exclude each other', 'give one of them');
+    if (flags.fp16 && flags.ep !== 'tensorrt') throw argError('--fp16 applies to --ep tensorrt only', 'for cpu / cuda, profile a float16 export of the model instead');
     for (const m of models) if (!fs.existsSync(m)) throw new GptError('E_IO', 'no such file', { subject: m });
     if (flags.html) {
       checkOutputPath(flags.html);

@@ -124,15 +124,15 @@ function checkOptions(o: ProfileOptions): void {
   const int = (v: number | undefined, flag: string, min: number) => {
     if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new GptError('E_ARG', `${flag} ${v}: expected an integer >= ${min}`);
   };
-  if (o.ep !== undefined && !EP_NAMES.includes(o.ep)) throw new GptError('E_ARG', `--ep ${o.ep}: expected one of ${EP_NAMES.join(', ')}`);
+  if (o.ep !== undefined && !EP_NAMES.includes(o.ep)) throw new GptError('E_ARG', `ep '${o.ep}': expected one of ${EP_NAMES.join(', ')}`);
   int(o.iterations, '--iterations', 1);
   int(o.warmup, '--warmup', 0);
   int(o.threads, '--threads', 1);
   for (const b of o.batches ?? []) int(b, '--batch', 1);
-  if (o.iterations !== undefined && o.durationS !== undefined) throw new GptError('E_ARG', '--iterations and --duration exclude each other', { hint: 'give one of them' });
-  if (o.durationS !== undefined && !(o.durationS > 0)) throw new GptError('E_ARG', `--duration ${o.durationS}: expected seconds > 0`);
+  if (o.iterations !== undefined && o.durationS !== undefined) throw new GptError('E_ARG', 'iterations and durationS exclude each other', { hint: 'give one of them' });
+  if (o.durationS !== undefined && !(o.durationS > 0)) throw new GptError('E_ARG', `durationS ${o.durationS}: expected seconds > 0`);
   if (o.fp16 && (o.ep ?? 'cpu') !== 'tensorrt') {
-    throw new GptError('E_ARG', `--fp16 applies to --ep tensorrt only`, { hint: 'for cpu / cuda, profile a float16 export of the model instead' });
+    throw new GptError('E_ARG', `fp16 applies to ep 'tensorrt' only`, { hint: 'for cpu / cuda, profile a float16 export of the model instead' });
   }
 }
 
@@ -182,7 +182,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
     const known = loaded.some(({ model }) => model.graph.inputs.some((v) => v.name === name || v.declared?.shape?.includes(name)));
     if (!known) {
       const inputs = [...new Set(loaded.flatMap(({ model }) => model.graph.inputs.filter((v) => !v.tensor).map((v) => v.name)))];
-      throw new GptError('E_ARG', `--shape ${name}=...: no input or symbolic dim of that name`, { hint: `inputs: ${inputs.join(', ')}` });
+      throw new GptError('E_ARG', `shape '${name}': no input or symbolic dim of that name`, { hint: `inputs: ${inputs.join(', ')}` });
     }
   }
 
@@ -267,7 +267,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
         results[i].perNode.push(nr);
         if (nr.cpuFallback && nr.cpuFallback.count > 0) {
           const msg = `${loaded[i].label}: ${nr.cpuFallback.count} node(s) ran on the CPU provider, not ${ep}: ${nr.cpuFallback.kernels.slice(0, 8).join(', ')}${nr.cpuFallback.count > 8 ? ', ...' : ''}`;
-          if (options.requireEp) throw new GptError('E_EP', msg, { subject: loaded[i].file ?? loaded[i].label, hint: `these ops have no ${ep} kernel; drop --require-ep to accept the fallback` });
+          if (options.requireEp) throw new GptError('E_EP', msg, { subject: loaded[i].file ?? loaded[i].label, hint: `these ops have no ${ep} kernel; leave out requireEp (--require-ep) to accept the fallback` });
           warnings.push(msg);
         }
       }

@@ -56,7 +56,7 @@ export function resolveInputs(model: Model, opts: { batch?: number; shapes?: Rec
   const symbols: Record<string, number> = Object.create(null);
   const bind = (sym: string, v: number, where: string) => {
     if (Object.hasOwn(symbols, sym) && symbols[sym] !== v) {
-      throw new GptError('E_ARG', `--shape does not fit: symbol '${sym}' is ${symbols[sym]} in one place and ${v} in ${where}`, { subject: label });
+      throw new GptError('E_ARG', `the shapes do not fit: symbol '${sym}' is ${symbols[sym]} in one place and ${v} in ${where}`, { subject: label });
     }
     symbols[sym] = v;
   };
@@ -72,17 +72,17 @@ export function resolveInputs(model: Model, opts: { batch?: number; shapes?: Rec
     let dims: number[];
     if (given) {
       if (declared && declared.length !== given.length) {
-        throw new GptError('E_ARG', `--shape ${v.name}=${given.join('x')} does not fit: the input has rank ${declared.length} (${fmtShape(declared)})`, { subject: label, hint: `give ${declared.length} dims` });
+        throw new GptError('E_ARG', `shape ${v.name}=${given.join('x')} does not fit: the input has rank ${declared.length} (${fmtShape(declared)})`, { subject: label, hint: `give ${declared.length} dims` });
       }
       declared?.forEach((d, i) => {
         if (typeof d === 'number' && d !== given[i]) {
-          throw new GptError('E_ARG', `--shape ${v.name}=${given.join('x')} does not fit: dim ${i} is fixed at ${d} (${fmtShape(declared)})`, { subject: label });
+          throw new GptError('E_ARG', `shape ${v.name}=${given.join('x')} does not fit: dim ${i} is fixed at ${d} (${fmtShape(declared)})`, { subject: label });
         }
         if (typeof d === 'string') bind(d, given[i], `--shape ${v.name}`);
       });
       dims = given;
     } else {
-      if (!declared) throw new GptError('E_ARG', `input '${v.name}' has no declared shape`, { subject: label, hint: `give it with --shape ${v.name}=DIMS` });
+      if (!declared) throw new GptError('E_ARG', `input '${v.name}' has no declared shape`, { subject: label, hint: `give its shape (option shapes; --shape ${v.name}=DIMS on the command line)` });
       dims = declared.map((d, i) => {
         if (typeof d === 'number') return d;
         if (typeof d === 'string' && Object.hasOwn(symbols, d)) return symbols[d];
@@ -93,14 +93,14 @@ export function resolveInputs(model: Model, opts: { batch?: number; shapes?: Rec
         }
         throw new GptError('E_ARG', `input '${v.name}' dim ${i} is ${d === null ? 'unknown' : `symbolic ('${d}')`}: ${fmtShape(declared)}`, {
           subject: label,
-          hint: typeof d === 'string' ? `give --shape ${d}=N or --shape ${v.name}=DIMS` : `give --shape ${v.name}=DIMS`,
+          hint: typeof d === 'string' ? `give ${d} or the shape of ${v.name} (option shapes; --shape ${d}=N on the command line)` : `give the shape of ${v.name} (option shapes; --shape ${v.name}=DIMS on the command line)`,
         });
       });
     }
     if (opts.batch !== undefined && inputs.length === 0 && dims.length > 0 && dims[0] !== opts.batch) {
-      throw new GptError('E_ARG', `--batch ${opts.batch} does not fit: input '${v.name}' has a fixed batch of ${dims[0]} (${fmtShape(declared ?? dims)})`, {
+      throw new GptError('E_ARG', `batch ${opts.batch} does not fit: input '${v.name}' has a fixed batch of ${dims[0]} (${fmtShape(declared ?? dims)})`, {
         subject: label,
-        hint: 'export the model with a dynamic batch axis, or leave out --batch',
+        hint: 'export the model with a dynamic batch axis, or leave out the batch size',
       });
     }
     // never allocate from a declared size without a bound: 2^28 elements (1 GiB of float32) per input
