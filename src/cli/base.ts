@@ -12,6 +12,22 @@ import { escapeText } from '../report/escape';
 import { closest } from './suggest';
 
 export abstract class GptCommand extends Command {
+  /** -q / -v on every command. */
+  static override baseFlags = {
+    quiet: Flags.boolean({ char: 'q', description: 'print only the result: no warnings, no progress bar' }),
+    verbose: Flags.boolean({ char: 'v', description: 'say more: on an internal error, the stack trace' }),
+  };
+
+  /** -q: warnings and progress are not printed. */
+  protected get quiet(): boolean {
+    return this.argv.includes('-q') || this.argv.includes('--quiet');
+  }
+
+  /** A warning on stderr, unless -q. */
+  protected warning(message: string): void {
+    if (!this.quiet) process.stderr.write(`gpt: warning: ${escapeText(message)}\n`);
+  }
+
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err;
     const json = this.argv.includes('--json');
@@ -24,7 +40,7 @@ export abstract class GptCommand extends Command {
       failure = { code: 'E_ARG', message: withFlagSuggestion(parseErrorLine(err.message), Object.keys((this.constructor as typeof Command).flags ?? {})), subject: null, hint: `see ${this.id ? `gpt ${this.id.replace(/:/g, ' ')}` : 'gpt'} --help`, exit: err.oclif.exit ?? 2 };
     } else {
       failure = { code: 'E_INTERNAL', message: `internal error: ${err.message.split('\n')[0]}`, subject: null, hint: 'set GPT_DEBUG=1 for the stack trace', exit: 1 };
-      if (process.env.GPT_DEBUG) process.stderr.write(`${err.stack}\n`);
+      if (process.env.GPT_DEBUG || this.argv.includes('-v') || this.argv.includes('--verbose')) process.stderr.write(`${err.stack}\n`);
     }
     reportFailure(failure, json);
     process.exitCode = failure.exit;

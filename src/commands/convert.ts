@@ -112,6 +112,6 @@ export default class Convert extends GptCommand {
     } else {
       process.stdout.write(formatConvertReport(escapeStrings(report), { dryRun: flags['dry-run'], output: written === undefined ? undefined : escapeText(written) }) + '\n');
     }
-    for (const w of report.warnings) if (flags.json) process.stderr.write(`gpt: warning: ${escapeText(w)}\n`);
+    for (const w of report.warnings) if (flags.json) this.warning(w);
   }
 }

@@ -56,7 +56,7 @@ export default class Profile extends GptCommand {
       checkOutputs([{ path: flags.html, flag: '--html' }], loaded.flatMap(modelInputFiles));
     }
 
-    const bar = progressBar(!flags.json && !!process.stderr.isTTY);
+    const bar = progressBar(!flags.json && !flags.quiet && !!process.stderr.isTTY);
     let report: ProfileReport;
     try {
       report = await profile(models, {
@@ -95,7 +95,7 @@ export default class Profile extends GptCommand {
       this.printJson(report);
     } else {
       process.stdout.write(formatProfileReport(escapeStrings(report)) + '\n');
-      for (const w of report.warnings) process.stderr.write(`gpt: warning: ${escapeText(w)}\n`);
+      for (const w of report.warnings) this.warning(w);
     }
   }
 }

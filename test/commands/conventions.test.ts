@@ -112,4 +112,17 @@ test('human output: units and words, not raw integers or JSON option objects', (
   assert.is(formatOptions({ ratio: 0.5, asymmetric: false, fusion: 'both' }), 'ratio 0.5, asymmetric off, fusion both');
 });
 
+test('-q drops warnings from stderr (the report stays); without it the warning is there; -v is accepted everywhere', () => {
+  const args = ['convert', fixturePath('vovnet39-w25.onnx'), '--to', 'prn', '--dry-run', '--json'];
+  const loud = gpt(args);
+  assert.is(loud.code, 0, loud.stderr);
+  assert.match(loud.stderr, /warning: a VoVNet has no residual connections/);
+  const quiet = gpt([...args, '-q']);
+  assert.is(quiet.code, 0);
+  assert.is(quiet.stderr, '');
+  assert.equal(JSON.parse(quiet.stdout).kind, 'convert');
+  assert.is(gpt(['inspect', fixturePath('resnet18-w25.onnx'), '-v']).code, 0);
+  assert.match(gpt(['inspect', '--help']).stdout, /-q, --quiet[\s\S]*-v, --verbose/);
+});
+
 test.run();
