@@ -1,6 +1,7 @@
 /**
  * The boundary between library and terminal: every command extends GptCommand, whose catch() turns a
- * GptError into one line on stderr ("gpt: <file>: <problem> (<fix>)") and a non-zero exit status.
+ * GptError into one line on stderr ("gpt: <file>: <problem> (<fix>)") and a non-zero exit status, or,
+ * under --json, into { error: { code, message, subject, hint } } on stdout with the same status.
  * Exit status 2 means a bad argument; 1 any other error.
  */
 import { Command, Errors, Flags } from '@oclif/core';
@@ -39,7 +40,7 @@ export abstract class GptCommand extends Command {
       // print the usage; the README promises one line: keep the problem, point to --help
       failure = { code: 'E_ARG', message: withFlagSuggestion(parseErrorLine(err.message), Object.keys((this.constructor as typeof Command).flags ?? {})), subject: null, hint: `see ${this.id ? `gpt ${this.id.replace(/:/g, ' ')}` : 'gpt'} --help`, exit: err.oclif.exit ?? 2 };
     } else {
-      failure = { code: 'E_INTERNAL', message: `internal error: ${err.message.split('\n')[0]}`, subject: null, hint: 'set GPT_DEBUG=1 for the stack trace', exit: 1 };
+      failure = { code: 'E_INTERNAL', message: `internal error: ${err.message.split('\n')[0]}`, subject: null, hint: 'run again with -v (or GPT_DEBUG=1) for the stack trace', exit: 1 };
       if (process.env.GPT_DEBUG || this.argv.includes('-v') || this.argv.includes('--verbose')) process.stderr.write(`${err.stack}\n`);
     }
     reportFailure(failure, json);
