@@ -54,6 +54,7 @@ export type {
   ConvertOptions, ConvertReport, ConvertResult, ConvertTarget, CommonOptions, PrnConvertOptions, CspConvertOptions, ElanConvertOptions, CspSplitOptions,
   ModelMetrics, StageMetrics,
 } from './passes/convert';
+export type { Fusion, SplitOp } from './passes/options';
 export { validateConvertReport } from './report/convert-report';
 export type { ReportEnvelope, ReportKind } from './report/envelope';
 

@@ -13,7 +13,7 @@ export default class Sample extends GptCommand {
     '<%= config.bin %> sample darknet53 -o darknet53.onnx',
     '<%= config.bin %> sample resnet50 -o r50.onnx --width 0.25 --resolution 64 --classes 10',
   ];
-  static override args = { name: Args.string({ description: 'the sample to build', options: [...SAMPLE_NAMES], required: true }) };
+  static override args = { name: Args.string({ description: `the sample to build: ${SAMPLE_NAMES.join(', ')}`, required: true }) };
   static override flags = {
     output: Flags.string({ char: 'o', description: 'output .onnx file', required: true }),
     width: Flags.string({ description: 'channel width multiplier, in (0, 4]', default: '1' }),

@@ -83,7 +83,7 @@ test('help shows choices and defaults the oclif way', () => {
   assert.match(p, /<options: cpu\|cuda\|tensorrt>/);
   assert.match(p, /--warmup=<value>\s+\[default: 5\]/);
   const s = gpt(['sample', '--help']).stdout;
-  assert.match(s, /\(resnet18\|resnet50\|vovnet39\|vovnet57\|darknet53\)/);
+  assert.match(s, /NAME\s+the sample to build: resnet18, resnet50, vovnet39, vovnet57, darknet53/);
   assert.match(s, /--classes=<value>\s+\[default: 1000\]/);
   assert.match(gpt(['profile', 'm.onnx', '--ep', 'gpu']).stderr, /Expected --ep=gpu to be one of: cpu, cuda, tensorrt/);
 });
