@@ -4,7 +4,7 @@ import { Args, Flags } from '@oclif/core';
 import { GptError } from '../errors';
 import { checkOutputPath, loadModel, modelInputFiles, writeFileAtomic } from '../onnx/io';
 import { checkOutputs } from '../onnx/files';
-import { escapeStrings, escapeText } from '../report/escape';
+import { escapeStrings } from '../report/escape';
 import { EpName, ProfileReport, profile, validateProfileReport } from '../profile';
 import { EP_NAMES } from '../profile/providers';
 import { parseShapes } from '../profile/measure';

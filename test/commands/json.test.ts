@@ -98,7 +98,7 @@ test('errors under --json: a JSON document on stdout, nothing on stderr, the sam
     [['inspect', 'missing.onnx'], 'E_IO', 1],
     [['convert', m, '--to', 'prn', '--ratio', '2', '--dry-run'], 'E_ARG', 2],
     [['convert', m, '--to', 'prn', '--bogus'], 'E_ARG', 2],
-    [['rules', 'validate', 'missing.json'], 'E_IO', 1],
+    [['rules', 'validate', 'missing.json'], 'E_RULE', 1],
     [['sample', 'nosuch', '-o', 'x.onnx'], 'E_ARG', 2],
   ];
   for (const [args, code, exit] of cases) {
