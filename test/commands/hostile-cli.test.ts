@@ -105,6 +105,25 @@ test('--dim must name a symbolic dim of the model; a dim named constructor is ju
   }
 });
 
+test('kernel_shape that disagrees with the weight: an E_SHAPE error that starts with the file', () => {
+  const conv = (k: number[]) => encodeModel(model({
+    nodes: [node('Conv', ['x', 'w'], ['y'], 'conv', [{ name: 'kernel_shape', type: 7, ints: k, floats: [], strings: [], tensors: [], graphs: [], sparseTensors: [], typeProtos: [] }])],
+    initializers: [tensor('w', [4, 4, 3, 3], { rawData: new Uint8Array(4 * 4 * 9 * 4) })],
+    inputs: [valueInfo('x', [1, 4, 8, 8])], outputs: [valueInfo('y', [1, 4, 6, 6])],
+  }));
+  write(dir, 'kernel.onnx', conv([1, 1]));
+  for (const cmd of [['inspect'], ['analyze'], ['convert', '--to', 'prn', '--dry-run']]) {
+    const r = gpt(cmd[0], 'kernel.onnx', ...cmd.slice(1));
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^gpt: kernel\.onnx: conv: Conv: kernel_shape \[1, 1\] disagrees with the weight \[4, 4, 3, 3\]\n$/);
+  }
+  // negative beside positive: the matching kernel_shape
+  write(dir, 'kernel-ok.onnx', conv([3, 3]));
+  const ok = gpt('inspect', 'kernel-ok.onnx', '--json');
+  assert.is(ok.code, 0, ok.stderr);
+  assert.is(JSON.parse(ok.stdout).macs, 1 * 4 * 6 * 6 * 4 * 9); // N x Cout x H x W x Cin x k x k, by hand
+});
+
 test("onnxruntime's own coloured log does not reach stderr (an unused initializer makes it warn)", () => {
   const m = model({ nodes: [node('Relu', ['x'], ['y'])], initializers: [tensor('unused', [2], { rawData: floats([0, 0]) })] });
   write(dir, 'unused.onnx', encodeModel(m));

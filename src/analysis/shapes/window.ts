@@ -55,8 +55,17 @@ export function conv(c: ShapeContext): Out[] {
     if (known(b[0]) && known(w[0]) && b[0] !== w[0]) c.fail(`bias has ${b[0]} elements but the weight has ${w[0]} output channels`);
   }
   const kernel = c.node.ints('kernel_shape', w.slice(2).map((d) => (known(d) ? d : NaN)));
+  checkKernelShape(c, kernel, w);
   if (kernel.some(Number.isNaN)) return [{ shape: [x[0], w[0], ...x.slice(2).map(() => null)] }];
   return [{ shape: [x[0], w[0], ...windowed(c, x.slice(2), kernel, false)] }];
+}
+
+/** A kernel_shape attribute must agree with the weight's spatial dims (onnxruntime refuses the model otherwise). */
+function checkKernelShape(c: ShapeContext, kernel: number[], w: Dim[]): void {
+  const spatial = w.slice(2);
+  if (kernel.length !== spatial.length || kernel.some((k, i) => known(spatial[i]) && !Number.isNaN(k) && k !== spatial[i])) {
+    c.fail(`kernel_shape [${kernel.join(', ')}] disagrees with the weight ${formatShape(w)}`);
+  }
 }
 
 export function convTranspose(c: ShapeContext): Out[] {
@@ -69,6 +78,7 @@ export function convTranspose(c: ShapeContext): Out[] {
   const outputShape = c.node.ints('output_shape');
   if (outputShape.length > 0) return [{ shape: [x[0], cout, ...outputShape.slice(-n)] }];
   const kernel = c.node.ints('kernel_shape', w.slice(2).map((d) => (known(d) ? d : NaN)));
+  checkKernelShape(c, kernel, w);
   const strides = c.node.ints('strides', Array(n).fill(1));
   const dilations = c.node.ints('dilations', Array(n).fill(1));
   const outPad = c.node.ints('output_padding', Array(n).fill(0));
