@@ -13,7 +13,7 @@ import { GptError } from '../../src/errors';
 import { loadModel, saveModel } from '../../src/onnx/io';
 import { validateRuleFile } from '../../src/analysis/rules';
 import { tmpDir } from '../helpers';
-import { externalModel, floats, write } from './craft';
+import { externalModel, floats, model, node, tensor, write } from './craft';
 
 function expectError(fn: () => unknown, code: string, re: RegExp): GptError {
   try {
@@ -50,6 +50,23 @@ test('a symlink to a file, and a link to a folder, are refused (never read)', ()
   const m2 = write(dir, 'm2.onnx', externalModel('etc-link/secret'));
   expectError(() => loadModel(m2), 'E_EXTERNAL_DATA', /m2\.onnx: .*symbolic link \(etc-link\)/);
   expectError(() => loadModel(m1, { checkExternalData: false }), 'E_EXTERNAL_DATA', /symbolic link/);
+});
+
+test("a Constant's external value through a link is refused at load (it would be inlined into the output)", () => {
+  const dir = tmpDir();
+  const secret = path.join(tmpDir(), 'secret');
+  fs.writeFileSync(secret, floats([7, 7]));
+  fs.symlinkSync(secret, path.join(dir, 'v.bin'));
+  const value = tensor('v', [1, 2], { dataLocation: 1, externalData: [{ key: 'location', value: 'v.bin' }] });
+  const m = model({
+    nodes: [node('Constant', [], ['w'], 'const', [{ name: 'value', type: 4, t: value, floats: [], ints: [], strings: [], tensors: [], graphs: [], sparseTensors: [], typeProtos: [] }]), node('Add', ['x', 'w'], ['y'])],
+    initializers: [],
+  });
+  expectError(() => loadModel(write(dir, 'c.onnx', m)), 'E_EXTERNAL_DATA', /c\.onnx: .*'v\.bin' through a symbolic link/);
+  // negative beside positive: a regular file there loads, and its values are read
+  fs.rmSync(path.join(dir, 'v.bin'));
+  fs.writeFileSync(path.join(dir, 'v.bin'), floats([7, 7]));
+  assert.ok(loadModel(write(dir, 'c.onnx', m)));
 });
 
 test("'..', absolute paths and a NUL byte are refused", () => {
