@@ -51,7 +51,8 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
   plan(ctx, opts) {
     const plan = planCspStages(ctx, ctx.structure.stages, opts);
     if (plan.stages.length === 0) {
-      throw new GptError('E_PATTERN', 'no stage with computation blocks was recognised, so CSP has nothing to convert', {
+      const why = plan.unconverted.map((u) => `${u.block}: ${u.reason}`).join('; ');
+      throw new GptError('E_PATTERN', `no stage with computation blocks ${why ? `can be split (${why})` : 'was recognised'}, so CSP has nothing to convert`, {
         subject: ctx.subject, hint: 'CSP applies to the residual stages of ResNet and Darknet-53 and the OSA stages of VoVNet',
       });
     }

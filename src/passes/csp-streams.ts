@@ -141,7 +141,30 @@ export function writersOf(g: Graph, v: Value, blockInput: Value, inBlock: Set<No
       }
     } else throw patternError(stage, `cannot narrow the output channels of '${p.name}' (${p.opType})`, 'only conv, BatchNormalization, Add, Mul and pointwise activations can be narrowed');
   }
+  // a writer that reads another writer's output (an attention gate: x * gate(conv(GAP(x)))) would
+  // need its input channels narrowed too: not supported, and found here, before anything changes
+  for (const w of out) {
+    const other = upstreamWriter(g, w.conv, out, blockInput, inBlock);
+    if (other) throw patternError(stage, `'${w.conv.name}' reads the output of '${other.name}', which is narrowed too (an attention gate?); it cannot be narrowed`, 'CSP narrows plain blocks; leave this stage out');
+  }
   return out;
+}
+
+/** Another writer's conv that `conv`'s data input comes from, inside the block, or null. */
+function upstreamWriter(g: Graph, conv: Node, writers: Writer[], blockInput: Value, inBlock: Set<Node>): Node | null {
+  const convs = new Set(writers.map((w) => w.conv).filter((c) => c !== conv));
+  const seen = new Set<Value>();
+  const stack = g.dataInputs(conv);
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (v === blockInput || seen.has(v)) continue;
+    seen.add(v);
+    const p = v.producer;
+    if (!p || !inBlock.has(p)) continue;
+    if (convs.has(p)) return p;
+    stack.push(...g.dataInputs(p));
+  }
+  return null;
 }
 
 /** The convs that read the channels of `v` inside the block: directly, or through a Concat at an offset. */
