@@ -19,8 +19,10 @@ import { Tensor as TensorClass } from '../ir/tensor';
 import type { AttributeProto } from '../onnx/schema';
 import type { Block } from '../analysis/structure-types';
 import { blockRefs } from '../analysis/structure-refs';
+import { nodeOp } from '../ops/registry';
 
-type StepInput = { from: 'x' } | { from: 'step'; step: number } | { from: 'const'; tensor: Tensor } | null;
+/** A step's input: the activation's input x, an earlier step's output, or a constant (a slope: one value per channel). */
+type StepInput = { from: 'x' } | { from: 'step'; step: number } | { from: 'const'; tensor: Tensor; slope: boolean } | null;
 
 interface ActivationStep {
   opType: string;
@@ -29,7 +31,7 @@ interface ActivationStep {
   inputs: StepInput[];
 }
 
-export interface ActivationSpec {
+export interface CapturedActivation {
   /** What it is: 'SiLU', 'HardSwish' (written out) or the op type of a single-op activation. */
   kind: string;
   steps: ActivationStep[];
@@ -48,7 +50,7 @@ function kindOf(steps: ActivationStep[]): string {
  * The activation formed by `nodes` (one matched activation unit): its steps in order, reading one
  * data value x. E_PATTERN when they read another data value (they are not a pointwise activation).
  */
-export function captureActivation(g: Graph, nodes: readonly Node[]): ActivationSpec {
+export function captureActivation(g: Graph, nodes: readonly Node[]): CapturedActivation {
   const inside = new Set(nodes);
   const ordered = g.nodes.filter((n) => inside.has(n));
   const index = new Map(ordered.map((n, i) => [n, i]));
@@ -57,11 +59,12 @@ export function captureActivation(g: Graph, nodes: readonly Node[]): ActivationS
     opType: n.opType,
     domain: n.domain,
     attributes: n.attributes.map((a) => ({ ...a })),
-    inputs: n.inputs.map((v): StepInput => {
+    inputs: n.inputs.map((v, k): StepInput => {
       if (!v) return null;
       if (v.producer && inside.has(v.producer)) return { from: 'step', step: index.get(v.producer)! };
       const t = g.isConstant(v) ? g.constantTensor(v) : undefined;
-      if (t) return { from: 'const', tensor: t };
+      // the op registry says which input is a learned slope (PRelu's); Clip's bounds are plain constants
+      if (t) return { from: 'const', tensor: t, slope: nodeOp(n)?.activation?.slope === k && t.size > 1 };
       if (x && x !== v) throw new GptError('E_PATTERN', `the activation '${n.name}' reads two data values ('${x.name}', '${v.name}')`, { subject: n.name });
       x = v;
       return { from: 'x' };
@@ -73,7 +76,7 @@ export function captureActivation(g: Graph, nodes: readonly Node[]): ActivationS
 }
 
 /** The activation of the first layer of `blocks` whose rule matched one (element path '... .act ...'), or null. */
-export function blockActivation(g: Graph, blocks: readonly Block[]): ActivationSpec | null {
+export function blockActivation(g: Graph, blocks: readonly Block[]): CapturedActivation | null {
   for (const b of blocks) {
     const groups = new Map<string, Node[]>();
     for (const [path, nodes] of blockRefs(b).parts) {
@@ -92,8 +95,8 @@ export function blockActivation(g: Graph, blocks: readonly Block[]): ActivationS
 }
 
 /** A constant of the activation for a layer of `channels` channels (a per-channel one resized). */
-function constantFor(spec: ActivationSpec, t: Tensor, channels: number, name: string): Tensor {
-  if (t.size <= 1) return TensorClass.create(name, t.dataType, t.dims, t.bytes().slice());
+function constantFor(spec: CapturedActivation, t: Tensor, slope: boolean, channels: number, name: string): Tensor {
+  if (!slope) return TensorClass.create(name, t.dataType, t.dims, t.bytes().slice());
   const dims = t.dims;
   const axis = dims.findIndex((d) => d === t.size);
   if (axis < 0) throw new GptError('E_SHAPE', `the activation constant '${t.name}' (${dims.join('x')}) is not per-channel`, { subject: t.name, hint: `it has ${t.size} values for ${spec.channels ?? '?'} channels` });
@@ -108,7 +111,7 @@ function constantFor(spec: ActivationSpec, t: Tensor, channels: number, name: st
  * The activation rebuilt on x (a layer of `channels` channels): nodes '<name>/<op>' inserted before
  * `before`; the last one writes `output` when given. Returns the activation's output and nodes.
  */
-export function emitActivation(model: Model, spec: ActivationSpec, x: Value, channels: number, opts: { name: string; before?: Node; output?: Value }): { output: Value; nodes: Node[] } {
+export function emitActivation(model: Model, spec: CapturedActivation, x: Value, channels: number, opts: { name: string; before?: Node; output?: Value }): { output: Value; nodes: Node[] } {
   const g = model.graph;
   const outs: Value[] = [];
   const nodes: Node[] = [];
@@ -120,7 +123,7 @@ export function emitActivation(model: Model, spec: ActivationSpec, x: Value, cha
       if (!inp) return null;
       if (inp.from === 'x') return x;
       if (inp.from === 'step') return outs[inp.step];
-      return g.addInitializer(constantFor(spec, inp.tensor, channels, g.uniqueName(`${opts.name}/${s.opType}.input${k}`)));
+      return g.addInitializer(constantFor(spec, inp.tensor, inp.slope, channels, g.uniqueName(`${opts.name}/${s.opType}.input${k}`)));
     });
     const node = g.addNode({ opType: s.opType, domain: s.domain || undefined, name: g.uniqueName(`${opts.name}/${s.opType}`), inputs, outputs: [out] }, opts.before);
     for (const a of s.attributes) node.copyAttr(a);

@@ -39,7 +39,7 @@ import {
   addConv, channelsOf, concatChannels, heNormalWeights, keepInputChannels, keepOutputChannels, range, roundHalfEven, seedOf, selectionWeights, splitChannels,
 } from '../ir/surgery';
 import { floatTensor, floatValues } from '../ir/float-data';
-import { ActivationSpec, blockActivation, emitActivation } from './activation';
+import { CapturedActivation, blockActivation, emitActivation } from './activation';
 import {
   Stream, Writer, complement, filterL1, floats, inputL1, meanOne, patternError, permutableProducers, readersOf, topK, writersOf,
 } from './csp-streams';
@@ -114,7 +114,7 @@ export interface CrossStagePartialPlan {
   producers: { writers: Writer[]; deferred: Value[] } | null;
   /** Input channels each reading conv keeps. */
   readerKeep: Map<Node, number[]>;
-  activation: ActivationSpec | null;
+  activation: CapturedActivation | null;
   /** Width of transition 1 (fusion both / last). */
   transition1: number;
 }

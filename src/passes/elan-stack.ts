@@ -19,7 +19,7 @@ import type { Block, Stage } from '../analysis/structure-types';
 import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { addConvBnAct, concatChannels, requireChannels } from '../ir/surgery';
-import { ActivationSpec, blockActivation, emitActivation } from './activation';
+import { CapturedActivation, blockActivation, emitActivation } from './activation';
 
 export interface ElanOptions {
   /** Pairs of 3x3 convs in a stacked block: 2·stack convs, every second one aggregated. Integer >= 1. */
@@ -39,7 +39,7 @@ export interface StackPlan {
   channels: number;
   width: number;
   stack: number;
-  form: { batchNorm: boolean; epsilon?: number; act: ActivationSpec | null };
+  form: { batchNorm: boolean; epsilon?: number; act: CapturedActivation | null };
 }
 
 export interface StackedBlock {
