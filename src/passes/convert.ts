@@ -198,6 +198,9 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
     gradientPaths: { before: before.network, after: after.network },
     notes: [...outcome.notes, ...(pass.notes?.(figures, outcome, structure) ?? [])],
   };
+  // the metadata names nodes: a node left unnamed (a graph built in memory) gets its name now, once,
+  // as loading gives one, so the record still names it after a save and a load
+  for (const n of model.graph.nodes) if (!n.proto.name) n.name = model.graph.uniqueName(n.opType || 'node');
   recordStructure(model, structure, added, target);
   model.setMetadata('gpt.version', TOOL_VERSION);
   model.setMetadata('gpt.conversion', JSON.stringify({ target, options: recorded }));

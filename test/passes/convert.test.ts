@@ -139,7 +139,12 @@ function recorded(m: Model): { index: number; blocks: { id: string; nodes: strin
 for (const [file, to] of [['resnet18-w25.onnx', 'prn'], ['darknet53-w25.onnx', 'prn'], ['resnet50-w25.onnx', 'csp'], ['darknet53-w25.onnx', 'elan']] as const) {
   test(`${file} --to ${to}: with no node names it converts exactly as with names; every node stays in its stage`, () => {
     const named = convert(loadModel(fixturePath(file)), { to });
-    const plain = convert(unnamed(file), { to });
+    // in place: loading would name the nodes (the IR names unnamed nodes at load); in memory they stay
+    // unnamed through the pass, and convert() names them when it records the structure
+    const source = unnamed(file);
+    assert.ok(source.graph.nodes.every((n) => !n.proto.name));
+    const plain = convert(source, { to, inPlace: true });
+    assert.ok(plain.model.graph.nodes.every((n) => !!n.proto.name), 'every node is named in the output');
     assert.is(plain.report.converted.length, named.report.converted.length);
     assert.equal(plain.report.after, named.report.after);
     assert.equal(plain.report.stages.after, named.report.stages.after, 'per-stage figures (the added nodes in the right stages)');
