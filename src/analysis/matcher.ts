@@ -66,45 +66,65 @@ export class MatchContext {
   isConstant(v: Value): boolean {
     return this.graph.isConstant(v);
   }
-  /** Channels of an NCHW value: from its shape, else from the conv weights upstream. */
+  /**
+   * Channels of an NCHW value: from its shape, else from the conv weights upstream. Evaluated with
+   * an explicit stack: a chain of thousands of shapeless nodes must not overflow the call stack.
+   */
   channels(v: Value): number | null {
     const memo = this.channelMemo.get(v);
     if (memo !== undefined) return memo;
-    this.channelMemo.set(v, null);
-    const c = this.computeChannels(v);
-    this.channelMemo.set(v, c);
-    return c;
+    const stack: Value[] = [v];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      if (this.channelMemo.has(top)) {
+        stack.pop();
+        continue;
+      }
+      const step = this.channelStep(top);
+      if ('value' in step) {
+        this.channelMemo.set(top, step.value);
+        stack.pop();
+        continue;
+      }
+      const missing = step.inputs.filter((i) => !this.channelMemo.has(i));
+      if (missing.length > 0 && !this.visiting.has(top)) {
+        // first visit: its inputs first (a cycle back to `top` then reads null on the second visit)
+        this.visiting.add(top);
+        stack.push(...missing);
+        continue;
+      }
+      this.visiting.delete(top);
+      this.channelMemo.set(top, step.combine(step.inputs.map((i) => this.channelMemo.get(i) ?? null)));
+      stack.pop();
+    }
+    return this.channelMemo.get(v) ?? null;
   }
-  /** Per the registry's channel flow of the producer; null where it does not tell. */
-  private computeChannels(v: Value): number | null {
+  private readonly visiting = new Set<Value>();
+  /** Per the registry's channel flow of the producer: a number, or the inputs it depends on and how. */
+  private channelStep(v: Value): { value: number | null } | { inputs: Value[]; combine: (cs: (number | null)[]) => number | null } {
     const fromShape = v.shape?.[1];
-    if (typeof fromShape === 'number') return fromShape;
+    if (typeof fromShape === 'number') return { value: fromShape };
     const p = v.producer;
-    if (!p || v !== p.outputs[0]) return null;
+    if (!p || v !== p.outputs[0]) return { value: null };
     switch (nodeOp(p)?.channels) {
       case 'conv':
-        return this.graph.constantTensor(p.inputs[1] ?? null)?.dims[0] ?? null;
+        return { value: this.graph.constantTensor(p.inputs[1] ?? null)?.dims[0] ?? null };
       case 'convTranspose': {
         const d = this.graph.constantTensor(p.inputs[1] ?? null)?.dims[1];
-        return d === undefined ? null : d * p.int('group', 1);
+        return { value: d === undefined ? null : d * p.int('group', 1) };
       }
       case 'concat': {
-        if (p.int('axis', 0) !== 1) return null;
-        let sum = 0;
-        for (const i of p.inputs) {
-          const c = i ? this.channels(i) : null;
-          if (c === null) return null;
-          sum += c;
-        }
-        return sum;
+        if (p.int('axis', 0) !== 1 || p.inputs.some((i) => !i)) return { value: null };
+        const inputs = p.inputs as Value[];
+        return { inputs, combine: (cs) => (cs.some((c) => c === null) ? null : (cs as number[]).reduce((a, b) => a + b, 0)) };
       }
       case 'preserve':
       case 'across': {
         const first = this.graph.dataInputs(p)[0];
-        return first ? this.channels(first) : null;
+        return first ? { inputs: [first], combine: (cs) => cs[0] } : { value: null };
       }
       default:
-        return null;
+        return { value: null };
     }
   }
 }

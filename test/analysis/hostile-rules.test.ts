@@ -13,7 +13,7 @@ import { MatchContext, matchAll } from '../../src/analysis/matcher';
 import { loadModel } from '../../src/onnx/io';
 import { encodeModel } from '../../src/onnx/codec';
 import { tmpDir } from '../helpers';
-import { model, node, valueInfo } from '../security/craft';
+import { model, node, tensor, valueInfo } from '../security/craft';
 
 const dir = tmpDir('gpt-rules-');
 
@@ -78,6 +78,22 @@ test('the matcher counts its steps: an adversarial pattern on a long chain ends 
 test('a chain of 5,000 Identity nodes: matched through without a stack overflow', () => {
   const m = reluChain(5000, 'Identity');
   assert.equal(matchAll(m.graph, loadRules()), []);
+});
+
+test('20,000 shapeless nodes before a residual block: channel counts walked with a stack', () => {
+  //   x -> Foo (unknown op: no shapes below it) -> Relu x 20000 -> v -> Conv -> Relu -> Conv -> Add(., v) -> Relu -> y
+  const n = 20_000;
+  const nodes = [node('Foo', ['x'], ['v0'], 'foo')];
+  for (let i = 0; i < n; i++) nodes.push(node('Relu', [`v${i}`], [`v${i + 1}`], `r${i}`));
+  nodes.push(node('Conv', [`v${n}`, 'w1'], ['c1'], 'c1'), node('Relu', ['c1'], ['a1'], 'a1'), node('Conv', ['a1', 'w2'], ['c2'], 'c2'),
+    node('Add', ['c2', `v${n}`], ['s'], 'add'), node('Relu', ['s'], ['y'], 'out'));
+  const w = (name: string) => tensor(name, [4, 4, 1, 1], { rawData: new Uint8Array(64) });
+  const m = loadModel(encodeModel(model({ nodes, initializers: [w('w1'), w('w2')], inputs: [valueInfo('x', [1, 4, 2, 2])], outputs: [valueInfo('y', [1, 4, 2, 2])] })));
+  const ctx = new MatchContext(m.graph);
+  const v = m.graph.nodes[n].outputs[0]!;
+  assert.is(ctx.channels(v), null, 'no shape and no conv upstream: unknown');
+  assert.is(ctx.channels(m.graph.nodes[n + 1].outputs[0]!), 4, 'a Conv output: its weight has 4 output channels');
+  assert.ok(Array.isArray(matchAll(m.graph, loadRules())));
 });
 
 test.run();
