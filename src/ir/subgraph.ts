@@ -4,6 +4,7 @@
  * an outer read. The subgraphs themselves stay the bytes they were loaded as (the codec carries them
  * through untouched); they are decoded only here, and re-encoded only when a read is renamed.
  */
+import { GptError } from '../errors';
 import { decodeGeneric, encodeGeneric } from '../onnx/codec';
 import type { AttributeProto, GraphProto, NodeProto, TensorProto } from '../onnx/schema';
 import { GraphSpec, MessageSpec, TensorSpec } from '../onnx/schema';
@@ -19,7 +20,23 @@ function decodeGraph(bytes: Uint8Array): GraphProto {
   return decodeGeneric<GraphProto>(GraphSpec, bytes, 'subgraph');
 }
 
-function subgraphsOfAttr(a: AttributeProto): GraphProto[] {
+/**
+ * Deepest nesting of subgraphs gpt walks (real models nest If / Loop a few levels). Each level is
+ * decoded from its parent's bytes, so a hostile file of a few hundred KB nesting thousands of levels
+ * would overflow the stack and take quadratic time: refused at load instead.
+ */
+export const MAX_SUBGRAPH_DEPTH = 64;
+
+function checkDepth(a: AttributeProto, depth: number): void {
+  if (depth > MAX_SUBGRAPH_DEPTH && (a.g !== undefined || a.graphs.length > 0)) {
+    throw new GptError('E_GRAPH', `subgraphs are nested more than ${MAX_SUBGRAPH_DEPTH} deep (attribute '${a.name ?? ''}')`, {
+      hint: 'the file is damaged or hostile; no exporter nests If / Loop bodies that deep',
+    });
+  }
+}
+
+function subgraphsOfAttr(a: AttributeProto, depth = 1): GraphProto[] {
+  checkDepth(a, depth);
   return [...(a.g ? [a.g] : []), ...a.graphs].map(decodeGraph);
 }
 
@@ -37,7 +54,7 @@ function localNames(g: GraphProto): Set<string> {
 }
 
 /** Names read in g (its nodes, nested subgraphs and outputs) that g does not define. */
-function graphReads(g: GraphProto, out: Set<string>): void {
+function graphReads(g: GraphProto, out: Set<string>, depth = 1): void {
   const local = localNames(g);
   const read = (name: string | undefined) => {
     if (name && !local.has(name)) out.add(name);
@@ -45,9 +62,9 @@ function graphReads(g: GraphProto, out: Set<string>): void {
   for (const n of g.node) {
     n.input.forEach(read);
     for (const a of n.attribute) {
-      for (const sg of subgraphsOfAttr(a)) {
+      for (const sg of subgraphsOfAttr(a, depth + 1)) {
         const inner = new Set<string>();
-        graphReads(sg, inner);
+        graphReads(sg, inner, depth + 1);
         inner.forEach(read);
       }
     }
@@ -65,19 +82,19 @@ export function outerReads(proto: NodeProto): string[] {
 /** Every name defined inside a node's subgraphs (values and node names, recursively). */
 export function innerNames(proto: NodeProto): string[] {
   const out: string[] = [];
-  const walk = (g: GraphProto) => {
+  const walk = (g: GraphProto, depth: number) => {
     out.push(...localNames(g));
     for (const n of g.node) {
       if (n.name) out.push(n.name);
-      for (const a of n.attribute) subgraphsOfAttr(a).forEach(walk);
+      for (const a of n.attribute) for (const sg of subgraphsOfAttr(a, depth + 1)) walk(sg, depth + 1);
     }
   };
-  for (const a of proto.attribute) subgraphsOfAttr(a).forEach(walk);
+  for (const a of proto.attribute) for (const sg of subgraphsOfAttr(a)) walk(sg, 1);
   return out;
 }
 
 /** Rename reads of the outer name `from` in g; false when g does not read it. */
-function renameInGraph(g: GraphProto, from: string, to: string): boolean {
+function renameInGraph(g: GraphProto, from: string, to: string, depth: number): boolean {
   if (localNames(g).has(from)) return false; // shadowed: inner scopes see g's own value
   let changed = false;
   for (const n of g.node) {
@@ -88,7 +105,7 @@ function renameInGraph(g: GraphProto, from: string, to: string): boolean {
       }
     });
     n.attribute.forEach((a, i) => {
-      const renamed = renameInAttr(a, from, to);
+      const renamed = renameInAttr(a, from, to, depth + 1);
       if (renamed) {
         n.attribute[i] = renamed;
         changed = true;
@@ -105,12 +122,13 @@ function renameInGraph(g: GraphProto, from: string, to: string): boolean {
 }
 
 /** The attribute with `from` renamed in its subgraphs, or null when they do not read it. */
-function renameInAttr(a: AttributeProto, from: string, to: string): AttributeProto | null {
+function renameInAttr(a: AttributeProto, from: string, to: string, depth = 1): AttributeProto | null {
   if (a.g === undefined && a.graphs.length === 0) return null;
+  checkDepth(a, depth);
   let changed = false;
   const redo = (bytes: Uint8Array): Uint8Array => {
     const g = decodeGraph(bytes);
-    if (!renameInGraph(g, from, to)) return bytes;
+    if (!renameInGraph(g, from, to, depth)) return bytes;
     changed = true;
     return encodeGeneric(GraphSpec, g);
   };

@@ -7,8 +7,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GptError } from '../../src/errors';
 import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
-import { encodeModel } from '../../src/onnx/codec';
-import { model } from '../security/craft';
+import { encodeGeneric, encodeModel } from '../../src/onnx/codec';
+import { GraphSpec } from '../../src/onnx/schema';
+import type { GraphProto, NodeProto } from '../../src/onnx/schema';
+import { model, node, valueInfo } from '../security/craft';
 
 function errorOf(fn: () => unknown): GptError {
   try {
@@ -47,6 +49,24 @@ test('100k nested protobuf groups: kept as an unknown field, byte for byte, no s
   // unbalanced: typed, not a crash
   const open = Buffer.concat([base, group.subarray(0, group.length - depth - 2)]);
   assert.is(errorOf(() => loadModel(open)).code, 'E_TRUNCATED');
+});
+
+/** An If whose then_branch holds an If whose then_branch ... `depth` levels deep. */
+function nestedIfs(depth: number): Buffer {
+  const graph = (nodes: NodeProto[]): GraphProto => ({ node: nodes, initializer: [], sparseInitializer: [], input: [], output: [], valueInfo: [], quantizationAnnotation: [], metadataProps: [] });
+  const ifNode = (g: Uint8Array): NodeProto => node('If', ['c'], ['o'], 'if', [{ name: 'then_branch', type: 5, g, floats: [], ints: [], strings: [], tensors: [], graphs: [], sparseTensors: [], typeProtos: [] }]);
+  let g: Uint8Array = encodeGeneric(GraphSpec, graph([]));
+  for (let i = 1; i < depth; i++) g = encodeGeneric(GraphSpec, graph([ifNode(g)]));
+  return encodeModel(model({ nodes: [ifNode(g)], initializers: [], inputs: [valueInfo('c', [1], 9)], outputs: [valueInfo('o', [1])] }));
+}
+
+test('subgraphs nested 4,000 deep (170 KB): E_GRAPH at load, not a stack overflow; 10 deep loads', () => {
+  const deep = nestedIfs(4000);
+  assert.ok(deep.length < 200_000);
+  const e = errorOf(() => loadModel(deep));
+  assert.is(e.code, 'E_GRAPH');
+  assert.match(e.message, /subgraphs are nested more than 64 deep/);
+  assert.is(loadModel(nestedIfs(10)).graph.nodes.length, 1);
 });
 
 test('a length of 2^32 + 5 is refused, not read as 5', () => {
