@@ -6,11 +6,12 @@
 import { aggregateWarnings } from '../report/warnings';
 import type { Model } from '../ir/model';
 import { costModel } from './cost';
+import { DetectorReport, detectorReport, partSpecs, recognizeDetector } from './detector';
 import { GradientPathReport, GradientPathSummary, LayerGradientPaths, gradientPaths } from './gradient-path';
 import type { Rule } from './rules';
 import { inferShapes } from './shapes';
 import { recognize } from './structure';
-import { stageSpecs } from './structure-refs';
+import { hasBlockRefs, stageSpecs } from './structure-refs';
 import type { Structure } from './structure-types';
 import { envelope, ReportEnvelope } from '../report/envelope';
 
@@ -44,6 +45,8 @@ export interface AnalyzeReport extends ReportEnvelope<'analyze'> {
   gradientPaths: GradientPathSummary;
   layers: (LayerGradientPaths & { stage: number | null })[];
   warnings: string[];
+  /** Backbone, neck and heads with their figures; only for a detector. */
+  detector?: DetectorReport;
 }
 
 export interface AnalyzeResult {
@@ -57,7 +60,9 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeRe
   const structure = recognize(model, { rules: opts.rules });
   warnings.push(...structure.warnings);
   const specs = stageSpecs(structure);
-  const gradient = gradientPaths(model, { stages: specs });
+  const det = recognizeDetector(model, { rules: opts.rules, structure: structure.stages.every((s) => s.blocks.every(hasBlockRefs)) ? structure : undefined });
+  const withParts = gradientPaths(model, { stages: det.detector ? [...specs, ...partSpecs(det)] : specs });
+  const gradient = { ...withParts, stages: withParts.stages.slice(0, specs.length) };
   warnings.push(...gradient.warnings);
   const cost = costModel(model, { dims: opts.dims });
   const nodeCost = new Map(cost.nodes.map((n) => [n.name, n]));
@@ -91,6 +96,7 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeRe
     gradientPaths: gradient.network,
     layers: gradient.layers.map((l) => ({ ...l, stage: stageOfNode.get(l.name) ?? null })),
     warnings: unique,
+    ...(det.detector ? { detector: detectorReport(model, det, cost, withParts, specs.length) } : {}),
   };
   return { report, structure, gradient };
 }

@@ -67,10 +67,13 @@ export interface UnitSpec {
   attrsTo?: string;
   pattern: ElementSpec[];
 }
+/** backbone: stages are built from the rule's matches; neck: matched only in a detector's neck. */
+export type RulePart = 'backbone' | 'neck';
 export interface RuleFile {
   name: string;
   kind: RuleKind;
   family?: Family;
+  part?: RulePart;
   description?: string;
   reference?: string;
   units?: Record<string, UnitSpec>;
@@ -100,6 +103,7 @@ export interface Rule {
   name: string;
   kind: RuleKind;
   family?: Family;
+  part: RulePart;
   description: string;
   reference?: string;
   /** The file the rule came from. */
@@ -328,7 +332,7 @@ function compileRule(file: string, spec: RuleFile, units: Map<string, UnitEntry>
     throw ruleError(file, '/pattern', `the pattern can be tried in ${Number.isFinite(shapes) ? shapes.toExponential(1) : 'too many'} ways (optional elements, repeats and unit alternatives multiply), over the limit of ${MAX_PATTERN_SHAPES}; the matcher would take too long`);
   }
   return {
-    name: spec.name, kind: spec.kind, family: spec.family, description: spec.description ?? spec.name,
+    name: spec.name, kind: spec.kind, family: spec.family, part: spec.part ?? 'backbone', description: spec.description ?? spec.name,
     reference: spec.reference, file, pattern, residual: spec.residual,
   };
 }

@@ -173,7 +173,8 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   const byOrder = (a: Node, b: Node) => (ctx.order.get(a) ?? 0) - (ctx.order.get(b) ?? 0);
   const names = (ns: Iterable<Node>) => [...ns].filter(isData).sort(byOrder).map((n) => n.name);
 
-  const blockRules = rules.filter((r) => r.kind !== 'downsample' && r.kind !== 'units');
+  // neck rules (a detector's conv sets, SPP...) are matched by detector.ts between backbone and heads
+  const blockRules = rules.filter((r) => r.kind !== 'downsample' && r.kind !== 'units' && r.part !== 'neck');
   const blocks = selectMatches(matchAll(g, blockRules, ctx), ctx);
   if (blocks.length === 0) {
     warnings.push('no rule matched any block; add a rule file for this architecture (--rules)');

@@ -27,6 +27,15 @@ export function formatAnalyze(r: AnalyzeReport, withLayers: boolean): string {
       ]),
     ),
   ];
+  if (r.detector) {
+    const d = r.detector;
+    out.push('', 'detector: backbone + neck + heads', table(
+      ['part', 'nodes', 'params', 'MACs', 'weight layers', 'max shortest', 'longest', 'mean timestamps', 'unsized'],
+      (['backbone', 'neck', 'heads'] as const).map((k) => {
+        const p = d[k].part;
+        return [k, p.nodes, human(p.params), human(p.macs), p.gradientPaths.layers, p.gradientPaths.maxShortest, p.gradientPaths.longest, p.gradientPaths.meanTimestamps.toFixed(2), p.unsized.length ? `${p.unsized.length} (${p.unsized.slice(0, 2).join(', ')}${p.unsized.length > 2 ? ', ...' : ''})` : '0'];
+      })), ...d.seen.map((s) => `  ${s}`));
+  }
   if (r.unmatched.length) out.push('', `matched no rule (${r.unmatched.length}): ${r.unmatched.join(', ')}`);
   if (withLayers) {
     out.push('', table(['layer', 'op', 'stage', 'shortest', 'longest', 'timestamps', 'sources', 'channel groups'],

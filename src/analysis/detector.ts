@@ -1,0 +1,410 @@
+/**
+ * Detector recognition: a detection network as the gradient-path paper converts it (Sec. 4,
+ * YOLOR-v3 -> PRN / CSP / ELAN), in three parts.
+ *
+ *   input ── backbone ──┬─ tap s8 ──────────────┐
+ *                       ├─ tap s16 ─────────┐   │     neck: conv sets, SPP, CSP blocks (rules with
+ *                       └─ tap s32 ─ [set] ─┴up─┴up   "part": "neck"), FPN top-down and PAN
+ *                                     │      │    │    bottom-up merges (topology)
+ *                                   head   head  head  heads: the last weight layer on each way to a
+ *                                     └──────┴────┴─ decode / NMS / anything after (left as they are)
+ *
+ * - heads: the detection convs (weight layers with no weight layer after them on any way to a graph
+ *   output), everything they feed, and the nodes that only serve it (Shape/Gather of the decode);
+ * - backbone: the family gpt knows (the stages structure.ts builds from the backbone rules) up to its
+ *   last stage that no upsample feeds; without one, everything up to the deepest downsampling and the
+ *   single-consumer chain after it (reported as found by downsampling, not by a rule);
+ * - taps: backbone values the neck reads;
+ * - neck: the rest of the way from the taps to the detection convs.
+ * A model with fewer than two spatial detection convs is not a detector: `detector` is false.
+ */
+import type { Graph, Node, Value } from '../ir/graph';
+import type { Model } from '../ir/model';
+import { nodeOp } from '../ops/registry';
+import type { CostReport } from './cost';
+import { GradientPathReport, GradientPathSummary, StageSpec, isWeightLayer } from './gradient-path';
+import { Match, MatchContext, matchAll, selectMatches, throughIdentity } from './matcher';
+import { Rule, loadRules } from './rules';
+import { recognize } from './structure';
+import { blockRefs } from './structure-refs';
+import type { Structure } from './structure-types';
+
+/** Ops that raise resolution: where a top-down (FPN) path starts. */
+const UPSAMPLE_OPS = new Set(['Resize', 'Upsample', 'ConvTranspose', 'DepthToSpace']);
+/** Ops that join two paths of the neck. */
+const MERGE_OPS = new Set(['Concat', 'Add', 'Sum']);
+
+export interface NeckBlock {
+  id: string;
+  rule: string;
+  nodes: string[];
+  input: string;
+  output: string;
+  resolution: (number | string | null)[] | null;
+  channelsIn: number | null;
+  channelsOut: number | null;
+}
+
+export interface NeckPath {
+  /** top-down: a merge fed by an upsample (FPN); bottom-up: a merge fed by a stride-2 layer of the neck (PAN). */
+  kind: 'top-down' | 'bottom-up';
+  merge: string;
+  /** The upsample or downsample node on the merged path. */
+  via: string;
+  /** The other operands of the merge: taps (lateral connections) or neck values. */
+  lateral: string[];
+  resolution: (number | string | null)[] | null;
+}
+
+export interface Tap {
+  value: string;
+  resolution: (number | string | null)[] | null;
+  channels: number | null;
+  /** Backbone stage that produced it (null: found by downsampling, or between stages). */
+  stage: number | null;
+}
+
+export interface DetectorStructure {
+  detector: boolean;
+  backbone: {
+    family: Structure['family'];
+    /** rules: the last backbone stage of structure.ts; downsampling: no backbone rule matched. */
+    foundBy: 'rules' | 'downsampling' | 'none';
+    stages: number;
+    nodes: string[];
+    taps: Tap[];
+  };
+  neck: { nodes: string[]; blocks: NeckBlock[]; paths: NeckPath[]; unmatched: string[] };
+  heads: { convs: string[]; nodes: string[]; outputs: string[]; ops: Record<string, number> };
+  /** What the recognition saw, in sentences (printed by `gpt analyze`). */
+  seen: string[];
+}
+
+export interface DetectorRefs {
+  backbone: Set<Node>;
+  neck: Set<Node>;
+  heads: Set<Node>;
+  headConvs: Node[];
+  taps: Value[];
+  blocks: Match[];
+}
+
+const refs = new WeakMap<DetectorStructure, DetectorRefs>();
+export function detectorRefs(d: DetectorStructure): DetectorRefs | undefined {
+  return refs.get(d);
+}
+
+type Spatial = (number | string | null)[] | null;
+const spatial = (v: Value | null | undefined): Spatial => (v?.shape && v.shape.length === 4 ? [v.shape[2], v.shape[3]] : null);
+const area = (s: Spatial): number | null => (s && typeof s[0] === 'number' && typeof s[1] === 'number' ? s[0] * s[1] : null);
+
+function readers(v: Value): Node[] {
+  return [...v.consumers.map((u) => u.node), ...v.subgraphReaders];
+}
+function dataInputs(g: Graph, n: Node): Value[] {
+  return [...n.inputs, ...n.implicitInputs].filter((v): v is Value => !!v && !g.isConstant(v));
+}
+
+/** A gate read by the node that multiplies with it (SiLU written out: x * Sigmoid(x)). */
+function isGateOf(n: Node, mul: Node): boolean {
+  return (n.opType === 'Sigmoid' || n.opType === 'HardSigmoid') && n.outputs[0]?.consumers.length === 1 && n.outputs[0].consumers[0].node === mul;
+}
+
+/** The one layer reading v (a SiLU's Sigmoid + Mul count as the Mul), or null. */
+function soleReader(v: Value): Node | null {
+  const rs = readers(v);
+  if (rs.length === 1) return rs[0];
+  if (rs.length === 2) {
+    const [a, b] = rs;
+    if (isGateOf(a, b) && b.opType === 'Mul') return b;
+    if (isGateOf(b, a) && a.opType === 'Mul') return a;
+  }
+  return null;
+}
+
+/** A layer's last node: the conv followed by its BN and activation (pointwise, single reader). */
+function layerEnd(n: Node): Node {
+  for (;;) {
+    const out = n.outputs[0];
+    const r = out ? soleReader(out) : null;
+    if (!r || !(r.opType === 'BatchNormalization' || nodeOp(r)?.activation || r.opType === 'Mul')) return n;
+    n = r;
+  }
+}
+
+/** Every node reachable downstream of `starts` (the starts included). */
+function downstreamOf(starts: Iterable<Node>): Set<Node> {
+  const seen = new Set<Node>();
+  const stack = [...starts];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    for (const o of n.outputs) if (o) stack.push(...readers(o));
+  }
+  return seen;
+}
+
+/** Every node upstream of `starts` (the starts included). */
+function upstreamOf(g: Graph, starts: Iterable<Node>): Set<Node> {
+  const seen = new Set<Node>();
+  const stack = [...starts];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    for (const v of dataInputs(g, n)) if (v.producer) stack.push(v.producer);
+  }
+  return seen;
+}
+
+/**
+ * Detection convs: weight layers with a graph output downstream and no weight layer on any way
+ * there, whose output is a feature map (a classifier's final Gemm is not one).
+ */
+function finalConvs(g: Graph): Node[] {
+  const outputs = new Set(g.outputs);
+  const weight = new Set(g.nodes.filter((n) => isWeightLayer(g, n)));
+  return [...weight].filter((w) => {
+    if (w.opType !== 'Conv' || (w.outputs[0]?.shape && w.outputs[0].shape.length !== 4)) return false;
+    let reachesOutput = false;
+    const seen = new Set<Node>();
+    const stack = w.outputs.filter((o): o is Value => !!o);
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (outputs.has(v)) reachesOutput = true;
+      for (const r of readers(v)) {
+        if (weight.has(r)) return false;
+        if (seen.has(r)) continue;
+        seen.add(r);
+        for (const o of r.outputs) if (o) stack.push(o);
+      }
+    }
+    return reachesOutput;
+  });
+}
+
+/** Backbone nodes: from the rules' stages, else up to the deepest downsampling. */
+function findBackbone(g: Graph, structure: Structure, afterUp: Set<Node>, headConvs: Set<Node>): { nodes: Set<Node>; foundBy: DetectorStructure['backbone']['foundBy']; stages: number } {
+  const stages = structure.stages.filter((s) => s.blocks.every((b) => !blockRefs(b).nodes.some((n) => afterUp.has(n))));
+  if (stages.length > 0) {
+    const lastBlock = stages[stages.length - 1].blocks.at(-1)!;
+    const out = blockRefs(lastBlock).output;
+    if (out?.producer) return { nodes: upstreamOf(g, [out.producer]), foundBy: 'rules', stages: stages.length };
+  }
+  // no backbone rule: the deepest downsampling before any upsample, then its single-consumer chain
+  let deepest: Node | null = null;
+  let deepestArea = Infinity;
+  for (const n of g.nodes) {
+    if (afterUp.has(n) || headConvs.has(n)) continue;
+    const i = dataInputs(g, n).find((v) => spatial(v));
+    const a = area(spatial(n.outputs[0])), b = area(spatial(i));
+    if (a !== null && b !== null && a < b && a <= deepestArea) {
+      deepest = n;
+      deepestArea = a;
+    }
+  }
+  if (!deepest) return { nodes: new Set(), foundBy: 'none', stages: 0 };
+  let end = layerEnd(deepest);
+  for (;;) {
+    const out = end.outputs[0];
+    const next = out ? soleReader(out) : null;
+    if (!next || afterUp.has(next) || headConvs.has(next) || UPSAMPLE_OPS.has(next.opType)) break;
+    const tail = layerEnd(next);
+    const tailOut = tail.outputs[0];
+    if (!tailOut || !soleReader(tailOut)) break; // a layer whose output branches opens the neck
+    end = tail;
+  }
+  return { nodes: upstreamOf(g, [end]), foundBy: 'downsampling', stages: 0 };
+}
+
+/** The upsample (or stride-2 layer) a merge operand comes from, through at most a few single-input nodes. */
+function feeder(g: Graph, v: Value, test: (n: Node) => boolean, neck: Set<Node>): Node | null {
+  let cur: Value | undefined = throughIdentity(v).value;
+  for (let hops = 0; cur?.producer && hops < 4; hops++) {
+    const p: Node = cur.producer;
+    if (!neck.has(p)) return null;
+    if (test(p)) return p;
+    const ins = dataInputs(g, p).filter((u) => !(u.producer && isGateOf(u.producer, p)));
+    if (ins.length !== 1) return null;
+    cur = ins[0];
+  }
+  return null;
+}
+
+/** The merge and the nodes on its merged operand's way back to a block output or tap (the lateral 1x1, the upsample...). */
+function pathNodes(g: Graph, merge: Node, from: Value, stopAt: Set<Value>): Node[] {
+  const out = [merge];
+  let cur: Value | undefined = from;
+  for (let hops = 0; cur?.producer && !stopAt.has(cur) && hops < 12; hops++) {
+    const p: Node = cur.producer;
+    out.push(p);
+    const ins = dataInputs(g, p).filter((u) => !(u.producer && isGateOf(u.producer, p)));
+    if (p.opType === 'Mul') for (const u of dataInputs(g, p)) if (u.producer && isGateOf(u.producer, p)) out.push(u.producer);
+    if (ins.length !== 1) break;
+    cur = ins[0];
+  }
+  return out;
+}
+
+export interface DetectorOptions {
+  rules?: Rule[];
+  /** A structure already recognised on this model object (saves matching twice). */
+  structure?: Structure;
+}
+
+/** Recognise backbone, neck and heads. Not a detector: `detector` false, the parts empty. */
+export function recognizeDetector(model: Model, opts: DetectorOptions = {}): DetectorStructure {
+  const g = model.graph;
+  const rules = opts.rules ?? loadRules();
+  const structure = opts.structure ?? recognize(model, { rules, recorded: false });
+  const isData = (n: Node) => n.outputs.some((o) => o && !g.isConstant(o));
+  const order = new Map(g.nodes.map((n, i) => [n, i]));
+  const names = (ns: Iterable<Node>) => [...ns].filter(isData).sort((a, b) => order.get(a)! - order.get(b)!).map((n) => n.name);
+
+  const convs = finalConvs(g);
+  const empty: DetectorStructure = {
+    detector: false,
+    backbone: { family: structure.family, foundBy: 'none', stages: 0, nodes: [], taps: [] },
+    neck: { nodes: [], blocks: [], paths: [], unmatched: [] },
+    heads: { convs: names(convs), nodes: [], outputs: g.outputs.map((o) => o.name), ops: {} },
+    seen: [],
+  };
+  if (convs.length < 2) {
+    empty.seen.push(`not a detector: ${convs.length} feature-map conv(s) end the network (a detector has one per scale or head branch)`);
+    return empty;
+  }
+  const headConvs = new Set(convs);
+  const afterUp = downstreamOf(g.nodes.filter((n) => UPSAMPLE_OPS.has(n.opType)));
+  const bb = findBackbone(g, structure, afterUp, headConvs);
+  const towardsHeads = upstreamOf(g, convs);
+  const neck = new Set(g.nodes.filter((n) => towardsHeads.has(n) && !bb.nodes.has(n) && !headConvs.has(n) && isData(n)));
+  const heads = new Set(g.nodes.filter((n) => !bb.nodes.has(n) && !neck.has(n) && isData(n)));
+
+  const stageOf = new Map<Value, number>();
+  structure.stages.forEach((s) => s.blocks.forEach((b) => {
+    const out = blockRefs(b).output;
+    if (out) stageOf.set(out, s.index);
+  }));
+  const taps: Value[] = [];
+  for (const n of bb.nodes) for (const o of n.outputs) if (o && !g.isConstant(o) && readers(o).some((r) => neck.has(r) || heads.has(r))) taps.push(o);
+  taps.sort((a, b) => order.get(a.producer!)! - order.get(b.producer!)!);
+
+  // neck blocks: the neck rules, matched on neck nodes only
+  const ctx = new MatchContext(g);
+  const outsideNeck = new Set(g.nodes.filter((n) => !neck.has(n)));
+  const matches = selectMatches(matchAll(g, rules.filter((r) => r.part === 'neck'), ctx), ctx, outsideNeck);
+  const blocks: NeckBlock[] = matches.map((m, i) => ({
+    id: `n${i}`, rule: m.rule.name, nodes: names(m.nodes), input: m.input.name, output: m.output.name,
+    resolution: spatial(m.output), channelsIn: ctx.channels(m.input), channelsOut: ctx.channels(m.output),
+  }));
+  const inBlocks = new Set(matches.flatMap((m) => m.nodes));
+
+  // FPN top-down and PAN bottom-up merges
+  const paths: NeckPath[] = [];
+  const onPaths = new Set<Node>();
+  const stopAt = new Set<Value>([...taps, ...matches.map((m) => m.output)]);
+  const strided = (n: Node) => n.ints('strides').some((s) => s > 1);
+  for (const n of g.nodes) {
+    if (!neck.has(n) || !MERGE_OPS.has(n.opType)) continue;
+    const ins = dataInputs(g, n);
+    if (ins.length < 2) continue;
+    for (const [kind, test] of [['top-down', (x: Node) => UPSAMPLE_OPS.has(x.opType)], ['bottom-up', strided]] as const) {
+      const via = ins.map((v) => ({ v, f: feeder(g, v, test, neck) })).find((x) => x.f);
+      if (!via?.f) continue;
+      for (const x of pathNodes(g, n, via.v, stopAt)) onPaths.add(x);
+      paths.push({ kind, merge: n.name, via: via.f.name, lateral: ins.filter((v) => v !== via.v).map((v) => v.name), resolution: spatial(n.outputs[0]) });
+      break;
+    }
+  }
+  const unmatched = [...neck].filter((n) => !inBlocks.has(n) && !onPaths.has(n));
+
+  const ops: Record<string, number> = {};
+  for (const n of heads) if (!headConvs.has(n)) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
+  const result: DetectorStructure = {
+    detector: true,
+    backbone: {
+      family: structure.family, foundBy: bb.foundBy, stages: bb.stages, nodes: names(bb.nodes),
+      taps: taps.map((v) => ({ value: v.name, resolution: spatial(v), channels: ctx.channels(v), stage: stageOf.get(v) ?? null })),
+    },
+    neck: { nodes: names(neck), blocks, paths, unmatched: names(unmatched) },
+    heads: { convs: names(convs), nodes: names(heads), outputs: g.outputs.map((o) => o.name), ops },
+    seen: [],
+  };
+  result.seen = describe(result, structure);
+  refs.set(result, { backbone: bb.nodes, neck, heads, headConvs: convs, taps, blocks: matches });
+  return result;
+}
+
+function describe(d: DetectorStructure, structure: Structure): string[] {
+  const res = (s: Spatial) => (s ? s.join('x') : '?');
+  const out: string[] = [];
+  const b = d.backbone;
+  out.push(b.foundBy === 'rules'
+    ? `backbone: ${b.family}, ${b.stages} stage(s) recognised by the rules, ${b.nodes.length} nodes`
+    : b.foundBy === 'downsampling'
+      ? `backbone: no backbone rule matched (${structure.stages.length ? 'the recognised stages lie after an upsample' : 'no residual, OSA or CSP block'}); taken as everything up to the deepest downsampling, ${b.nodes.length} nodes`
+      : 'backbone: not found (no downsampling layer)');
+  if (b.taps.length) out.push(`taps the neck reads: ${b.taps.map((t) => `${t.value} (${res(t.resolution)}, ${t.channels ?? '?'} ch${t.stage !== null ? `, stage ${t.stage}` : ''})`).join('; ')}`);
+  const rules: Record<string, number> = {};
+  for (const x of d.neck.blocks) rules[x.rule] = (rules[x.rule] ?? 0) + 1;
+  const td = d.neck.paths.filter((p) => p.kind === 'top-down').length, bu = d.neck.paths.length - td;
+  out.push(`neck: ${d.neck.nodes.length} nodes; blocks: ${Object.entries(rules).map(([r, n]) => `${n} ${r}`).join(', ') || 'none matched a neck rule'}; FPN top-down merges ${td}, PAN bottom-up merges ${bu}; ${d.neck.unmatched.length} node(s) in no block`);
+  out.push(`heads: ${d.heads.convs.length} detection conv(s) and ${d.heads.nodes.length - d.heads.convs.length} node(s) after them (${Object.entries(d.heads.ops).sort((x, y) => y[1] - x[1]).slice(0, 6).map(([o, n]) => `${o} ${n}`).join(', ') || 'none'}), left as they are; outputs ${d.heads.outputs.join(', ')}`);
+  if (!structure.stages.some((s) => s.blocks.some((x) => x.residual))) out.push('no residual block recognised: PRN has nothing to convert');
+  return out;
+}
+
+/** Figures of one part (analyze's per-part table). */
+export interface PartFigures {
+  nodes: number;
+  params: number;
+  macs: number;
+  /** Nodes whose output size is unknown (data-dependent shapes): counted as 0. */
+  unsized: string[];
+  gradientPaths: GradientPathSummary;
+}
+
+/** The detector as `gpt analyze --json` reports it: the parts with their figures. */
+export interface DetectorReport {
+  backbone: { family: string; foundBy: DetectorStructure['backbone']['foundBy']; stages: number; taps: Tap[]; part: PartFigures };
+  neck: { blocks: NeckBlock[]; paths: NeckPath[]; unmatched: string[]; part: PartFigures };
+  heads: { convs: string[]; outputs: string[]; ops: Record<string, number>; part: PartFigures };
+  seen: string[];
+}
+
+/** Per-part params, MACs, unsized nodes and gradient paths (the paths of each part's weight layers, whole network). */
+export function detectorReport(model: Model, d: DetectorStructure, cost: CostReport, paths: GradientPathReport, partIndex: number): DetectorReport {
+  const byName = new Map(cost.nodes.map((n) => [n.name, n]));
+  const g = model.graph;
+  const nodeByName = new Map(g.nodes.map((n) => [n.name, n]));
+  const figures = (nodes: string[], i: number): PartFigures => {
+    let params = 0, macs = 0;
+    const unsized: string[] = [];
+    for (const name of nodes) {
+      const c = byName.get(name);
+      params += c?.params ?? 0;
+      macs += c?.macs ?? 0;
+      const n = nodeByName.get(name);
+      if (n && n.outputs.some((o) => o && !g.isConstant(o) && !o.shape)) unsized.push(name);
+    }
+    const { name: _n, start: _s, end: _e, ...summary } = paths.stages[partIndex + i];
+    return { nodes: nodes.length, params, macs, unsized, gradientPaths: summary };
+  };
+  const { family, foundBy, stages, taps } = d.backbone;
+  return {
+    backbone: { family, foundBy, stages, taps, part: figures(d.backbone.nodes, 0) },
+    neck: { blocks: d.neck.blocks, paths: d.neck.paths, unmatched: d.neck.unmatched, part: figures(d.neck.nodes, 1) },
+    heads: { convs: d.heads.convs, outputs: d.heads.outputs, ops: d.heads.ops, part: figures(d.heads.nodes, 2) },
+    seen: d.seen,
+  };
+}
+
+/** The three parts as gradient-path stage specs (appended after the structure's stages). */
+export function partSpecs(d: DetectorStructure): StageSpec[] {
+  return [
+    { name: 'backbone', nodes: d.backbone.nodes },
+    { name: 'neck', nodes: d.neck.nodes },
+    { name: 'heads', nodes: d.heads.nodes },
+  ];
+}
