@@ -160,11 +160,32 @@ export class ModelBuilder {
     return this.shaped(this.op('Concat', module, xs, { axis: 1 }), [c, h, w]);
   }
 
-  /** The finished model: `output` becomes the graph output, typed [N, ...]. */
-  finish(output: Value, graphName: string, docString?: string): Model {
-    output.declared = output.inferred;
+  /** A conv with a bias and no BN or activation (a detection head's last 1x1), output named `outputName`. */
+  convBias(x: Value, module: string, cout: number, outputName: string): Value {
+    const [cin, h, w] = this.dims(x);
+    const weight = this.param(`${module}.weight`, [cout, cin, 1, 1], this.rng.normals(cout * cin, Math.sqrt(1 / cin)));
+    const bias = this.param(`${module}.bias`, [cout], this.rng.normals(cout, 0.1));
+    const y = this.op('Conv', module, [x, weight, bias], { dilations: [1, 1], group: 1, kernel_shape: [1, 1], pads: [0, 0, 0, 0], strides: [1, 1] }, outputName);
+    return this.shaped(y, [cout, h, w]);
+  }
+
+  /** nn.Upsample(scale_factor, mode='nearest') as opset 13 exports it: Resize with a scales initializer. */
+  upsample(x: Value, module: string, scale: number): Value {
+    const [c, h, w] = this.dims(x);
+    const roi = this.param(`${module}.roi`, [0], new Float32Array(0));
+    const scales = this.param(`${module}.scales`, [4], Float32Array.from([1, 1, scale, scale]));
+    const y = this.op('Resize', module, [x, roi, scales], {
+      coordinate_transformation_mode: 'asymmetric', cubic_coeff_a: { float: -0.75 }, mode: 'nearest', nearest_mode: 'floor',
+    });
+    return this.shaped(y, [c, h * scale, w * scale]);
+  }
+
+  /** The finished model: `output` (or several) become the graph outputs, typed [N, ...]. */
+  finish(output: Value | Value[], graphName: string, docString?: string): Model {
+    const outs = Array.isArray(output) ? output : [output];
+    for (const o of outs) o.declared = o.inferred;
     for (const o of [...this.graph.outputs]) this.graph.removeOutput(o);
-    this.graph.addOutput(output);
+    for (const o of outs) this.graph.addOutput(o);
     this.graph.rest = { name: graphName };
     return new Model(
       {

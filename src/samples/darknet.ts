@@ -13,6 +13,12 @@ const STAGE_BLOCKS = [1, 2, 8, 8, 4];
 const BRANCH_END_GAIN = 0.2;
 
 export function darknet53(b: ModelBuilder, x: Value, ch: (c: number) => number): Value {
+  return b.flatten(b.globalAveragePool(darknet53Features(b, x, ch).at(-1)!, 'pool'));
+}
+
+/** Darknet-53 without its classifier: the outputs of its five stages (strides 2 ... 32). */
+export function darknet53Features(b: ModelBuilder, x: Value, ch: (c: number) => number): Value[] {
+  const taps: Value[] = [];
   let idx = 0;
   const convLayer = (y: Value, m: string, cout: number, k: number, stride: number, gain = 1) =>
     b.convBnAct(y, { conv: `${m}.0`, bn: `${m}.1`, act: `${m}.2` }, cout, k, stride, 'LeakyRelu', gain);
@@ -25,6 +31,7 @@ export function darknet53(b: ModelBuilder, x: Value, ch: (c: number) => number):
       const branch = convLayer(convLayer(y, `${m}.b1`, ch(c / 2), 1, 1), `${m}.b2`, ch(c), 3, 1, BRANCH_END_GAIN);
       y = b.add(y, branch, m); // Add(shortcut, branch): the exporter's operand order for `x + self.b2(self.b1(x))`
     }
+    taps.push(y);
   });
-  return b.flatten(b.globalAveragePool(y, 'pool'));
+  return taps;
 }

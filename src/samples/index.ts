@@ -9,6 +9,7 @@ import type { Model } from '../ir/model';
 import { ModelBuilder } from './builder';
 import { darknet53 } from './darknet';
 import { RESNET18, RESNET50, resnet } from './resnet';
+import { yolov3, yolov3Tiny } from './yolov3';
 import { VOVNET39, VOVNET57, VOVNET_MODULE_LISTS, vovnet } from './vovnet';
 
 export { ModelBuilder, torchScope } from './builder';
@@ -16,6 +17,10 @@ export { Rng } from './random';
 
 export const SAMPLE_NAMES = ['resnet18', 'resnet50', 'vovnet39', 'vovnet57', 'darknet53'] as const;
 export type SampleName = (typeof SAMPLE_NAMES)[number];
+/** Detectors (Darknet cfgs): no classifier, the raw head convs are the outputs; classes default 80 (COCO). */
+export const DETECTOR_SAMPLE_NAMES = ['yolov3', 'yolov3-tiny'] as const;
+export type DetectorSampleName = (typeof DETECTOR_SAMPLE_NAMES)[number];
+export const ALL_SAMPLE_NAMES = [...SAMPLE_NAMES, ...DETECTOR_SAMPLE_NAMES] as const;
 
 export interface SampleOptions {
   /** Channel multiplier applied to every channel count (rounded, at least 1); default 1. */
@@ -31,9 +36,11 @@ export interface SampleOptions {
 }
 
 type Body = (b: ModelBuilder, x: Value, ch: (c: number) => number) => Value;
+type DetectorBody = (b: ModelBuilder, x: Value, ch: (c: number) => number, classes: number) => Value[];
 
 interface SampleSpec {
-  body: Body;
+  body?: Body;
+  detector?: DetectorBody;
   resolution: number;
   /**
    * Smallest input the downsampling allows: all of these reduce by 32; VoVNet's unpadded
@@ -51,18 +58,22 @@ const SPECS: Record<SampleName, SampleSpec> = {
   vovnet57: { body: (b, x, ch) => vovnet(b, x, VOVNET57, ch), resolution: 224, minResolution: 45, moduleLists: VOVNET_MODULE_LISTS },
   darknet53: { body: darknet53, resolution: 256, minResolution: 32 },
 };
+const DETECTOR_SPECS: Record<DetectorSampleName, SampleSpec> = {
+  yolov3: { detector: yolov3, resolution: 416, minResolution: 32 },
+  'yolov3-tiny': { detector: yolov3Tiny, resolution: 416, minResolution: 32 },
+};
 
 function badOption(option: string, message: string, hint: string): GptError {
   return new GptError('E_ARG', message, { subject: option, hint });
 }
 
 /** Build a sample model. Throws E_ARG naming the option for a bad name, width, resolution, classes, seed or batch. */
-export function buildSample(name: SampleName, opts: SampleOptions = {}): Model {
-  const spec = (SPECS as Record<string, SampleSpec | undefined>)[name];
-  if (!spec) throw badOption('name', `unknown sample '${name}'`, `choose one of ${SAMPLE_NAMES.join(', ')}`);
+export function buildSample(name: SampleName | DetectorSampleName, opts: SampleOptions = {}): Model {
+  const spec = ({ ...SPECS, ...DETECTOR_SPECS } as Record<string, SampleSpec | undefined>)[name];
+  if (!spec) throw badOption('name', `unknown sample '${name}'`, `choose one of ${ALL_SAMPLE_NAMES.join(', ')}`);
   const width = opts.width ?? 1;
   const resolution = opts.resolution ?? spec.resolution;
-  const classes = opts.classes ?? 1000;
+  const classes = opts.classes ?? (spec.detector ? 80 : 1000);
   const seed = opts.seed ?? 0;
   const batch = opts.batch ?? 1;
   if (!(Number.isFinite(width) && width > 0)) throw badOption('width', `width must be a number above 0, got ${width}`, 'e.g. 1 (published widths) or 0.25');
@@ -79,6 +90,8 @@ export function buildSample(name: SampleName, opts: SampleOptions = {}): Model {
   const ch = (c: number) => Math.max(1, Math.round(c * width));
   const b = new ModelBuilder({ seed, batch, moduleLists: spec.moduleLists });
   const x = b.input('input', 3, resolution, resolution);
-  const logits = b.gemm(spec.body(b, x, ch), 'fc', classes, 'logits');
+  const doc = `gpt sample ${name}: width ${width}, resolution ${resolution}, ${classes} classes, seed ${seed}`;
+  if (spec.detector) return b.finish(spec.detector(b, x, ch, classes), name, doc);
+  const logits = b.gemm(spec.body!(b, x, ch), 'fc', classes, 'logits');
   return b.finish(logits, name, `gpt sample ${name}: width ${width}, resolution ${resolution}, ${classes} classes, seed ${seed}`);
 }

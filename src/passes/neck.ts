@@ -1,0 +1,159 @@
+/**
+ * The neck of a detector, converted like its backbone (gradient-path paper, Sec. 4: YOLOR-CSP and
+ * YOLOR-ELAN stack their computational blocks in the backbone AND the neck). Each YOLO conv set
+ * (1x1 C->M, then 3x3 M->2M / 1x1 2M->M pairs; detector.ts finds them by the neck rules) becomes:
+ *
+ *   csp (Scaled-YOLOv4's CSP neck):  x ─ 1x1 C->M (kept) ─ split ─ p1 ─ [3x3 p1->2p1, 1x1 2p1->p1] x n ─ (1x1 p1) ─┐
+ *                                                               └ M-p1 ───────────────────────────── concat ─ (1x1 M) ─ out
+ *   elan (YOLOv7's neck ELAN):       x ─ 1x1 C->h ─────────────────────────────────┐
+ *                                    x ─ 1x1 C->h ─ 3x3 h->h/2 ─ 3x3 ─ ... (2 x stack) ┴ concat of all ─ 1x1 -> M ─ out
+ *
+ * The set's output keeps its width M, so the heads and the lateral 1x1 after it keep their inputs;
+ * every graph output keeps its name and shape; decode and NMS after the heads are not touched.
+ * New layers get seeded He-normal weights (the model must be trained again, as the backbone's CSP).
+ */
+import { isGptError } from '../errors';
+import { DetectorStructure, detectorRefs, recognizeDetector } from '../analysis/detector';
+import type { Match } from '../analysis/matcher';
+import type { Node, Value } from '../ir/graph';
+import type { Model } from '../ir/model';
+import { addConvBnAct, concatChannels, requireChannels, roundHalfEven, sliceChannels } from '../ir/surgery';
+import { ActivationSpec, captureActivation, emitActivation } from './activation';
+import type { Fusion } from './options';
+import type { AnyPass, PassContext, PassOutcome, Plan } from './pass';
+
+/** Stage key under which the neck's new nodes are reported (not a backbone stage). */
+export const NECK_STAGE = -1;
+
+export type NeckTarget = { to: 'csp'; split: number; fusion: Fusion } | { to: 'elan'; stack: number; width: number };
+
+interface ConvSetPlan {
+  id: string;
+  input: Value;
+  /** The kept first 1x1 layer's output (CSP) and the set's output. */
+  reduced: Value;
+  output: Value;
+  pairs: number;
+  width: number;
+  act: ActivationSpec;
+  batchNorm: boolean;
+}
+
+export interface NeckPlan extends Plan {
+  sets: ConvSetPlan[];
+  detector: DetectorStructure | null;
+}
+
+function lastOf(m: Match, prefix: string): Node[] {
+  return [...m.parts].filter(([p]) => p.startsWith(prefix)).flatMap(([, ns]) => ns);
+}
+
+/** Plan the conversion of every conv set of the neck; a model that is not a detector plans nothing. */
+export function planNeck(ctx: PassContext): NeckPlan {
+  const d = recognizeDetector(ctx.model, { rules: ctx.rules, structure: ctx.structure });
+  const plan: NeckPlan = { sets: [], detector: d.detector ? d : null, unconverted: [], warnings: [] };
+  const refs = detectorRefs(d);
+  if (!d.detector || !refs) return plan;
+  const g = ctx.model.graph;
+  refs.blocks.forEach((m, i) => {
+    const id = `neck.n${i}`;
+    if (m.rule.name !== 'yolo-conv-set') {
+      plan.unconverted.push({ block: id, reason: `${m.rule.name}: only YOLO conv sets are rewritten in the neck; this block is kept` });
+      return;
+    }
+    const acts = lastOf(m, 'reduce.act');
+    const reduceOut = m.values.get('reduce')?.at(-1);
+    if (!reduceOut || acts.length === 0) {
+      plan.unconverted.push({ block: id, reason: 'conv set without an activation on its first layer' });
+      return;
+    }
+    plan.sets.push({
+      id, input: m.input, reduced: reduceOut, output: m.output, pairs: m.values.get('pair')?.length ?? 0,
+      width: requireChannels(m.output, id), act: captureActivation(g, acts), batchNorm: lastOf(m, 'reduce.bn').length > 0,
+    });
+  });
+  return plan;
+}
+
+/** Carry the neck plan out (after the backbone's own rewrite: only neck nodes are referenced). */
+export function applyNeck(model: Model, plan: NeckPlan, t: NeckTarget, outcome: PassOutcome): void {
+  const g = model.graph;
+  for (const s of plan.sets) {
+    const added: Node[] = [];
+    const layer = (x: Value, scope: string, cout: number, k: number): Value => {
+      const r = addConvBnAct(model, x, { scope: `/neck/${s.id}/${scope}`, cout, kernel: k, batchNorm: s.batchNorm, act: null });
+      outcome.freshParams += r.params;
+      added.push(r.conv, ...(r.bn ? [r.bn] : []));
+      const a = emitActivation(model, s.act, r.output, cout, { name: `/neck/${s.id}/${scope}/act` });
+      added.push(...a.nodes);
+      return a.output;
+    };
+    const M = s.width;
+    let out: Value;
+    let change: string;
+    if (t.to === 'csp') {
+      const p1 = Math.max(1, Math.min(M - 1, roundHalfEven(M * t.split)));
+      const part1 = sliceChannels(model, s.reduced, 0, p1, `/neck/${s.id}/part1`);
+      const part2 = sliceChannels(model, s.reduced, p1, M, `/neck/${s.id}/part2`);
+      let y = part1;
+      for (let i = 0; i < s.pairs; i++) y = layer(layer(y, `chain${i}/expand`, 2 * p1, 3), `chain${i}/reduce`, p1, 1);
+      if (t.fusion === 'both') {
+        out = layer(concatChannels(model, [layer(y, 'transition1', p1, 1), part2], `/neck/${s.id}/concat`), 'transition', M, 1);
+      } else if (t.fusion === 'first') {
+        out = layer(concatChannels(model, [y, part2], `/neck/${s.id}/concat`), 'transition', M, 1);
+      } else {
+        out = concatChannels(model, [layer(y, 'transition1', p1, 1), part2], `/neck/${s.id}/concat`);
+      }
+      change = `conv set -> CSP block: first 1x1 kept, split ${p1} + ${M - p1}, ${s.pairs} pair(s) of 3x3 ${p1}->${2 * p1} / 1x1 ${2 * p1}->${p1} on part 1, fusion ${t.fusion}, output ${M}`;
+    } else {
+      const h = Math.max(2, roundHalfEven(M * t.width));
+      const q = Math.max(1, Math.floor(h / 2));
+      const cv1 = layer(s.input, 'cv1', h, 1);
+      let y = layer(s.input, 'cv2', h, 1);
+      const cat = [cv1, y];
+      for (let i = 0; i < 2 * t.stack; i++) cat.push((y = layer(y, `conv${i}`, q, 3)));
+      out = layer(concatChannels(model, cat, `/neck/${s.id}/concat`), 'transition', M, 1);
+      change = `conv set -> ELAN block: 1x1 ${requireChannels(s.input, s.id)}->${h} twice, ${2 * t.stack} chained 3x3 ${h}->${q}, concat of all ${2 * h + 2 * t.stack * q}, 1x1 -> ${M}`;
+    }
+    for (const n of g.nodes) if (!added.includes(n) && n.outputs.includes(out)) added.push(n);
+    g.replaceAllUses(s.output, out);
+    outcome.added.set(NECK_STAGE, [...(outcome.added.get(NECK_STAGE) ?? []), ...g.nodes.filter((n) => added.includes(n) || n.name.startsWith(`/neck/${s.id}/`))]);
+    outcome.converted.push({ block: s.id, stage: NECK_STAGE, change });
+  }
+  if (plan.sets.length) {
+    g.cleanup();
+    outcome.notes.push(`neck: ${plan.sets.length} conv set(s) rewritten; their new layers have seeded weights (train or fine-tune the model). Heads, decode and NMS are unchanged.`);
+  }
+}
+
+/**
+ * A backbone pass (CSP, ELAN) that also converts the neck of a detector: the backbone's plan (a
+ * detector without a recognised backbone plans its neck alone), then the neck's; apply in that order.
+ */
+export function withNeck(pass: AnyPass, target: (o: Record<string, unknown>) => NeckTarget): AnyPass {
+  type Both = Plan & { inner: Plan | null; neck: NeckPlan };
+  return {
+    ...pass,
+    plan(ctx, o): Both {
+      const neck = planNeck(ctx);
+      let inner: Plan | null = null;
+      try {
+        inner = pass.plan(ctx, o);
+      } catch (e) {
+        if (!isGptError(e) || e.code !== 'E_PATTERN' || neck.sets.length === 0 || ctx.strict) throw e;
+        neck.warnings.push(`backbone left as it was: ${e.message}`);
+      }
+      return { inner, neck, unconverted: [...(inner?.unconverted ?? []), ...neck.unconverted], warnings: [...(inner?.warnings ?? []), ...neck.warnings] };
+    },
+    apply(ctx, plan: Plan, o): PassOutcome {
+      const p = plan as Both;
+      const outcome: PassOutcome = p.inner
+        ? pass.apply(ctx, p.inner, o)
+        : { converted: [], unconverted: [], freshParams: 0, notes: [], warnings: [], added: new Map() };
+      outcome.unconverted.push(...p.neck.unconverted);
+      outcome.warnings.push(...p.neck.warnings);
+      applyNeck(ctx.model, p.neck, target(o), outcome);
+      return outcome;
+    },
+  };
+}

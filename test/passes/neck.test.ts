@@ -1,0 +1,91 @@
+/**
+ * Detectors through PRN / CSP / ELAN: PRN exact against the fixtures' PRN outputs (all three raw
+ * outputs); CSP and ELAN convert backbone and neck, and every output runs in onnxruntime with its
+ * name and shape, optimisation off and at ORT's default level; full-size YOLOv3 MACs ratios.
+ */
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadModel } from '../../src/onnx/io';
+import { convert } from '../../src/passes/convert';
+import { NECK_STAGE } from '../../src/passes/neck';
+import { createSession, runFloat } from '../../src/profile/ort';
+import { buildSample } from '../../src/samples';
+import { fixturesDir, maxAbsDiff, readNpy } from '../helpers';
+
+const D = path.join(fixturesDir, '..', 'fixtures-detectors');
+const f = (name: string) => path.join(D, name);
+
+async function runAll(model: Parameters<typeof createSession>[0], input: string, level: 'disabled' | 'all' = 'disabled') {
+  const s = await createSession(model, { graphOptimizationLevel: level });
+  const x = readNpy(f(input));
+  return { names: s.outputNames, out: await runFloat(s, { [s.inputNames[0]]: { data: x.data, dims: x.shape } }) };
+}
+
+test('yolov3-w25-raw: --to prn (ratio 0.5) reproduces all three PRN reference outputs', async () => {
+  const { model, report } = convert(loadModel(f('yolov3-w25-raw.onnx')), { to: 'prn', ratio: 0.5 });
+  assert.is(report.converted.length, 23);
+  const { names, out } = await runAll(model, 'yolov3-w25-raw.input.npy');
+  assert.equal(names, ['yolo_s32', 'yolo_s16', 'yolo_s8']);
+  names.forEach((n, i) => {
+    const { diff, tol } = maxAbsDiff(out[n].data, readNpy(f(`yolov3-w25-raw.prn-output${i ? i : ''}.npy`)).data);
+    assert.ok(diff <= tol, `${n}: ${diff} > ${tol}`);
+  });
+});
+
+test('negative: the plain yolov3-w25-raw is NOT within tolerance of the PRN reference', async () => {
+  const { out } = await runAll(loadModel(f('yolov3-w25-raw.onnx')), 'yolov3-w25-raw.input.npy');
+  const { diff, tol } = maxAbsDiff(out.yolo_s32.data, readNpy(f('yolov3-w25-raw.prn-output.npy')).data);
+  assert.ok(diff > tol);
+});
+
+test('yolov3-w25 (decode in the graph): --to prn reproduces the PRN reference output; the decode Adds are not touched', async () => {
+  const { model, report } = convert(loadModel(f('yolov3-w25.onnx')), { to: 'prn', ratio: 0.5 });
+  assert.is(report.converted.length, 23);
+  const { out } = await runAll(model, 'yolov3-w25.input.npy');
+  const { diff, tol } = maxAbsDiff(out.output.data, readNpy(f('yolov3-w25.prn-output.npy')).data);
+  assert.ok(diff <= tol, `${diff} > ${tol}`);
+});
+
+for (const m of ['yolov3-w25', 'yolov3-w25-raw']) {
+  for (const to of ['csp', 'elan'] as const) {
+    test(`${m}: --to ${to} converts backbone and the 3 neck conv sets; outputs keep names and shapes and run (ORT opt off and default)`, async () => {
+      const src = loadModel(f(`${m}.onnx`));
+      const shapes = src.graph.outputs.map((o) => [o.name, o.shape]);
+      const { model, report } = convert(src, { to });
+      assert.is(report.converted.filter((c) => c.stage === NECK_STAGE).length, 3);
+      assert.ok(report.converted.some((c) => c.stage >= 0), 'backbone converted too');
+      assert.equal(model.graph.outputs.map((o) => [o.name, o.shape]), shapes);
+      for (const level of ['disabled', 'all'] as const) {
+        const { names, out } = await runAll(model, `${m}.input.npy`, level);
+        assert.equal(names, shapes.map(([n]) => n));
+        for (const [n, s] of shapes) {
+          assert.equal([...out[n as string].dims], s);
+          assert.ok(out[n as string].data.every(Number.isFinite), `${n} finite at ${level}`);
+        }
+      }
+    });
+  }
+}
+
+test('yolov3-tiny-w25: no residual -> PRN says nothing to convert; plain model runs with opt off (ORT default level differs: PadFusion)', async () => {
+  assert.is(convert(loadModel(f('yolov3-tiny-w25.onnx')), { to: 'prn' }).report.converted.length, 0);
+  const { out } = await runAll(loadModel(f('yolov3-tiny-w25.onnx')), 'yolov3-tiny-w25.input.npy');
+  const { diff, tol } = maxAbsDiff(out.output.data, readNpy(f('yolov3-tiny-w25.output.npy')).data);
+  assert.ok(diff <= tol, `opt off: ${diff} > ${tol}`);
+  const all = await runAll(loadModel(f('yolov3-tiny-w25.onnx')), 'yolov3-tiny-w25.input.npy', 'all');
+  const d2 = maxAbsDiff(all.out.output.data, readNpy(f('yolov3-tiny-w25.output.npy')).data);
+  // the fixture README's known ORT bug (PadFusion folds the computed pads wrongly): reported, not hidden
+  console.log(`  yolov3-tiny-w25 at ORT's default level: max abs diff ${d2.diff.toFixed(3)} vs tolerance ${d2.tol.toFixed(4)} (PadFusion bug)`);
+});
+
+test('full-size YOLOv3 at 416 (gpt sample yolov3): CSP (split 0.5, fusion both) <= 0.78x MACs, ELAN defaults <= 0.74x, neck included', () => {
+  const csp = convert(buildSample('yolov3'), { to: 'csp', split: 0.5, fusion: 'both', inPlace: true }).report;
+  const elan = convert(buildSample('yolov3'), { to: 'elan', inPlace: true }).report;
+  for (const [r, bound] of [[csp, 0.78], [elan, 0.74]] as const) {
+    assert.ok(r.after.macs / r.before.macs <= bound, `${r.target}: ${(r.after.macs / r.before.macs).toFixed(3)}x`);
+    assert.is(r.converted.filter((c) => c.stage === NECK_STAGE).length, 3);
+  }
+});
+
+test.run();
