@@ -1,6 +1,7 @@
 /**
  * npm run demo: the main job end to end on the bundled samples.
- *   1. build the plain samples (Darknet-53 at 256, VoVNet-39 at 224, full width, seeded weights)
+ *   1. build the plain samples (Darknet-53 at 256, VoVNet-39 at 224, YOLOv3 at 416: the paper's own
+ *      setting, backbone and neck converted; full width, seeded weights)
  *   2. convert each to PRN, CSP and ELAN (PRN only where there are residual blocks)
  *   3. analyze all of them (gradient paths; an SVG chart per family, plain vs converted)
  *   4. profile each family side by side on CPU and write a self-contained HTML report
@@ -17,13 +18,13 @@ import { convert, ConvertTarget } from '../src/passes/convert';
 import { profile } from '../src/profile';
 import { human, bytes, table } from '../src/report/format';
 import { profileHtml } from '../src/report/html';
-import { buildSample, SampleName } from '../src/samples';
+import { buildSample, DetectorSampleName, SampleName } from '../src/samples';
 
 const outDir = path.resolve(process.argv[2] ?? path.join(__dirname, '..', '..', 'out', 'demo'));
 const iterations = Number(process.env.GPT_DEMO_ITERATIONS ?? 20);
 const log = (s = '') => process.stdout.write(s + '\n');
 
-async function family(name: SampleName, resolution: number): Promise<string> {
+async function family(name: SampleName | DetectorSampleName, resolution: number, runs = iterations): Promise<string> {
   const t0 = Date.now();
   const plainFile = path.join(outDir, `${name}.onnx`);
   saveModel(buildSample(name, { resolution }), plainFile);
@@ -56,7 +57,7 @@ async function family(name: SampleName, resolution: number): Promise<string> {
   const chartFile = path.join(outDir, `${name}-gradient-paths.svg`);
   fs.writeFileSync(chartFile, gradientPathChart(analyses.map((x) => chartSeries(x.label, x.a.gradient)), { title: `${name}: gradient paths per weight layer` }));
 
-  const report = await profile(files.map((f) => f.file), { ep: 'cpu', iterations, warmup: 3, perNode: true, labels: files.map((f) => f.label) });
+  const report = await profile(files.map((f) => f.file), { ep: 'cpu', iterations: runs, warmup: Math.min(3, runs), perNode: true, labels: files.map((f) => f.label) });
   log(table(['model', 'p50 ms', 'cv', 'latency ratio', 'MACs ratio'], report.models.map((m) => {
     const r = m.runs[0];
     return [m.label, r.latencyMs.p50.toFixed(1), `${(r.latencyMs.cv * 100).toFixed(1)}%`, r.vsBaseline ? `${r.vsBaseline.latencyRatio.toFixed(2)}x` : '1.00x', r.vsBaseline ? `${r.vsBaseline.macsRatio.toFixed(2)}x` : '1.00x'];
@@ -71,7 +72,8 @@ async function family(name: SampleName, resolution: number): Promise<string> {
 (async () => {
   fs.mkdirSync(outDir, { recursive: true });
   log(`gpt demo -> ${outDir}\n`);
-  const reports = [await family('darknet53', 256), await family('vovnet39', 224)];
+  // YOLOv3 (33 GMACs a run) is profiled with fewer runs: the demo runs on small machines too
+  const reports = [await family('darknet53', 256), await family('vovnet39', 224), await family('yolov3', 416, Math.min(iterations, 5))];
   log(`done. Open the HTML reports:\n${reports.map((r) => `  ${r}`).join('\n')}`);
 })().catch((e) => {
   process.stderr.write(`gpt demo: ${isGptError(e) ? e.oneLine() : (e as Error).stack}\n`);

@@ -9,7 +9,7 @@ import { checkOutputs } from '../onnx/files';
 import { escapeStrings, escapeText } from '../report/escape';
 import { aggregateWarnings } from '../report/warnings';
 import { convert, ConvertOptions, stageSpecs } from '../passes/convert';
-import type { Fusion, SplitOp } from '../passes/options';
+import type { Fusion, Parts, SplitOp } from '../passes/options';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
 import { GptCommand, argError, checkDimNames, commonFlags, parseDecimalRange, parseDims, parseIntRange, ruleInputFiles, withFile } from '../cli/base';
 
@@ -22,6 +22,8 @@ export default class Convert extends GptCommand {
     '<%= config.bin %> convert darknet53.onnx --to csp --split 0.5 --fusion both -o darknet53-csp.onnx',
     '<%= config.bin %> convert vovnet57.onnx --to elan -o vovnet57-elan.onnx --chart paths.svg',
     '<%= config.bin %> convert darknet53.onnx --to elan --stack 2 --width 0.5 --csp -o darknet53-elan.onnx',
+    '<%= config.bin %> convert yolov3.onnx --to elan --stack 2,1 -o yolov3-elan.onnx',
+    '<%= config.bin %> convert yolov3.onnx --to csp --parts neck -o yolov3-csp-neck.onnx',
   ];
   static override args = { model: Args.string({ description: 'ONNX model file', required: true }) };
   static override flags = {
@@ -32,7 +34,8 @@ export default class Convert extends GptCommand {
     split: Flags.string({ description: 'CSP: share of each stage\'s channels that go through its blocks (part 1), in (0, 1)', default: '0.5' }),
     fusion: Flags.string({ description: 'CSP: where the 1x1 transitions go (both: CSPNet\'s own; first: after the concat; last: on part 1 only)', options: ['both', 'first', 'last'], default: 'both' }),
     'split-op': Flags.string({ description: 'CSP: how the stage input is split (slice: a zero-parameter Split; conv: two 1x1 convs)', options: ['slice', 'conv'], default: 'slice' }),
-    stack: Flags.string({ description: 'ELAN: pairs of 3x3 convs in a stacked computational block (2 x N convs), a whole number from 1 to 16', default: '2' }),
+    stack: Flags.string({ description: 'ELAN: pairs of 3x3 convs in a stacked computational block (2 x N convs), a whole number from 1 to 16; a detector may take backbone,neck (e.g. 2,1)', default: '2' }),
+    parts: Flags.string({ description: 'CSP / ELAN on a detector: which parts to convert', options: ['backbone', 'neck', 'all'], default: 'all' }),
     width: Flags.string({ description: 'ELAN: computational-block width as a share of the stage width, in (0, 1]', default: '0.5' }),
     csp: Flags.boolean({ description: 'ELAN: also apply the CSP split (--split, --fusion, --split-op) to the converted stages' }),
     chart: Flags.string({ description: 'write an SVG chart of the shortest and longest gradient path per weight layer, before and after' }),
@@ -53,11 +56,11 @@ export default class Convert extends GptCommand {
       ratio: flags.to === 'prn', asymmetric: flags.to === 'prn',
       split: flags.to === 'csp' || (flags.to === 'elan' && flags.csp), fusion: flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
       'split-op': flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
-      stack: flags.to === 'elan', width: flags.to === 'elan', csp: flags.to === 'elan',
+      stack: flags.to === 'elan', width: flags.to === 'elan', csp: flags.to === 'elan', parts: flags.to !== 'prn',
     };
     for (const [f, ok] of Object.entries(applies)) {
       if (!ok && given(f)) {
-        const whom = ['split', 'fusion', 'split-op'].includes(f) ? '--to csp (or --to elan --csp)' : `--to ${['ratio', 'asymmetric'].includes(f) ? 'prn' : 'elan'}`;
+        const whom = f === 'parts' ? '--to csp or --to elan' : ['split', 'fusion', 'split-op'].includes(f) ? '--to csp (or --to elan --csp)' : `--to ${['ratio', 'asymmetric'].includes(f) ? 'prn' : 'elan'}`;
         throw argError(`--${f} does not apply to --to ${flags.to}${flags.to === 'elan' ? ' without --csp' : ''}`, `it is an option of ${whom}; leave it out`);
       }
     }
@@ -74,11 +77,15 @@ export default class Convert extends GptCommand {
       const ratio = parseDecimalRange(flags.ratio, '--ratio', 0, 1, { min: true }, 'e.g. --ratio 0.5')!;
       options = { to: 'prn', ratio, asymmetric: flags.asymmetric, ...common };
     } else if (flags.to === 'csp') {
-      options = { to: 'csp', ...cspSplit(), ...common };
+      options = { to: 'csp', ...cspSplit(), parts: flags.parts as Parts, ...common };
     } else {
-      const stack = parseIntRange(flags.stack, '--stack', 1, 16, 'e.g. --stack 2')!;
+      // --stack 2,1: backbone 2, neck 1 (the paper's "2, 1s")
+      const [backboneStack, neckStackText, ...extra] = flags.stack.split(',');
+      if (extra.length) throw argError(`--stack ${flags.stack} has more than two values`, 'give one value, or backbone,neck such as 2,1');
+      const stack = parseIntRange(backboneStack, '--stack', 1, 16, 'e.g. --stack 2')!;
+      const neckStack = neckStackText === undefined ? undefined : parseIntRange(neckStackText, '--stack (neck)', 1, 16, 'e.g. --stack 2,1')!;
       const width = parseDecimalRange(flags.width, '--width', 0, 1, { min: true }, 'e.g. --width 0.5')!;
-      options = { to: 'elan', stack, width, csp: flags.csp, ...(flags.csp ? cspSplit() : {}), ...common };
+      options = { to: 'elan', stack, width, csp: flags.csp, ...(flags.csp ? cspSplit() : {}), parts: flags.parts as Parts, ...(neckStack !== undefined ? { neckStack } : {}), ...common };
     }
     if (flags.chart) checkOutputPath(flags.chart);
     if (flags.output) checkOutputPath(flags.output);

@@ -12,13 +12,14 @@
  * every graph output keeps its name and shape; decode and NMS after the heads are not touched.
  * New layers get seeded He-normal weights (the model must be trained again, as the backbone's CSP).
  */
-import { isGptError } from '../errors';
+import { GptError, isGptError } from '../errors';
 import { DetectorStructure, detectorRefs, recognizeDetector } from '../analysis/detector';
 import type { Match } from '../analysis/matcher';
 import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { addConvBnAct, concatChannels, requireChannels, roundHalfEven, sliceChannels } from '../ir/surgery';
 import { ActivationSpec, captureActivation, emitActivation } from './activation';
+import { PARTS, Parts } from './options';
 import type { Fusion } from './options';
 import type { AnyPass, PassContext, PassOutcome, Plan } from './pass';
 
@@ -126,34 +127,66 @@ export function applyNeck(model: Model, plan: NeckPlan, t: NeckTarget, outcome: 
   }
 }
 
+/** The neck options the wrapped passes take beside their own: parts, and ELAN's neck stack. */
+export interface NeckOptions {
+  parts: Parts;
+  neckStack?: number;
+}
+
+function checkNeckOptions(o: Record<string, unknown>): NeckOptions {
+  const parts = (o.parts ?? 'all') as Parts;
+  if (!PARTS.includes(parts)) throw new GptError('E_ARG', `parts '${String(o.parts)}' is not one of ${PARTS.join(', ')}`, { subject: 'parts', hint: 'e.g. --parts neck' });
+  const ns = o.neckStack;
+  if (ns !== undefined && !(Number.isInteger(ns) && (ns as number) >= 1)) {
+    throw new GptError('E_ARG', `neck stack ${String(ns)} is not a whole number of at least 1`, { subject: 'neckStack', hint: 'e.g. --stack 2,1 (backbone 2, neck 1)' });
+  }
+  return { parts, ...(ns !== undefined ? { neckStack: ns as number } : {}) };
+}
+
 /**
  * A backbone pass (CSP, ELAN) that also converts the neck of a detector: the backbone's plan (a
  * detector without a recognised backbone plans its neck alone), then the neck's; apply in that order.
+ * `parts` picks one side; ELAN's neck blocks take `neckStack` (default: the backbone's stack).
  */
 export function withNeck(pass: AnyPass, target: (o: Record<string, unknown>) => NeckTarget): AnyPass {
   type Both = Plan & { inner: Plan | null; neck: NeckPlan };
+  type Opts = { inner: unknown; neck: NeckOptions; all: Record<string, unknown> };
+  const empty = (): NeckPlan => ({ sets: [], detector: null, unconverted: [], warnings: [] });
   return {
-    ...pass,
-    plan(ctx, o): Both {
-      const neck = planNeck(ctx);
+    target: pass.target,
+    options(o): Opts {
+      const all = o as unknown as Record<string, unknown>;
+      const { parts: _p, neckStack: _n, ...rest } = all;
+      return { inner: pass.options(rest as never), neck: checkNeckOptions(all), all };
+    },
+    recorded: (o: Opts) => ({ ...pass.recorded(o.inner), parts: o.neck.parts, ...(o.neck.neckStack !== undefined ? { neckStack: o.neck.neckStack } : {}) }),
+    plan(ctx, o: Opts): Both {
+      const neck = o.neck.parts === 'backbone' ? empty() : planNeck(ctx);
       let inner: Plan | null = null;
-      try {
-        inner = pass.plan(ctx, o);
-      } catch (e) {
-        if (!isGptError(e) || e.code !== 'E_PATTERN' || neck.sets.length === 0 || ctx.strict) throw e;
-        neck.warnings.push(`backbone left as it was: ${e.message}`);
+      if (o.neck.parts !== 'neck') {
+        try {
+          inner = pass.plan(ctx, o.inner);
+        } catch (e) {
+          if (!isGptError(e) || e.code !== 'E_PATTERN' || neck.sets.length === 0 || ctx.strict) throw e;
+          neck.warnings.push(`backbone left as it was: ${e.message}`);
+        }
+      } else if (neck.sets.length === 0) {
+        throw new GptError('E_PATTERN', 'no neck conv set was recognised, so --parts neck has nothing to convert', {
+          subject: ctx.subject, hint: 'the neck conversion applies to detectors whose neck has YOLO conv sets; see gpt analyze',
+        });
       }
       return { inner, neck, unconverted: [...(inner?.unconverted ?? []), ...neck.unconverted], warnings: [...(inner?.warnings ?? []), ...neck.warnings] };
     },
-    apply(ctx, plan: Plan, o): PassOutcome {
+    apply(ctx, plan: Plan, o: Opts): PassOutcome {
       const p = plan as Both;
       const outcome: PassOutcome = p.inner
-        ? pass.apply(ctx, p.inner, o)
+        ? pass.apply(ctx, p.inner, o.inner)
         : { converted: [], unconverted: [], freshParams: 0, notes: [], warnings: [], added: new Map() };
       outcome.unconverted.push(...p.neck.unconverted);
       outcome.warnings.push(...p.neck.warnings);
-      applyNeck(ctx.model, p.neck, target(o), outcome);
+      applyNeck(ctx.model, p.neck, target({ ...o.all, ...(o.inner as object), ...(o.neck.neckStack !== undefined ? { stack: o.neck.neckStack } : {}) }), outcome);
       return outcome;
     },
+    notes: pass.notes,
   };
 }

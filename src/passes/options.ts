@@ -44,8 +44,14 @@ export interface CspSplitOptions {
   splitOp?: SplitOp;
 }
 
+export const PARTS = ['backbone', 'neck', 'all'] as const;
+/** What a CSP / ELAN conversion changes in a detector: its backbone stages, its neck, or both (default). */
+export type Parts = (typeof PARTS)[number];
+
 export interface CspConvertOptions extends CommonOptions, CspSplitOptions {
   to: 'csp';
+  /** A detector's parts to convert; default 'all' (a classifier has a backbone only). */
+  parts?: Parts;
 }
 
 export interface ElanConvertOptions extends CommonOptions, CspSplitOptions {
@@ -56,13 +62,17 @@ export interface ElanConvertOptions extends CommonOptions, CspSplitOptions {
   width?: number;
   /** Also apply the CSP split (split / fusion / splitOp) to the converted stages. */
   csp?: boolean;
+  /** A detector's parts to convert; default 'all'. */
+  parts?: Parts;
+  /** 2·neckStack 3x3 convs per ELAN block of a detector's neck; default: stack (the paper's "2, 1s" is stack 2, neckStack 1). */
+  neckStack?: number;
 }
 
 export type ConvertOptions = PrnConvertOptions | CspConvertOptions | ElanConvertOptions;
 
 const COMMON = ['to', 'strict', 'rules', 'inPlace', 'dims'];
 const SPLIT = ['split', 'fusion', 'splitOp'];
-const OWN: Record<ConvertTarget, string[]> = { prn: ['ratio', 'asymmetric'], csp: SPLIT, elan: ['stack', 'width', 'csp'] };
+const OWN: Record<ConvertTarget, string[]> = { prn: ['ratio', 'asymmetric'], csp: [...SPLIT, 'parts'], elan: ['stack', 'width', 'csp', 'parts', 'neckStack'] };
 
 /**
  * The target, after checking that every option given belongs to it: E_ARG "option 'ratio' does not

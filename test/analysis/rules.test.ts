@@ -47,8 +47,10 @@ test('every file in rules/ validates against the schema and compiles', () => {
 });
 
 test('loadRules: the shipped block and boundary rules, units files left out', () => {
-  const names = loadRules().map((r) => r.name).sort();
+  const names = loadRules().filter((r) => r.part === 'backbone').map((r) => r.name).sort();
   assert.equal(names, ['darknet-residual', 'downsample-conv', 'downsample-pool', 'resnet-basic', 'resnet-bottleneck', 'vovnet-osa']);
+  // a detector's neck blocks (detector.ts), kept out of the backbone's stages
+  assert.equal(loadRules().filter((r) => r.part === 'neck').map((r) => r.name).sort(), ['csp-c3', 'spp', 'spp-torch', 'sppf', 'yolo-conv-set']);
   const listed = listRules();
   assert.ok(listed.every((r) => r.description.length > 0 && fs.existsSync(r.file)));
 });

@@ -88,4 +88,40 @@ test('full-size YOLOv3 at 416 (gpt sample yolov3): CSP (split 0.5, fusion both) 
   }
 });
 
+// The three conv sets of YOLOv3 at 416: M = 512 at 13x13, 256 at 26x26, 128 at 52x52, so
+// sum(M^2 x H x W) = 3 x 44,302,336 = 132,907,008 (each set the same).
+const M2HW = 3 * 512 * 512 * 13 * 13;
+
+test('neck MACs by hand: CSP (split 0.5, fusion both) saves 28.75 M^2 HW per set; ELAN saves 35.1875 (stack 2) / 36.8125 (neck stack 1)', () => {
+  // a set: 1x1 C->M, then 2 x (3x3 M->2M, 1x1 2M->M) = 40 M^2 per pixel after the first 1x1.
+  // CSP: first 1x1 kept; p1 = M/2: 2 x (3x3 p1->2p1, 1x1 2p1->p1) = 10 M^2, transition p1->p1 0.25 M^2,
+  //   transition M->M 1 M^2: saves 40 - 11.25 = 28.75 M^2.
+  // ELAN (width 0.5): two 1x1 C->M/2 (= the old C->M), 3x3 M/2->M/4 (1.125 M^2), 3 x 3x3 M/4->M/4
+  //   (1.6875 M^2), concat 2M, 1x1 2M->M (2 M^2): 4.8125 M^2, saves 35.1875; neck stack 1: 3.1875, saves 36.8125.
+  const base = convert(buildSample('yolov3'), { to: 'csp', parts: 'neck', inPlace: true }).report;
+  assert.is(base.before.macs - base.after.macs, 28.75 * M2HW);
+  const elan = convert(buildSample('yolov3'), { to: 'elan', parts: 'neck', inPlace: true }).report;
+  assert.is(elan.before.macs - elan.after.macs, 35.1875 * M2HW);
+  const elan1 = convert(buildSample('yolov3'), { to: 'elan', parts: 'neck', neckStack: 1, inPlace: true }).report;
+  assert.is(elan1.before.macs - elan1.after.macs, 36.8125 * M2HW);
+  // the backbone is left alone with parts: 'neck'
+  assert.ok(base.converted.every((c) => c.stage === NECK_STAGE));
+});
+
+test('parts add up: CSP all = backbone + neck savings; backbone only leaves the neck conv sets', () => {
+  const r = (parts: 'all' | 'backbone' | 'neck') => convert(buildSample('yolov3'), { to: 'csp', parts, inPlace: true }).report;
+  const [all, bb, neck] = [r('all'), r('backbone'), r('neck')];
+  assert.is(all.before.macs - all.after.macs, (bb.before.macs - bb.after.macs) + (neck.before.macs - neck.after.macs));
+  assert.is(bb.converted.filter((c) => c.stage === NECK_STAGE).length, 0);
+  assert.is(all.options.parts, 'all');
+});
+
+test('negative: parts neck on a classifier is E_PATTERN; a bad neck stack or parts is E_ARG; parts is not a PRN option', () => {
+  const small = () => buildSample('darknet53', { width: 0.25, resolution: 64, classes: 10 });
+  assert.throws(() => convert(small(), { to: 'csp', parts: 'neck' }), (e: { code?: string }) => e.code === 'E_PATTERN');
+  assert.throws(() => convert(small(), { to: 'elan', neckStack: 0 }), (e: { code?: string }) => e.code === 'E_ARG');
+  assert.throws(() => convert(small(), { to: 'csp', parts: 'head' as 'neck' }), (e: { code?: string }) => e.code === 'E_ARG');
+  assert.throws(() => convert(small(), { to: 'prn', parts: 'neck' } as never), (e: { code?: string }) => e.code === 'E_ARG');
+});
+
 test.run();
