@@ -30,9 +30,11 @@ export type NeckTarget = { to: 'csp'; split: number; fusion: Fusion } | { to: 'e
 
 interface ConvSetPlan {
   id: string;
+  /** The neck rule matched: a YOLO conv set, or (ELAN only) a C3 / CSP block. */
+  rule: string;
   input: Value;
-  /** The kept first 1x1 layer's output (CSP) and the set's output. */
-  reduced: Value;
+  /** The kept first 1x1 layer's output (CSP; a conv set only) and the block's output. */
+  reduced: Value | null;
   output: Value;
   pairs: number;
   width: number;
@@ -49,8 +51,15 @@ function lastOf(m: Match, prefix: string): Node[] {
   return [...m.parts].filter(([p]) => p.startsWith(prefix)).flatMap(([, ns]) => ns);
 }
 
-/** Plan the conversion of every conv set of the neck; a model that is not a detector plans nothing. */
-export function planNeck(ctx: PassContext): NeckPlan {
+/** The first layer of each neck rule the passes rewrite, by element id: its activation is copied. */
+const FIRST_LAYER: Record<string, string> = { 'yolo-conv-set': 'reduce', 'csp-c3': 'part1' };
+
+/**
+ * Plan the conversion of the neck's blocks: CSP rewrites each YOLO conv set (a C3 block is already
+ * cross stage partial: kept); ELAN replaces each conv set and each C3 block by an ELAN block of the
+ * same output width. A model that is not a detector plans nothing.
+ */
+export function planNeck(ctx: PassContext, to: 'csp' | 'elan'): NeckPlan {
   const d = recognizeDetector(ctx.model, { rules: ctx.rules, structure: ctx.structure });
   const plan: NeckPlan = { sets: [], detector: d.detector ? d : null, unconverted: [], warnings: [] };
   const refs = detectorRefs(d);
@@ -58,19 +67,21 @@ export function planNeck(ctx: PassContext): NeckPlan {
   const g = ctx.model.graph;
   refs.blocks.forEach((m, i) => {
     const id = `neck.n${i}`;
-    if (m.rule.name !== 'yolo-conv-set') {
-      plan.unconverted.push({ block: id, reason: `${m.rule.name}: only YOLO conv sets are rewritten in the neck; this block is kept` });
+    const first = FIRST_LAYER[m.rule.name];
+    if (!first || (to === 'csp' && m.rule.name !== 'yolo-conv-set')) {
+      const why = m.rule.name === 'csp-c3' ? 'already a cross stage partial block' : `--to ${to} rewrites ${to === 'csp' ? 'YOLO conv sets' : 'YOLO conv sets and C3 blocks'} in the neck`;
+      plan.unconverted.push({ block: id, reason: `${m.rule.name}: ${why}; kept` });
       return;
     }
-    const acts = lastOf(m, 'reduce.act');
-    const reduceOut = m.values.get('reduce')?.at(-1);
-    if (!reduceOut || acts.length === 0) {
-      plan.unconverted.push({ block: id, reason: 'conv set without an activation on its first layer' });
+    const acts = lastOf(m, `${first}.act`);
+    if (acts.length === 0) {
+      plan.unconverted.push({ block: id, reason: `${m.rule.name} without an activation on its first layer; kept` });
       return;
     }
     plan.sets.push({
-      id, input: m.input, reduced: reduceOut, output: m.output, pairs: m.values.get('pair')?.length ?? 0,
-      width: requireChannels(m.output, id), act: captureActivation(g, acts), batchNorm: lastOf(m, 'reduce.bn').length > 0,
+      id, rule: m.rule.name, input: m.input, reduced: m.rule.name === 'yolo-conv-set' ? m.values.get('reduce')?.at(-1) ?? null : null,
+      output: m.output, pairs: m.values.get('pair')?.length ?? 0,
+      width: requireChannels(m.output, id), act: captureActivation(g, acts), batchNorm: lastOf(m, `${first}.bn`).length > 0,
     });
   });
   return plan;
@@ -92,7 +103,7 @@ export function applyNeck(model: Model, plan: NeckPlan, t: NeckTarget, outcome: 
     const M = s.width;
     let out: Value;
     let change: string;
-    if (t.to === 'csp') {
+    if (t.to === 'csp' && s.reduced) {
       const p1 = Math.max(1, Math.min(M - 1, roundHalfEven(M * t.split)));
       const part1 = sliceChannels(model, s.reduced, 0, p1, `/neck/${s.id}/part1`);
       const part2 = sliceChannels(model, s.reduced, p1, M, `/neck/${s.id}/part2`);
@@ -105,8 +116,9 @@ export function applyNeck(model: Model, plan: NeckPlan, t: NeckTarget, outcome: 
       } else {
         out = concatChannels(model, [layer(y, 'transition1', p1, 1), part2], `/neck/${s.id}/concat`);
       }
-      change = `conv set -> CSP block: first 1x1 kept, split ${p1} + ${M - p1}, ${s.pairs} pair(s) of 3x3 ${p1}->${2 * p1} / 1x1 ${2 * p1}->${p1} on part 1, fusion ${t.fusion}, output ${M}`;
+      change = `${s.rule} -> CSP block: first 1x1 kept, split ${p1} + ${M - p1}, ${s.pairs} pair(s) of 3x3 ${p1}->${2 * p1} / 1x1 ${2 * p1}->${p1} on part 1, fusion ${t.fusion}, output ${M}`;
     } else {
+      if (t.to !== 'elan') continue; // (a CSP plan holds conv sets only)
       const h = Math.max(2, roundHalfEven(M * t.width));
       const q = Math.max(1, Math.floor(h / 2));
       const cv1 = layer(s.input, 'cv1', h, 1);
@@ -114,7 +126,7 @@ export function applyNeck(model: Model, plan: NeckPlan, t: NeckTarget, outcome: 
       const cat = [cv1, y];
       for (let i = 0; i < 2 * t.stack; i++) cat.push((y = layer(y, `conv${i}`, q, 3)));
       out = layer(concatChannels(model, cat, `/neck/${s.id}/concat`), 'transition', M, 1);
-      change = `conv set -> ELAN block: 1x1 ${requireChannels(s.input, s.id)}->${h} twice, ${2 * t.stack} chained 3x3 ${h}->${q}, concat of all ${2 * h + 2 * t.stack * q}, 1x1 -> ${M}`;
+      change = `${s.rule} -> ELAN block: 1x1 ${requireChannels(s.input, s.id)}->${h} twice, ${2 * t.stack} chained 3x3 ${h}->${q}, concat of all ${2 * h + 2 * t.stack * q}, 1x1 -> ${M}`;
     }
     for (const n of g.nodes) if (!added.includes(n) && n.outputs.includes(out)) added.push(n);
     g.replaceAllUses(s.output, out);
@@ -159,9 +171,10 @@ export function withNeck(pass: AnyPass, target: (o: Record<string, unknown>) => 
       const { parts: _p, neckStack: _n, ...rest } = all;
       return { inner: pass.options(rest as never), neck: checkNeckOptions(all), all };
     },
-    recorded: (o: Opts) => ({ ...pass.recorded(o.inner), parts: o.neck.parts, ...(o.neck.neckStack !== undefined ? { neckStack: o.neck.neckStack } : {}) }),
+    // parts is recorded when it narrows the conversion (the default, all, is what every model had before)
+    recorded: (o: Opts) => ({ ...pass.recorded(o.inner), ...(o.neck.parts !== 'all' ? { parts: o.neck.parts } : {}), ...(o.neck.neckStack !== undefined ? { neckStack: o.neck.neckStack } : {}) }),
     plan(ctx, o: Opts): Both {
-      const neck = o.neck.parts === 'backbone' ? empty() : planNeck(ctx);
+      const neck = o.neck.parts === 'backbone' ? empty() : planNeck(ctx, o.all.to === 'csp' ? 'csp' : 'elan');
       let inner: Plan | null = null;
       if (o.neck.parts !== 'neck') {
         try {

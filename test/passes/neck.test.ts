@@ -68,6 +68,21 @@ for (const m of ['yolov3-w25', 'yolov3-w25-raw']) {
   }
 }
 
+test('yolov5n: --to elan replaces the 5 C3 blocks of the neck (SiLU copied), output0 keeps name and shape and runs at both ORT levels; --to csp has nothing to convert', async () => {
+  const { model, report } = convert(loadModel(f('yolov5n.onnx')), { to: 'elan' });
+  const neck = report.converted.filter((c) => c.stage === NECK_STAGE);
+  assert.is(neck.length, 5);
+  assert.ok(neck.every((c) => c.change.startsWith('csp-c3 -> ELAN')));
+  assert.ok(report.unconverted.some((u) => u.reason.startsWith('sppf')), 'SPPF listed as kept');
+  assert.ok(model.graph.nodes.some((n) => n.name.startsWith('/neck/') && n.opType === 'Sigmoid'), 'SiLU written out as the source did');
+  for (const level of ['disabled', 'all'] as const) {
+    const { out } = await runAll(model, 'yolov5n.input.npy', level);
+    assert.equal([...out.output0.dims], [1, 1575, 85]);
+    assert.ok(out.output0.data.every(Number.isFinite));
+  }
+  assert.throws(() => convert(loadModel(f('yolov5n.onnx')), { to: 'csp' }), (e: { code?: string }) => e.code === 'E_PATTERN');
+});
+
 test('yolov3-tiny-w25: no residual -> PRN says nothing to convert; plain model runs with opt off (ORT default level differs: PadFusion)', async () => {
   assert.is(convert(loadModel(f('yolov3-tiny-w25.onnx')), { to: 'prn' }).report.converted.length, 0);
   const { out } = await runAll(loadModel(f('yolov3-tiny-w25.onnx')), 'yolov3-tiny-w25.input.npy');
@@ -113,7 +128,8 @@ test('parts add up: CSP all = backbone + neck savings; backbone only leaves the 
   const [all, bb, neck] = [r('all'), r('backbone'), r('neck')];
   assert.is(all.before.macs - all.after.macs, (bb.before.macs - bb.after.macs) + (neck.before.macs - neck.after.macs));
   assert.is(bb.converted.filter((c) => c.stage === NECK_STAGE).length, 0);
-  assert.is(all.options.parts, 'all');
+  assert.is(all.options.parts, undefined);
+  assert.is(neck.options.parts, 'neck');
 });
 
 test('negative: parts neck on a classifier is E_PATTERN; a bad neck stack or parts is E_ARG; parts is not a PRN option', () => {
