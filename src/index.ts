@@ -38,11 +38,13 @@ export type { InspectReport, TensorSummary } from './analysis/inspect';
 export { analyze, analyzeModel } from './analysis/analyze';
 export { validateAnalyzeReport } from './report/analyze-report';
 export type { AnalyzeReport, AnalyzeOptions, AnalyzeResult, StageAnalysis } from './analysis/analyze';
+export { recognizeDetector, detectorReport } from './analysis/detector';
+export type { DetectorStructure, DetectorReport, DetectorOptions, NeckBlock, NeckPath, PartFigures, Tap } from './analysis/detector';
 export { recognize } from './analysis/structure';
 export type { RecognizeOptions, RecognizedStage } from './analysis/structure';
 export type { Structure, Stage, Block } from './analysis/structure-types';
 export { loadRules, validateRuleFile, listRules } from './analysis/rules';
-export type { Rule, RuleKind, Role, Family, Element, Alternative, AttrConstraint, ChannelConstraint } from './analysis/rules';
+export type { Rule, RuleKind, RulePart, Role, Family, Element, Alternative, AttrConstraint, ChannelConstraint } from './analysis/rules';
 export { gradientPaths } from './analysis/gradient-path';
 export type { GradientPathReport, GradientPathSummary, LayerGradientPaths, GradientPathOptions, StageGradientPaths, StageSpec } from './analysis/gradient-path';
 export { gradientPathChart, chartSeries } from './analysis/chart';
@@ -54,7 +56,7 @@ export type {
   ConvertOptions, ConvertReport, ConvertResult, ConvertTarget, CommonOptions, PrnConvertOptions, CspConvertOptions, ElanConvertOptions, CspSplitOptions,
   ModelMetrics, StageMetrics,
 } from './passes/convert';
-export type { Fusion, SplitOp } from './passes/options';
+export type { Fusion, Parts, SplitOp } from './passes/options';
 export { validateConvertReport } from './report/convert-report';
 export type { ReportEnvelope, ReportKind } from './report/envelope';
 
@@ -68,5 +70,5 @@ export { profileHtml } from './report/html';
 export type { HtmlOptions } from './report/html';
 
 // samples
-export { buildSample, SAMPLE_NAMES } from './samples';
-export type { SampleName, SampleOptions } from './samples';
+export { buildSample, SAMPLE_NAMES, DETECTOR_SAMPLE_NAMES, ALL_SAMPLE_NAMES } from './samples';
+export type { SampleName, DetectorSampleName, SampleOptions } from './samples';

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { ALL_SAMPLE_NAMES, buildSample } from '../samples';
+import { ALL_SAMPLE_NAMES, DETECTOR_SAMPLE_NAMES, buildSample } from '../samples';
 import { saveModel } from '../onnx/io';
 import { GptCommand, argError, parseDecimalRange, parseIntRange } from '../cli/base';
 import { escapeText } from '../report/escape';
@@ -19,7 +19,7 @@ export default class Sample extends GptCommand {
     output: Flags.string({ char: 'o', description: 'output .onnx file', required: true }),
     width: Flags.string({ description: 'channel width multiplier, in (0, 4]', default: '1' }),
     resolution: Flags.string({ description: 'input height and width, 32 to 1024 (vovnet: 45 to 1024; default 224; darknet53 256; yolov3 416)' }),
-    classes: Flags.string({ description: 'number of classes, 1 to 100000 (default 1000; detectors 80, COCO)' }),
+    classes: Flags.string({ description: 'number of classes, 1 to 100000 (detectors yolov3, yolov3-tiny: 80, COCO, unless given)', default: '1000' }),
     seed: Flags.string({ description: 'weight seed, 0 to 2147483647', default: '0' }),
     batch: Flags.string({ description: 'batch dimension: a number from 1 to 4096, or a name for a symbolic batch', default: '1' }),
     'external-data': Flags.boolean({ description: 'write the weights to a sidecar file <output>.data' }),
@@ -27,13 +27,15 @@ export default class Sample extends GptCommand {
   };
 
   async run(): Promise<void> {
-    const { args, flags } = await this.parse(Sample);
+    const { args, flags, metadata } = await this.parse(Sample);
     if (!(ALL_SAMPLE_NAMES as readonly string[]).includes(args.name)) {
       throw argError(`unknown sample '${escapeText(args.name)}'`, `choose one of ${ALL_SAMPLE_NAMES.join(', ')}`);
     }
     const width = parseDecimalRange(flags.width, '--width', 0, 4, { min: true }, 'e.g. --width 0.25');
     const resolution = parseIntRange(flags.resolution, '--resolution', 1, 1024, 'e.g. --resolution 224');
-    const classes = parseIntRange(flags.classes, '--classes', 1, 100_000, 'e.g. --classes 1000');
+    // a detector's default is COCO's 80 classes: the flag's default 1000 is a classifier's
+    const detectorDefault = (DETECTOR_SAMPLE_NAMES as readonly string[]).includes(args.name) && metadata.flags.classes?.setFromDefault;
+    const classes = detectorDefault ? undefined : parseIntRange(flags.classes, '--classes', 1, 100_000, 'e.g. --classes 1000');
     const seed = parseIntRange(flags.seed, '--seed', 0, 2 ** 31 - 1, 'e.g. --seed 0');
     const batch = flags.batch === undefined ? undefined : /^\d+$/.test(flags.batch) ? parseIntRange(flags.batch, '--batch', 1, 4096) : flags.batch;
     const model = buildSample(args.name as (typeof ALL_SAMPLE_NAMES)[number], { width, resolution, classes, seed, batch });
