@@ -18,7 +18,7 @@ import type { Match } from '../analysis/matcher';
 import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { addConvBnAct, concatChannels, requireChannels, roundHalfEven, sliceChannels } from '../ir/surgery';
-import { ActivationSpec, captureActivation, emitActivation } from './activation';
+import { CapturedActivation, captureActivation, emitActivation } from './activation';
 import { PARTS, Parts } from './options';
 import type { Fusion } from './options';
 import type { AnyPass, PassContext, PassOutcome, Plan } from './pass';
@@ -38,7 +38,7 @@ interface ConvSetPlan {
   output: Value;
   pairs: number;
   width: number;
-  act: ActivationSpec;
+  act: CapturedActivation;
   batchNorm: boolean;
 }
 
