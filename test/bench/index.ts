@@ -9,6 +9,8 @@
  *  3. Profiler overhead: gpt profile vs a bare onnxruntime-node loop (when available).
  *  4. Start-up: `gpt --version`, `gpt inspect` of a small model, `require('gpt-gradient-path')`,
  *     and what the library loads (onnxruntime-node and ajv must stay out until used).
+ *  5. Only when asked (`npm run bench -- baseline [REF]`): analysis and conversion side by side with
+ *     an older commit (see baseline.ts).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -143,6 +145,7 @@ function benchStartup(): void {
   if (want('analysis')) benchAnalysis();
   if (want('profile')) await benchProfile();
   if (want('startup')) benchStartup();
+  if (only[0] === 'baseline') require('./baseline').benchBaseline(only[1]);
   fs.rmSync(tmp, { recursive: true, force: true });
 })().catch((e) => {
   console.error(e);
