@@ -19,6 +19,7 @@ import { profile } from '../src/profile';
 import { human, bytes, table } from '../src/report/format';
 import { profileHtml } from '../src/report/html';
 import { buildSample, DetectorSampleName, SampleName } from '../src/samples';
+import { formatRatio } from '../src/profile/stats';
 
 const outDir = path.resolve(process.argv[2] ?? path.join(__dirname, '..', '..', 'out', 'demo'));
 const iterations = Number(process.env.GPT_DEMO_ITERATIONS ?? 20);
@@ -58,10 +59,12 @@ async function family(name: SampleName | DetectorSampleName, resolution: number,
   fs.writeFileSync(chartFile, gradientPathChart(analyses.map((x) => chartSeries(x.label, x.a.gradient)), { title: `${name}: gradient paths per weight layer` }));
 
   const report = await profile(files.map((f) => f.file), { ep: 'cpu', iterations: runs, warmup: Math.min(3, runs), perNode: true, labels: files.map((f) => f.label) });
-  log(table(['model', 'p50 ms', 'cv', 'latency ratio', 'MACs ratio'], report.models.map((m) => {
+  // one ratio everywhere: p50 / p50 of the plain model, with its 95% bootstrap interval
+  log(table(['model', 'p50 ms', 'cv', 'latency ratio [95% CI]', 'MACs ratio'], report.models.map((m) => {
     const r = m.runs[0];
-    return [m.label, r.latencyMs.p50.toFixed(1), `${(r.latencyMs.cv * 100).toFixed(1)}%`, r.vsBaseline ? `${r.vsBaseline.latencyRatio.toFixed(2)}x` : '1.00x', r.vsBaseline ? `${r.vsBaseline.macsRatio.toFixed(2)}x` : '1.00x'];
+    return [m.label, r.latencyMs.p50.toFixed(1), `${(r.latencyMs.cv * 100).toFixed(1)}%`, r.vsBaseline ? formatRatio(r.vsBaseline) : 'baseline', r.vsBaseline ? `${r.vsBaseline.macsRatio.toFixed(2)}x` : '1.00x'];
   })));
+  for (const w of report.warnings) log(`   ${w}`);
   const htmlFile = path.join(outDir, `${name}-report.html`);
   fs.writeFileSync(htmlFile, profileHtml(report, { gradientSeries: analyses.map((x) => chartSeries(x.label, x.a.gradient)), title: `gpt demo: ${files.map((f) => f.label).join(' vs ')}` }));
   log(`   chart ${path.relative(process.cwd(), chartFile)}, report ${path.relative(process.cwd(), htmlFile)}  (${((Date.now() - t0) / 1000).toFixed(0)} s)`);

@@ -8,8 +8,9 @@ import { escapeStrings } from '../report/escape';
 import { EpName, ProfileReport, profile, validateProfileReport } from '../profile';
 import { EP_NAMES } from '../profile/providers';
 import { parseShapes } from '../profile/measure';
+import { formatRatio } from '../profile/stats';
 import { human, table } from '../report/format';
-import { gradientSeriesFor, profileHtml } from '../report/html';
+import { gradientSeriesFor, profileHtml, runsSetting } from '../report/html';
 import { recognize } from '../analysis/structure';
 import { GptCommand, argError, parseDecimalRange, parseIntRange } from '../cli/base';
 
@@ -28,7 +29,8 @@ export default class Profile extends GptCommand {
     batch: Flags.string({ description: 'batch sizes, comma-separated, each 1 to 4096, at most 64 of them, e.g. 1,8,32 (symbolic batch dims)' }),
     shape: Flags.string({ description: 'an input shape NAME=8x3x224x224, or a symbolic dim NAME=N; each dim 1 to 1048576, at most 2^31 elements', multiple: true }),
     warmup: Flags.string({ description: 'runs per model discarded before timing, 0 to 10000', default: '5' }),
-    iterations: Flags.string({ description: 'timed runs per model, 1 to 1000000 (default 100)' }),
+    iterations: Flags.string({ description: 'a fixed number of timed runs per model, 1 to 1000000 (default: adaptive, see --max-time)' }),
+    'max-time': Flags.string({ description: 'adaptive runs (the default): time until every latency ratio\'s 95% interval is within ±2%, at most S seconds per batch size, S in (0, 3600] (default 60)' }),
     duration: Flags.string({ description: 'time each batch for S seconds instead of a run count, S in (0, 3600]' }),
     threads: Flags.string({ description: 'ONNX Runtime intra-op threads, 1 to 1024' }),
     fp16: Flags.boolean({ description: 'build the TensorRT engine in fp16 (--ep tensorrt)' }),
@@ -44,10 +46,12 @@ export default class Profile extends GptCommand {
     const iterations = parseIntRange(flags.iterations, '--iterations', 1, 1_000_000, 'e.g. --iterations 50');
     const warmup = parseIntRange(flags.warmup, '--warmup', 0, 10_000, 'e.g. --warmup 5');
     const duration = parseDecimalRange(flags.duration, '--duration', 0, 3600, { min: true }, 'seconds, e.g. --duration 10');
+    const maxTime = parseDecimalRange(flags['max-time'], '--max-time', 0, 3600, { min: true }, 'seconds, e.g. --max-time 120');
     const threads = parseIntRange(flags.threads, '--threads', 1, 1024, 'e.g. --threads 4');
     const batches = flags.batch?.split(',').map((b) => parseIntRange(b, '--batch', 1, 4096, 'e.g. --batch 1,8,32')!);
     if (batches && batches.length > 64) throw argError(`--batch: ${batches.length} batch sizes, at most 64`);
-    if (flags.iterations !== undefined && flags.duration !== undefined) throw argError('--iterations and --duration exclude each other', 'give one of them');
+    const counts = (['iterations', 'duration', 'max-time'] as const).filter((f) => flags[f] !== undefined).map((f) => `--${f}`);
+    if (counts.length > 1) throw argError(`${counts.join(' and ')} exclude each other`, 'give one of them');
     if (flags.fp16 && flags.ep !== 'tensorrt') throw argError('--fp16 applies to --ep tensorrt only', 'for cpu / cuda, profile a float16 export of the model instead');
     for (const m of models) if (!fs.existsSync(m)) throw new GptError('E_IO', 'no such file', { subject: m });
     if (flags.html) {
@@ -66,6 +70,7 @@ export default class Profile extends GptCommand {
         warmup,
         iterations,
         durationS: duration,
+        maxTimeS: maxTime,
         threads,
         fp16: flags.fp16,
         // which provider ran each node is known from the per-node profile only
@@ -129,7 +134,8 @@ const ms = (x: number) => (x >= 100 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.t
 export function formatProfileReport(r: ProfileReport): string {
   const out: string[] = [];
   const s = r.settings;
-  out.push(`ep: ${r.ep} (${r.backend})  warm-up ${s.warmup}, ${s.iterations !== null ? `${s.iterations} iterations` : `${s.durationS} s`}${s.interleaved ? ', models interleaved' : ''}${s.threads ? `, ${s.threads} threads` : ''}`);
+  out.push(`ep: ${r.ep} (${r.backend})  warm-up ${s.warmup}, ${runsSetting(r)}${s.interleaved ? ', models interleaved' : ''}, ${s.threads ? `${s.threads} threads` : 'ORT default threads'}, load average ${r.environment.loadavg.start.map((x) => x.toFixed(2)).join(' ')}`);
+  out.push(`latency ratio: ${s.ratioMethod} (p50 / p50 of ${r.models[0].label})`);
   out.push('');
   const rows: string[][] = [];
   const batches = r.models[0].runs.length;
@@ -139,10 +145,10 @@ export function formatProfileReport(r: ProfileReport): string {
       const v = x.vsBaseline;
       rows.push([m.label, String(x.batch), ms(x.latencyMs.min), ms(x.latencyMs.mean), ms(x.latencyMs.p50), ms(x.latencyMs.p90), ms(x.latencyMs.p99), ms(x.latencyMs.max),
         `${(x.latencyMs.cv * 100).toFixed(1)}%`, x.throughput.toFixed(1), x.gmacPerS.toFixed(2), human(x.macs),
-        v ? `${v.latencyRatio.toFixed(3)}x (${v.latencyRatioP25.toFixed(2)}-${v.latencyRatioP75.toFixed(2)})` : 'baseline', v ? `${v.macsRatio.toFixed(3)}x` : 'baseline']);
+        v ? formatRatio(v) : 'baseline', v ? `${v.macsRatio.toFixed(3)}x` : 'baseline']);
     }
   }
-  out.push(table(['model', 'batch', 'min ms', 'mean', 'p50', 'p90', 'p99', 'max', 'cv', 'items/s', 'GMAC/s', 'MACs', 'latency ratio (IQR)', 'MACs ratio'], rows));
+  out.push(table(['model', 'batch', 'min ms', 'mean', 'p50', 'p90', 'p99', 'max', 'cv', 'items/s', 'GMAC/s', 'MACs', 'latency ratio [95% CI]', 'MACs ratio'], rows));
   for (const m of r.models) {
     for (const p of m.perNode) {
       out.push('');

@@ -20,7 +20,8 @@ import type { Model } from '../ir/model';
 import { loadModel, saveModel, saveModelToBuffer } from '../onnx/io';
 import schema from '../schemas/profile.schema.json';
 import { reportValidator } from '../report/schema';
-import { LatencyStats, MeasureTarget, latencyStats, makeFeeds, measureInterleaved, pairedRatio, unpairedRatio, resolveInputs, ResolvedInputs } from './measure';
+import { LatencyStats, MeasureTarget, Measured, latencyStats, makeFeeds, measureAdaptive, resolveInputs, ResolvedInputs } from './measure';
+import { RATIO_METHOD, TARGET_PRECISION, ratioOfMedians, relativeHalfWidth, stabilityWarnings } from './stats';
 import { PerNodeReport, aggregateProfile, findProfileFile, readOrtProfile } from './node-profile';
 import { createSession, ortVersion } from './ort';
 import { EpName, EP_NAMES, ProviderEnvironment, ProviderStatus, detectProviders, unavailableEpError } from './providers';
@@ -39,10 +40,12 @@ export interface ProfileOptions {
   shapes?: Record<string, number[]>;
   /** Runs per model discarded before timing (default 5). */
   warmup?: number;
-  /** Timed runs per model (default 100 unless durationS is given). */
+  /** Timed runs per model (a fixed count; by default the runs are adaptive, see maxTimeS). */
   iterations?: number;
   /** Time each batch for this many seconds instead of a fixed count. */
   durationS?: number;
+  /** Adaptive runs (the default): keep timing until every ratio's 95% interval is within ±2%, or this many seconds per batch size have passed (default 60). */
+  maxTimeS?: number;
   /** ORT intra-op threads (default: ORT's, one per physical core). */
   threads?: number;
   /** Build TensorRT engines in fp16 (tensorrt only). */
@@ -72,8 +75,10 @@ export interface ModelRun {
   /** MACs (cost model) / mean latency, in GMAC/s. */
   gmacPerS: number;
   samplesMs: number[];
-  /** Against the first model at the same batch (null for the baseline itself). */
-  vsBaseline: { latencyRatio: number; latencyRatioP25: number; latencyRatioP75: number; macsRatio: number } | null;
+  /** Why timing stopped: the interval reached ±2% ('precision'), the --max-time budget ran out ('budget'), or a fixed --iterations / --duration ('iterations'). */
+  stoppedBy: Measured['stoppedBy'];
+  /** Against the first model at the same batch (null for the baseline itself): ratio of medians, p50 / p50(baseline), with its 95% bootstrap interval. */
+  vsBaseline: { latencyRatio: number; latencyRatioLow: number; latencyRatioHigh: number; macsRatio: number } | null;
 }
 
 export interface ModelProfile {
@@ -93,13 +98,24 @@ export interface ProfileReport extends ReportEnvelope<'profile'> {
     warmup: number;
     iterations: number | null;
     durationS: number | null;
+    /** Adaptive runs: the time budget per batch size and the interval's target half-width; null with --iterations / --duration. */
+    maxTimeS: number | null;
+    precision: number | null;
+    /** How latencyRatio and its interval are computed. */
+    ratioMethod: string;
     threads: number | null;
     fp16: boolean;
     perNode: boolean;
     seed: number;
     interleaved: boolean;
   };
-  environment: { platform: string; arch: string; cpus: number; cpuModel: string; node: string; onnxruntime: string };
+  environment: {
+    platform: string; arch: string; cpus: number; cpuModel: string; node: string; onnxruntime: string;
+    /** os.loadavg() (1, 5, 15 min) when timing started and when it ended. */
+    loadavg: { start: number[]; end: number[] };
+    /** Thread settings: ORT intra-op threads (null: ORT's default, one per physical core), OMP_NUM_THREADS. */
+    threads: { intraOp: number | null; interOp: number | null; ompNumThreads: string | null };
+  };
   providers: ProviderStatus[];
   models: ModelProfile[];
   warnings: string[];
@@ -129,7 +145,9 @@ function checkOptions(o: ProfileOptions): void {
   int(o.warmup, '--warmup', 0);
   int(o.threads, '--threads', 1);
   for (const b of o.batches ?? []) int(b, '--batch', 1);
-  if (o.iterations !== undefined && o.durationS !== undefined) throw new GptError('E_ARG', 'iterations and durationS exclude each other', { hint: 'give one of them' });
+  const fixed = [o.iterations !== undefined && 'iterations', o.durationS !== undefined && 'durationS', o.maxTimeS !== undefined && 'maxTimeS'].filter(Boolean);
+  if (fixed.length > 1) throw new GptError('E_ARG', `${fixed.join(' and ')} exclude each other`, { hint: 'give one of them' });
+  if (o.maxTimeS !== undefined && !(o.maxTimeS > 0)) throw new GptError('E_ARG', `maxTimeS ${o.maxTimeS}: expected seconds > 0`);
   if (o.durationS !== undefined && !(o.durationS > 0)) throw new GptError('E_ARG', `durationS ${o.durationS}: expected seconds > 0`);
   if (o.fp16 && (o.ep ?? 'cpu') !== 'tensorrt') {
     throw new GptError('E_ARG', `fp16 applies to ep 'tensorrt' only`, { hint: 'for cpu / cuda, profile a float16 export of the model instead' });
@@ -152,7 +170,10 @@ export async function profile(models: (string | Model)[], options: ProfileOption
   if (models.length === 0) throw new GptError('E_ARG', 'no model to profile');
   const ep: EpName = options.ep ?? 'cpu';
   const warmup = options.warmup ?? 5;
-  const iterations = options.durationS !== undefined ? undefined : options.iterations ?? 100;
+  const iterations = options.iterations;
+  const adaptive = iterations === undefined && options.durationS === undefined;
+  const maxTimeS = adaptive ? options.maxTimeS ?? 60 : null;
+  const loadStart = os.loadavg();
   const seed = options.seed ?? 1;
   const warnings: string[] = [];
 
@@ -205,12 +226,14 @@ export async function profile(models: (string | Model)[], options: ProfileOption
     const macs = resolved.map((r, i) => costModel(loaded[i].model, { dims: r.symbols }).totals.macs);
     const what = `batch ${resolved[0].batch}`;
     let samples: number[][];
+    let measured: Measured = { samples: [], stoppedBy: 'iterations', halfWidth: NaN };
     let nodeReports: (PerNodeReport | null)[] = loaded.map(() => null);
     if (backend === 'trtexec') {
       samples = [];
       for (let i = 0; i < loaded.length; i++) {
         progress(i / loaded.length, `${what}: trtexec ${loaded[i].label}`);
-        const r = await trtexecRun(trtexec!, loaded[i], resolved[i], options, warmup, iterations);
+        // trtexec times each model on its own: no interleaving, so no adaptive rounds (100 runs unless told)
+        const r = await trtexecRun(trtexec!, loaded[i], resolved[i], options, warmup, iterations ?? (options.durationS !== undefined ? undefined : 100));
         samples.push(r.samplesMs);
         if (options.perNode) {
           nodeReports[i] = aggregateProfile(trtLayersAsProfile(r.layers, loaded[i].model.graph), {
@@ -232,7 +255,8 @@ export async function profile(models: (string | Model)[], options: ProfileOption
           const feeds = makeFeeds(resolved[i].inputs, seed);
           return { label: loaded[i].label, run: () => s.run(feeds) };
         });
-        samples = await measureInterleaved(targets, { warmup, iterations, durationS: options.durationS, onTick: (f) => progress(f, `${what}: timing`) });
+        measured = await measureAdaptive(targets, { warmup, iterations, durationS: options.durationS, maxTimeS: maxTimeS ?? undefined, onTick: (f) => progress(f, `${what}: timing`) });
+        samples = measured.samples;
       } finally {
         for (const s of sessions) await s.release();
       }
@@ -250,7 +274,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
     for (let i = 0; i < loaded.length; i++) {
       const st = latencyStats(samples[i]);
       // runs pair up only when they alternated (onnxruntime); trtexec times each model on its own
-      const r = backend === 'onnxruntime' ? pairedRatio(samples[i], samples[0]) : unpairedRatio(samples[i], samples[0]);
+      const r = ratioOfMedians(samples[i], samples[0], { paired: backend === 'onnxruntime' });
       results[i].runs.push({
         batch: resolved[i].batch,
         inputs: resolved[i].inputs,
@@ -260,8 +284,15 @@ export async function profile(models: (string | Model)[], options: ProfileOption
         throughput: st.mean > 0 ? (resolved[i].batch * 1000) / st.mean : 0,
         gmacPerS: st.mean > 0 ? macs[i] / (st.mean / 1000) / 1e9 : 0,
         samplesMs: samples[i],
-        vsBaseline: i === 0 ? null : { latencyRatio: r.median, latencyRatioP25: r.p25, latencyRatioP75: r.p75, macsRatio: macs[0] > 0 ? macs[i] / macs[0] : 0 },
+        stoppedBy: measured.stoppedBy,
+        vsBaseline: i === 0 ? null : { latencyRatio: r.ratio, latencyRatioLow: r.low, latencyRatioHigh: r.high, macsRatio: macs[0] > 0 ? macs[i] / macs[0] : 0 },
       });
+      // the budget note once per batch (on the baseline row when it is alone, else on each compared model)
+      const own = loaded.length > 1 ? (i > 0 ? relativeHalfWidth(r) : 0) : relativeHalfWidth(ratioOfMedians(samples[0], null));
+      warnings.push(...stabilityWarnings({
+        label: loaded[i].label, batch: resolved[i].batch, ratio: i > 0 ? r : null, cv: st.cv, rounds: samples[i].length,
+        stoppedBy: i === 0 && loaded.length > 1 ? 'iterations' : measured.stoppedBy, maxTimeS, halfWidth: own,
+      }, os.loadavg()));
       const nr = nodeReports[i];
       if (nr) {
         results[i].perNode.push(nr);
@@ -284,13 +315,19 @@ export async function profile(models: (string | Model)[], options: ProfileOption
       warmup,
       iterations: iterations ?? null,
       durationS: options.durationS ?? null,
+      maxTimeS,
+      precision: adaptive ? TARGET_PRECISION : null,
+      ratioMethod: RATIO_METHOD,
       threads: options.threads ?? null,
       fp16: !!options.fp16,
       perNode: !!options.perNode,
       seed,
       interleaved: backend === 'onnxruntime' && loaded.length > 1,
     },
-    environment: { platform: process.platform, arch: process.arch, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, onnxruntime: ortVersion() },
+    environment: { platform: process.platform, arch: process.arch, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, onnxruntime: ortVersion(),
+      loadavg: { start: loadStart, end: os.loadavg() },
+      threads: { intraOp: options.threads ?? null, interOp: null, ompNumThreads: process.env.OMP_NUM_THREADS ?? null },
+    },
     providers,
     models: results,
     warnings,

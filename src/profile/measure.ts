@@ -12,6 +12,10 @@ import { loadOrt } from './ort';
 import type { Dim } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { dataTypeName } from '../onnx/schema';
+import { precise, TARGET_PRECISION, seededRandom } from './stats';
+
+export type { LatencyStats, RatioStats } from './stats';
+export { latencyStats, percentile, ratioOfMedians, seededRandom } from './stats';
 
 export interface InputSpec {
   name: string;
@@ -120,18 +124,6 @@ function fmtShape(s: Dim[]): string {
   return `[${s.map((d) => (d === null ? '?' : String(d))).join(', ')}]`;
 }
 
-/** mulberry32: a small seeded PRNG, so every run feeds the same data. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Input tensors: floats uniform in [-1, 1), integers 0, booleans false; the same for the same seed. */
 export function makeFeeds(inputs: InputSpec[], seed = 1): Record<string, ort.Tensor> {
   const rnd = seededRandom(seed);
@@ -189,65 +181,6 @@ export function makeFeeds(inputs: InputSpec[], seed = 1): Record<string, ort.Ten
   return feeds;
 }
 
-export interface LatencyStats {
-  min: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  /** Sample standard deviation. */
-  std: number;
-  /** Coefficient of variation: std / mean. */
-  cv: number;
-}
-
-/** Percentile with linear interpolation between the closest ranks (numpy's default). */
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const x = (sorted.length - 1) * (p / 100);
-  const lo = Math.floor(x);
-  const hi = Math.ceil(x);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (x - lo);
-}
-
-export function latencyStats(samples: number[]): LatencyStats {
-  if (samples.length === 0) throw new GptError('E_ARG', 'no samples to summarise');
-  const s = [...samples].sort((a, b) => a - b);
-  const mean = s.reduce((a, b) => a + b, 0) / s.length;
-  const variance = s.length > 1 ? s.reduce((a, b) => a + (b - mean) ** 2, 0) / (s.length - 1) : 0;
-  const std = Math.sqrt(variance);
-  return { min: s[0], mean, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), max: s[s.length - 1], std, cv: mean > 0 ? std / mean : 0 };
-}
-
-/** A model's latency against the baseline's, from the per-round ratios of the interleaved runs. */
-export interface RatioStats {
-  /** Median of the per-round ratios. */
-  median: number;
-  p25: number;
-  p75: number;
-}
-
-export function pairedRatio(samples: number[], baseline: number[]): RatioStats {
-  const n = Math.min(samples.length, baseline.length);
-  const r: number[] = [];
-  for (let i = 0; i < n; i++) if (baseline[i] > 0) r.push(samples[i] / baseline[i]);
-  r.sort((a, b) => a - b);
-  return { median: percentile(r, 50), p25: percentile(r, 25), p75: percentile(r, 75) };
-}
-
-/**
- * Ratio of two independently timed sample sets (runs that did not alternate, e.g. trtexec's):
- * the ratio of medians, and a deliberately wide spread, p25(samples)/p75(baseline) to
- * p75(samples)/p25(baseline), since no run of one can be paired with a run of the other.
- */
-export function unpairedRatio(samples: number[], baseline: number[]): RatioStats {
-  const s = [...samples].sort((a, b) => a - b);
-  const b = [...baseline].sort((a, b) => a - b);
-  const q = (xs: number[], p: number) => percentile(xs, p);
-  return { median: q(s, 50) / q(b, 50), p25: q(s, 25) / q(b, 75), p75: q(s, 75) / q(b, 25) };
-}
-
 export interface MeasureTarget {
   label: string;
   run: () => Promise<unknown>;
@@ -255,44 +188,105 @@ export interface MeasureTarget {
 
 export interface MeasureOptions {
   warmup: number;
-  /** Timed rounds; or */
+  /** A fixed number of timed rounds (--iterations); or */
   iterations?: number;
-  /** Run rounds until this many seconds have passed (at least 3 rounds). */
+  /** Run rounds until this many seconds have passed (at least 3 rounds; --duration); or, by default, */
   durationS?: number;
+  /** adaptive: run until every ratio's 95% interval is within ±precision, or maxTimeS runs out. */
+  maxTimeS?: number;
+  precision?: number;
   /** Called after every run with the fraction done (0..1). */
   onTick?: (fraction: number) => void;
+  /** The clock, ms (tests inject a fake one; default performance.now). */
+  now?: () => number;
 }
 
-/** Time the targets interleaved; returns the samples (ms) of each target, round by round. */
+export interface Measured {
+  /** Samples (ms) of each target, round by round. */
+  samples: number[][];
+  stoppedBy: 'precision' | 'budget' | 'iterations';
+  /** Relative half-width of the worst 95% interval at the end (adaptive runs; else NaN). */
+  halfWidth: number;
+}
+
+/** The adaptive run checks its stopping rule after every this many rounds (at least 5, about every 10%). */
+function checkEvery(rounds: number): number {
+  return Math.max(5, Math.floor(rounds / 10));
+}
+
+/** Time the targets interleaved, rotating who goes first each round. */
 export async function measureInterleaved(targets: MeasureTarget[], opts: MeasureOptions): Promise<number[][]> {
+  return (await measureAdaptive(targets, opts)).samples;
+}
+
+/**
+ * Tests replace the timing with recorded samples (a preload script can do it for the CLI too): the
+ * source gets the targets and options and returns what measureAdaptive would.
+ */
+export type SampleSource = (targets: MeasureTarget[], opts: MeasureOptions) => Promise<Measured>;
+let sampleSource: SampleSource | null = null;
+export function setSampleSource(source: SampleSource | null): void {
+  sampleSource = source;
+}
+
+export async function measureAdaptive(targets: MeasureTarget[], opts: MeasureOptions): Promise<Measured> {
+  if (sampleSource) return sampleSource(targets, opts);
+  const now = opts.now ?? (() => performance.now());
   const n = targets.length;
   const samples: number[][] = targets.map(() => []);
   const rounds = opts.iterations;
+  const adaptive = rounds === undefined && opts.durationS === undefined;
+  const budgetMs = (adaptive ? opts.maxTimeS ?? 60 : opts.durationS ?? 0) * 1000;
+  const precision = opts.precision ?? TARGET_PRECISION;
   const totalRuns = rounds !== undefined ? (opts.warmup + rounds) * n : 0;
   let runs = 0;
+  let progress = 0;
   const tick = (started: number) => {
     runs++;
     if (!opts.onTick) return;
-    if (rounds !== undefined) opts.onTick(Math.min(1, runs / totalRuns));
-    else opts.onTick(Math.min(1, (performance.now() - started) / (opts.durationS! * 1000)));
+    if (rounds !== undefined) progress = Math.min(1, runs / totalRuns);
+    else progress = Math.max(progress, Math.min(1, (now() - started) / budgetMs));
+    opts.onTick(progress);
   };
-  const t0 = performance.now();
+  const t0 = now();
   for (let w = 0; w < opts.warmup; w++) {
     for (const t of targets) {
       await t.run();
       tick(t0);
     }
   }
-  const started = performance.now();
+  const started = now();
+  let stoppedBy: Measured['stoppedBy'] = 'iterations';
+  let halfWidth = NaN;
+  let nextCheck = 0;
   for (let r = 0; ; r++) {
-    if (rounds !== undefined ? r >= rounds : r >= 3 && performance.now() - started >= opts.durationS! * 1000) break;
+    if (rounds !== undefined) {
+      if (r >= rounds) break;
+    } else if (!adaptive) {
+      if (r >= 3 && now() - started >= budgetMs) break;
+    } else {
+      if (r >= nextCheck) {
+        const p = precise(samples, precision);
+        halfWidth = p.worst;
+        if (p.done) {
+          stoppedBy = 'precision';
+          break;
+        }
+        nextCheck = r + checkEvery(r);
+      }
+      if (r >= 3 && now() - started >= budgetMs) {
+        halfWidth = precise(samples, precision).worst;
+        stoppedBy = 'budget';
+        break;
+      }
+    }
     for (let k = 0; k < n; k++) {
       const i = (r + k) % n; // rotate who goes first
-      const a = performance.now();
+      const a = now();
       await targets[i].run();
-      samples[i].push(performance.now() - a);
+      samples[i].push(now() - a);
       tick(rounds !== undefined ? t0 : started);
     }
   }
-  return samples;
+  return { samples, stoppedBy, halfWidth };
 }

@@ -11,6 +11,7 @@ import { StageSpec, gradientPaths } from '../analysis/gradient-path';
 import type { Structure } from '../analysis/structure-types';
 import type { Model } from '../ir/model';
 import type { ProfileReport } from '../profile';
+import { formatRatio } from '../profile/stats';
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 const color = (i: number) => PALETTE[i % PALETTE.length];
@@ -161,6 +162,15 @@ export function gradientSeriesFor(label: string, model: Model, structure: Struct
   }
 }
 
+/** "adaptive (±2%, at most 60 s per batch)", "30 iterations" or "10 s". */
+export function runsSetting(r: ProfileReport): string {
+  const s = r.settings;
+  if (s.iterations !== null) return `${s.iterations} iterations`;
+  if (s.durationS !== null) return `${s.durationS} s`;
+  const rounds = [...new Set(r.models[0].runs.map((x) => x.iterations))].join('/');
+  return `adaptive (to ±${((s.precision ?? 0) * 100).toFixed(0)}%, at most ${s.maxTimeS} s per batch): ${rounds} rounds`;
+}
+
 export interface HtmlOptions {
   /** Gradient-path series of the models (see gradientSeriesFor). */
   gradientSeries?: ChartSeries[];
@@ -186,10 +196,12 @@ export function profileHtml(r: ProfileReport, opts: HtmlOptions = {}): string {
       if (!x) continue;
       const v = x.vsBaseline;
       rows.push([m.label, String(x.batch), num(x.latencyMs.p50), num(x.latencyMs.mean), num(x.latencyMs.p90), num(x.latencyMs.p99), `${(x.latencyMs.cv * 100).toFixed(1)}%`, num(x.throughput), num(x.gmacPerS),
-        v ? `${v.latencyRatio.toFixed(3)}x [${v.latencyRatioP25.toFixed(3)}-${v.latencyRatioP75.toFixed(3)}]` : 'baseline', v ? `${v.macsRatio.toFixed(3)}x` : 'baseline']);
+        v ? formatRatio(v) : 'baseline', v ? `${v.macsRatio.toFixed(3)}x` : 'baseline']);
     }
   }
-  sections.push(`<h2>Latency</h2>${table(['model', 'batch', 'p50 ms', 'mean ms', 'p90 ms', 'p99 ms', 'cv', 'items/s', 'GMAC/s', 'latency ratio [IQR]', 'MACs ratio'], rows)}`);
+  const banner = r.warnings.filter((w) => /^(unstable|inconclusive):/.test(w));
+  if (banner.length) sections.push(`<div class="banner" data-banner="unstable">${banner.map((w) => `<p>${escapeXml(w)}</p>`).join('')}</div>`);
+  sections.push(`<h2>Latency</h2><p class="meta">latency ratio: ${escapeXml(r.settings.ratioMethod)}, p50 / p50 of ${escapeXml(r.models[0].label)}</p>${table(['model', 'batch', 'p50 ms', 'mean ms', 'p90 ms', 'p99 ms', 'cv', 'items/s', 'GMAC/s', 'latency ratio [95% CI]', 'MACs ratio'], rows)}`);
   for (let b = 0; b < batches; b++) {
     sections.push(`<figure>${latencyChart(r, b)}</figure>`);
     expected.push('latency');
@@ -228,7 +240,7 @@ export function profileHtml(r: ProfileReport, opts: HtmlOptions = {}): string {
   }
   if (r.warnings.length) sections.push(`<h2>Warnings</h2><ul>${r.warnings.map((w) => `<li class="warn">${escapeXml(w)}</li>`).join('')}</ul>`);
   const env = r.environment;
-  const meta = `${escapeXml(r.ep)} via ${escapeXml(r.backend)} · onnxruntime-node ${escapeXml(env.onnxruntime)} · ${escapeXml(env.cpuModel)} x${env.cpus} · ${escapeXml(env.platform)}/${escapeXml(env.arch)} · node ${escapeXml(env.node)} · warm-up ${r.settings.warmup}, ${r.settings.iterations !== null ? `${r.settings.iterations} iterations` : `${r.settings.durationS} s`}${r.settings.interleaved ? ', interleaved' : ''}`;
+  const meta = `${escapeXml(r.ep)} via ${escapeXml(r.backend)} · onnxruntime-node ${escapeXml(env.onnxruntime)} · ${escapeXml(env.cpuModel)} x${env.cpus} · ${escapeXml(env.platform)}/${escapeXml(env.arch)} · node ${escapeXml(env.node)} · warm-up ${r.settings.warmup}, ${escapeXml(runsSetting(r))}${r.settings.interleaved ? ', interleaved' : ''} · ${r.settings.threads ? `${r.settings.threads} intra-op threads` : 'ORT default threads'}${env.threads.ompNumThreads ? `, OMP_NUM_THREADS=${escapeXml(env.threads.ompNumThreads)}` : ''} · load average ${env.loadavg.start.map((x) => x.toFixed(2)).join(' ')} at start, ${env.loadavg.end.map((x) => x.toFixed(2)).join(' ')} at end`;
   // The script only checks the page: every expected chart is there; errors are recorded on <body>.
   const script = `(function(){var b=document.body;window.addEventListener('error',function(e){b.setAttribute('data-error',String(e.message))});
 var want=${JSON.stringify([...new Set(expected)])};var missing=want.filter(function(k){return !document.querySelector('svg[data-chart="'+k+'"]')});
@@ -238,7 +250,7 @@ if(missing.length){b.setAttribute('data-error','missing charts: '+missing.join('
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <title>${escapeXml(title)}</title>
-<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 16px}th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}figure{margin:8px 0}svg{font-family:system-ui,sans-serif}.warn{color:#b00}.meta{color:#666}</style>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 16px}th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}figure{margin:8px 0}svg{font-family:system-ui,sans-serif}.warn{color:#b00}.meta{color:#666}.banner{background:#fff3cd;border:1px solid #e0b000;padding:4px 12px;margin:8px 0}</style>
 </head><body>
 <h1>${escapeXml(title)}</h1>
 <p class="meta">${meta}</p>

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadModel } from '../../src/onnx/io';
-import { latencyStats, makeFeeds, measureInterleaved, pairedRatio, unpairedRatio, parseShapes, percentile, resolveInputs } from '../../src/profile/measure';
+import { latencyStats, makeFeeds, measureInterleaved, parseShapes, percentile, resolveInputs } from '../../src/profile/measure';
 import { fixturePath } from '../helpers';
 
 const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) <= eps, `${a} != ${b}`);
@@ -19,16 +19,6 @@ test('latencyStats: figures of a small sample computed by hand', () => {
   close(s.std, Math.sqrt(82.5 / 9));
   close(s.cv, Math.sqrt(82.5 / 9) / 5.5);
   close(percentile([1, 2, 3, 4], 25), 1.75);
-});
-
-test('pairedRatio: per-round ratios survive a drift that slows both models alike', () => {
-  // the machine slows down 3x over the run; B is always 2x A in the same round
-  const a = [1, 1.5, 2, 2.5, 3];
-  const b = a.map((x) => 2 * x);
-  const r = pairedRatio(b, a);
-  close(r.median, 2);
-  close(r.p25, 2);
-  close(r.p75, 2);
 });
 
 test('parseShapes: input shapes and symbols; bad values are E_ARG', () => {
@@ -96,16 +86,6 @@ test('measureInterleaved: warm-up discarded, one sample per model per round, ord
 test('measureInterleaved: --duration runs at least 3 rounds', async () => {
   const s = await measureInterleaved([{ label: 'A', run: async () => undefined }], { warmup: 0, durationS: 0.001 });
   assert.ok(s[0].length >= 3);
-});
-
-test('unpairedRatio: models timed one after the other get a ratio of medians and a wide spread', () => {
-  // baseline 10, 20, 30, 40, 50 ms: p25 20, p50 30, p75 40 (numpy linear interpolation over 5 values)
-  // model    15, 25, 35, 45, 55 ms: p25 25, p50 35, p75 45
-  // median ratio 35/30 = 1.1667; spread p25/p75 = 25/40 = 0.625 to p75/p25 = 45/20 = 2.25
-  const r = unpairedRatio([55, 15, 35, 25, 45], [10, 50, 20, 40, 30]);
-  assert.ok(Math.abs(r.median - 35 / 30) < 1e-12);
-  assert.ok(Math.abs(r.p25 - 0.625) < 1e-12);
-  assert.ok(Math.abs(r.p75 - 2.25) < 1e-12);
 });
 
 test.run();

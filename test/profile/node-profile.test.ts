@@ -72,7 +72,7 @@ test('profile(): a model compared with itself: MACs ratio 1, a latency ratio ins
   const v = r.models[1].runs[0].vsBaseline!;
   assert.is(v.macsRatio, 1);
   assert.ok(v.latencyRatio > 0 && Number.isFinite(v.latencyRatio), `ratio ${v.latencyRatio}`); // a loaded machine may skew it: no bound
-  assert.ok(v.latencyRatioP25 <= v.latencyRatio && v.latencyRatio <= v.latencyRatioP75);
+  assert.ok(v.latencyRatioLow <= v.latencyRatio && v.latencyRatio <= v.latencyRatioHigh);
   assert.is(r.settings.interleaved, true);
   const run = r.models[0].runs[0];
   assert.is(run.samplesMs.length, 15);
