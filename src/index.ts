@@ -64,6 +64,7 @@ export type { ReportEnvelope, ReportKind } from './report/envelope';
 export { profile, validateProfileReport } from './profile';
 export type { ProfileOptions, ProfileReport, ModelProfile, ModelRun } from './profile';
 export type { LatencyStats } from './profile/measure';
+export type { StopReason } from './profile/stats';
 export type { PerNodeReport, TimeShare } from './profile/node-profile';
 export type { EpName, ProviderStatus, ProviderEnvironment } from './profile/providers';
 export { profileHtml } from './report/html';

@@ -21,7 +21,7 @@ import { loadModel, saveModel, saveModelToBuffer } from '../onnx/io';
 import schema from '../schemas/profile.schema.json';
 import { reportValidator } from '../report/schema';
 import { LatencyStats, MeasureTarget, Measured, latencyStats, makeFeeds, measureAdaptive, resolveInputs, ResolvedInputs } from './measure';
-import { RATIO_METHOD, TARGET_PRECISION, ratioOfMedians, relativeHalfWidth, stabilityWarnings } from './stats';
+import { RATIO_METHOD, StopReason, TARGET_PRECISION, ratioOfMedians, relativeHalfWidth, stabilityWarnings } from './stats';
 import { PerNodeReport, aggregateProfile, findProfileFile, readOrtProfile } from './node-profile';
 import { createSession, ortVersion } from './ort';
 import { EpName, EP_NAMES, ProviderEnvironment, ProviderStatus, detectProviders, unavailableEpError } from './providers';
@@ -76,7 +76,7 @@ export interface ModelRun {
   gmacPerS: number;
   samplesMs: number[];
   /** Why timing stopped: the interval reached ±2% ('precision'), the --max-time budget ran out ('budget'), or a fixed --iterations / --duration ('iterations'). */
-  stoppedBy: Measured['stoppedBy'];
+  stoppedBy: StopReason;
   /** Against the first model at the same batch (null for the baseline itself): ratio of medians, p50 / p50(baseline), with its 95% bootstrap interval. */
   vsBaseline: { latencyRatio: number; latencyRatioLow: number; latencyRatioHigh: number; macsRatio: number } | null;
 }

@@ -12,7 +12,7 @@ import { loadOrt } from './ort';
 import type { Dim } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { dataTypeName } from '../onnx/schema';
-import { precise, TARGET_PRECISION, seededRandom } from './stats';
+import { StopReason, precise, TARGET_PRECISION, seededRandom } from './stats';
 
 export type { LatencyStats, RatioStats } from './stats';
 export { latencyStats, percentile, ratioOfMedians, seededRandom } from './stats';
@@ -204,7 +204,7 @@ export interface MeasureOptions {
 export interface Measured {
   /** Samples (ms) of each target, round by round. */
   samples: number[][];
-  stoppedBy: 'precision' | 'budget' | 'iterations';
+  stoppedBy: StopReason;
   /** Relative half-width of the worst 95% interval at the end (adaptive runs; else NaN). */
   halfWidth: number;
 }

@@ -143,6 +143,9 @@ export function precise(samples: number[][], precision = TARGET_PRECISION, resam
   return { done: worst <= precision, worst };
 }
 
+/** Why timing stopped: the interval reached the target ('precision'), the budget ran out ('budget'), or the count / time was fixed ('iterations'). */
+export type StopReason = 'precision' | 'budget' | 'iterations';
+
 export interface StabilityInput {
   label: string;
   batch: number;
@@ -151,7 +154,7 @@ export interface StabilityInput {
   cv: number;
   rounds: number;
   /** Why the timing stopped. */
-  stoppedBy: 'precision' | 'budget' | 'iterations';
+  stoppedBy: StopReason;
   maxTimeS: number | null;
   /** Relative half-width of the worst interval when the timing stopped. */
   halfWidth: number;
