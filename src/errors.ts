@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'E_PATTERN' // a block that no rule recognises (under --strict), or no block to convert
   | 'E_SCHEMA' // a report that does not match its schema (a bug, not a user error)
   | 'E_ORT' // ONNX Runtime refused the model or the session options
-  | 'E_EP'; // an execution provider that the installed binding lacks
+  | 'E_EP' // an execution provider that the installed binding lacks
+  | 'E_VERIFY'; // a conversion that must be exact (PRN) is not
 
 export class GptError extends Error {
   readonly code: ErrorCode;

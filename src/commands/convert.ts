@@ -11,6 +11,9 @@ import { aggregateWarnings } from '../report/warnings';
 import { convert, ConvertOptions, stageSpecs } from '../passes/convert';
 import type { Fusion, Parts, SplitOp } from '../passes/options';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
+import { formatVerifyReport } from '../report/verify-report';
+import { validateVerifyReport } from '../verify';
+import { verifyFiles, verifyFailure } from './verify';
 import { GptCommand, argError, checkDimNames, commonFlags, parseDecimalRange, parseDims, parseIntRange, ruleInputFiles, withFile } from '../cli/base';
 
 export default class Convert extends GptCommand {
@@ -45,6 +48,7 @@ export default class Convert extends GptCommand {
     rules: commonFlags.rules,
     dim: commonFlags.dim,
     'external-data': Flags.boolean({ description: 'write the weights to a sidecar file <output>.data' }),
+    verify: Flags.boolean({ description: 'run the source and the written model on the same seeded inputs and compare every output (as gpt verify): PRN must be exact' }),
   };
 
   async run(): Promise<void> {
@@ -113,12 +117,17 @@ export default class Convert extends GptCommand {
     if (!flags['dry-run']) {
       written = saveModel(out, flags.output!, { externalData: flags['external-data'] ? true : 'auto', overwriteSource: false, inputs }).path;
     }
+    if (flags.verify && written === undefined) throw argError('--verify needs a written model', 'give -o OUT.onnx instead of --dry-run');
+    const verified = flags.verify ? await verifyFiles(args.model, written!, undefined) : undefined;
     if (flags.json) {
       validateConvertReport(report);
-      this.printJson(report);
+      if (verified) validateVerifyReport(verified);
+      this.printJson(verified ? { ...report, verify: verified } : report);
     } else {
       process.stdout.write(formatConvertReport(escapeStrings(report), { dryRun: flags['dry-run'], output: written === undefined ? undefined : escapeText(written) }) + '\n');
+      if (verified) process.stdout.write('\n' + formatVerifyReport(escapeStrings(verified)) + '\n');
     }
+    if (verified && !verified.passed) throw verifyFailure(verified);
     for (const w of report.warnings) if (flags.json) this.warning(w);
   }
 }

@@ -5,7 +5,7 @@
  */
 import { TOOL_VERSION } from '../version';
 
-export type ReportKind = 'inspect' | 'analyze' | 'analyze-comparison' | 'convert' | 'profile' | 'sample' | 'rules' | 'rule-check' | 'version';
+export type ReportKind = 'inspect' | 'analyze' | 'analyze-comparison' | 'convert' | 'profile' | 'sample' | 'rules' | 'rule-check' | 'version' | 'verify';
 
 export interface ReportEnvelope<K extends ReportKind = ReportKind> {
   tool: 'gpt';
