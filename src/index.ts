@@ -68,6 +68,10 @@ export type { StopReason } from './profile/stats';
 export type { PerNodeReport, TimeShare } from './profile/node-profile';
 export type { EpName, ProviderStatus, ProviderEnvironment } from './profile/providers';
 export { profileHtml } from './report/html';
+// verify
+export { verify, validateVerifyReport } from './verify';
+export type { VerifyOptions, VerifyReport, VerifySource, OutputVerification, OutputDiff } from './verify';
+export type { NpyArray } from './onnx/npy';
 export type { HtmlOptions } from './report/html';
 
 // samples

@@ -9,6 +9,7 @@ import { EpName, ProfileReport, profile, validateProfileReport } from '../profil
 import { EP_NAMES } from '../profile/providers';
 import { parseShapes } from '../profile/measure';
 import { formatRatio } from '../profile/stats';
+import { perNodeExplanation, topKernels } from '../profile/node-profile';
 import { human, table } from '../report/format';
 import { gradientSeriesFor, profileHtml, runsSetting } from '../report/html';
 import { recognize } from '../analysis/structure';
@@ -34,7 +35,8 @@ export default class Profile extends GptCommand {
     duration: Flags.string({ description: 'time each batch for S seconds instead of a run count, S in (0, 3600]' }),
     threads: Flags.string({ description: 'ONNX Runtime intra-op threads, 1 to 1024' }),
     fp16: Flags.boolean({ description: 'build the TensorRT engine in fp16 (--ep tensorrt)' }),
-    'per-node': Flags.boolean({ description: "time every node with ORT's profiler: per op type, stage, block, provider" }),
+    'per-node': Flags.boolean({ description: "time every node with ORT's profiler: per op type, stage, block, provider, and the top 10 kernels" }),
+    trace: Flags.string({ description: "keep onnxruntime's profile as FILE.json (Chrome trace format, opens in Perfetto); implies --per-node" }),
     'require-ep': Flags.boolean({ description: 'fail when nodes fell back to the CPU provider (--ep cuda / tensorrt; implies --per-node)' }),
     json: Flags.boolean({ description: 'print the report as JSON (validated against the shipped schema)' }),
     html: Flags.string({ description: 'write a self-contained HTML report to FILE' }),
@@ -54,6 +56,7 @@ export default class Profile extends GptCommand {
     if (counts.length > 1) throw argError(`${counts.join(' and ')} exclude each other`, 'give one of them');
     if (flags.fp16 && flags.ep !== 'tensorrt') throw argError('--fp16 applies to --ep tensorrt only', 'for cpu / cuda, profile a float16 export of the model instead');
     for (const m of models) if (!fs.existsSync(m)) throw new GptError('E_IO', 'no such file', { subject: m });
+    if (flags.trace) checkOutputPath(flags.trace);
     if (flags.html) {
       checkOutputPath(flags.html);
       const loaded = models.map((m) => loadModel(m, { checkExternalData: false }));
@@ -76,6 +79,7 @@ export default class Profile extends GptCommand {
         // which provider ran each node is known from the per-node profile only
         perNode: flags['per-node'] || (flags['require-ep'] && flags.ep !== 'cpu'),
         requireEp: flags['require-ep'],
+        trace: flags.trace,
         onProgress: bar.update,
       });
     } finally {
@@ -153,6 +157,10 @@ export function formatProfileReport(r: ProfileReport): string {
     for (const p of m.perNode) {
       out.push('');
       out.push(`${m.label}, batch ${p.batch}: kernels ${ms(p.nodeSumMs)} ms of ${ms(p.runMs)} ms per profiled run (${(p.coverage * 100).toFixed(1)}%)`);
+      out.push(perNodeExplanation(p, m.runs.find((x) => x.batch === p.batch)?.latencyMs.p50 ?? null));
+      out.push('');
+      out.push('top 10 kernels');
+      out.push(table(['kernel', 'op type', 'ms', 'share', 'stage', 'note'], topKernels(p).map((k) => [k.name, k.opType, ms(k.ms), `${(k.share * 100).toFixed(1)}%`, k.stage, k.note])));
       out.push(table(['op type', 'kernels', 'ms', 'share'], p.byOpType.map((o) => [o.opType, o.kernels, ms(o.ms), `${(o.share * 100).toFixed(1)}%`])));
       out.push('');
       out.push(table(['stage', 'ms', 'share'], p.byStage.map((o) => [o.stage, ms(o.ms), `${(o.share * 100).toFixed(1)}%`])));

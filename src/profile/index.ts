@@ -51,6 +51,11 @@ export interface ProfileOptions {
   /** Build TensorRT engines in fp16 (tensorrt only). */
   fp16?: boolean;
   perNode?: boolean;
+  /**
+   * Keep onnxruntime's profile (Chrome trace format; opens in Perfetto / chrome://tracing) at this
+   * path; implies perNode. Several models or batch sizes: FILE-<model>-b<batch>.json beside it.
+   */
+  trace?: string;
   /** Make nodes that fell back to the CPU provider an error (E_EP). */
   requireEp?: boolean;
   /** Seed of the input data (default 1). */
@@ -118,6 +123,8 @@ export interface ProfileReport extends ReportEnvelope<'profile'> {
   };
   providers: ProviderStatus[];
   models: ModelProfile[];
+  /** onnxruntime profiles kept with --trace (Chrome trace format). */
+  traces: string[];
   warnings: string[];
 }
 
@@ -169,6 +176,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
   checkOptions(options);
   if (models.length === 0) throw new GptError('E_ARG', 'no model to profile');
   const ep: EpName = options.ep ?? 'cpu';
+  if (options.trace) options = { ...options, perNode: true };
   const warmup = options.warmup ?? 5;
   const iterations = options.iterations;
   const adaptive = iterations === undefined && options.durationS === undefined;
@@ -176,6 +184,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
   const loadStart = os.loadavg();
   const seed = options.seed ?? 1;
   const warnings: string[] = [];
+  const traces: string[] = [];
 
   // the provider first: a missing EP is reported before any model is loaded
   const providers = detectProviders(options.providerEnvironment);
@@ -265,7 +274,9 @@ export async function profile(models: (string | Model)[], options: ProfileOption
         nodeReports = [];
         for (let i = 0; i < loaded.length; i++) {
           progress(i / loaded.length, `${what}: per-node profile of ${loaded[i].label}`);
-          nodeReports.push(await ortNodeProfile(loaded[i], resolved[i], ep, sessionOptions, warmup, Math.min(iterations ?? 20, 20), seed));
+          const keep = options.trace ? traceFile(options.trace, loaded.length > 1 ? i : null, plan.length > 1 ? resolved[i].batch : null) : undefined;
+          nodeReports.push(await ortNodeProfile(loaded[i], resolved[i], ep, sessionOptions, warmup, Math.min(iterations ?? 20, 20), seed, keep));
+          if (keep) traces.push(keep);
         }
         step++;
       }
@@ -330,6 +341,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
     },
     providers,
     models: results,
+    traces,
     warnings,
   };
 }
@@ -368,11 +380,19 @@ async function openSession(l: Loaded, ep: EpName, opts: ortTypes.InferenceSessio
   }
 }
 
+/** FILE.json, or FILE-<model>-b<batch>.json when several models / batch sizes are profiled. */
+export function traceFile(base: string, model: number | null, batch: number | null): string {
+  if (model === null && batch === null) return base;
+  const ext = path.extname(base) || '.json';
+  const stem = base.slice(0, base.length - path.extname(base).length);
+  return `${stem}${model !== null ? `-${model + 1}` : ''}${batch !== null ? `-b${batch}` : ''}${ext}`;
+}
+
 /** A separate profiled session, so profiling overhead never touches the timed runs. */
 async function ortNodeProfile(
   l: Loaded, r: ResolvedInputs, ep: EpName,
   sessionOptions: (extra: ortTypes.InferenceSession.SessionOptions) => ortTypes.InferenceSession.SessionOptions,
-  warmup: number, runs: number, seed: number,
+  warmup: number, runs: number, seed: number, keep?: string,
 ): Promise<PerNodeReport> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt-profile-'));
   try {
@@ -385,6 +405,13 @@ async function ortNodeProfile(
     await s.release();
     const file = findProfileFile(dir, prefix);
     if (!file) throw new GptError('E_ORT', 'onnxruntime wrote no profile file', { subject: l.file ?? l.label });
+    if (keep) {
+      try {
+        fs.copyFileSync(file, keep);
+      } catch (e) {
+        throw new GptError('E_IO', `cannot write the trace: ${(e as Error).message}`, { subject: keep });
+      }
+    }
     return aggregateProfile(readOrtProfile(file), { batch: r.batch, ep, skipRuns: skip, graph: l.model.graph, structure: l.structure });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -23,7 +23,16 @@ export interface KernelEvent {
   durUs: number;
   /** Index of the model_run the event belongs to. */
   run: number;
+  /**
+   * A layout kernel onnxruntime inserted (ReorderInput / ReorderOutput, NCHW <-> NCHWc): the kernel
+   * it reorders for. ReorderOutput turns a blocked tensor back to NCHW for the next kernel, which
+   * cannot read the blocked layout; ReorderInput blocks the NCHW tensor the previous kernel wrote.
+   */
+  layoutFor: string | null;
 }
+
+/** onnxruntime's own layout kernels (the NCHWc transformer's). */
+export const LAYOUT_KERNELS = new Set(['ReorderInput', 'ReorderOutput']);
 
 export interface ParsedProfile {
   /** Duration of each model_run, microseconds, in order. */
@@ -43,14 +52,26 @@ interface TraceEvent {
 export function parseOrtProfile(trace: unknown): ParsedProfile {
   const events: TraceEvent[] = Array.isArray(trace) ? trace : [];
   const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run' && typeof e.ts === 'number').sort((a, b) => a.ts! - b.ts!);
-  const kernels: KernelEvent[] = [];
+  const kernels: (KernelEvent & { ts: number })[] = [];
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time')) continue;
     const ts = e.ts ?? 0;
     const run = runs.findIndex((r) => ts >= r.ts! && ts <= r.ts! + (r.dur ?? 0));
-    kernels.push({ name: e.name.slice(0, -'_kernel_time'.length), opType: e.args?.op_name ?? '?', provider: e.args?.provider ?? '?', durUs: e.dur ?? 0, run });
+    kernels.push({ name: e.name.slice(0, -'_kernel_time'.length), opType: e.args?.op_name ?? '?', provider: e.args?.provider ?? '?', durUs: e.dur ?? 0, run, ts, layoutFor: null });
   }
-  return { runsUs: runs.map((r) => r.dur ?? 0), kernels };
+  // layout kernels: the neighbour in execution order within the same run (sequential executor)
+  kernels.sort((a, b) => a.ts - b.ts);
+  kernels.forEach((k, i) => {
+    if (!LAYOUT_KERNELS.has(k.opType)) return;
+    const step = k.opType === 'ReorderOutput' ? 1 : -1;
+    for (let j = i + step; j >= 0 && j < kernels.length && kernels[j].run === k.run; j += step) {
+      if (!LAYOUT_KERNELS.has(kernels[j].opType)) {
+        k.layoutFor = kernels[j].name;
+        break;
+      }
+    }
+  });
+  return { runsUs: runs.map((r) => r.dur ?? 0), kernels: kernels.map(({ ts: _ts, ...k }) => k) };
 }
 
 export function readOrtProfile(file: string): ParsedProfile {
@@ -123,7 +144,8 @@ export interface PerNodeReport {
   byStage: ({ stage: string } & TimeShare)[];
   byBlock: ({ block: string; stage: string } & TimeShare)[];
   byProvider: ({ provider: string; kernels: number } & TimeShare)[];
-  kernels: { name: string; node: string | null; opType: string; provider: string; stage: string; block: string | null; ms: number }[];
+  /** Every kernel, slowest first; layout kernels carry the node they were inserted for (layoutFor) and count in its stage. */
+  kernels: { name: string; node: string | null; opType: string; provider: string; stage: string; block: string | null; ms: number; layoutFor: string | null }[];
   /** With --ep cuda / tensorrt: kernels that ran on the CPU provider. */
   cpuFallback: { count: number; kernels: string[] } | null;
 }
@@ -148,14 +170,16 @@ export function aggregateProfile(p: ParsedProfile, o: AggregateOptions): PerNode
   const runs = Math.max(1, keptRuns.length);
   const kernels = p.kernels.filter((k) => k.run >= o.skipRuns);
   const places = structurePlaces(o.structure);
-  const perKernel = new Map<string, { name: string; node: string | null; opType: string; provider: string; stage: string; block: string | null; us: number }>();
+  const perKernel = new Map<string, { name: string; node: string | null; opType: string; provider: string; stage: string; block: string | null; us: number; layoutFor: string | null }>();
   for (const k of kernels) {
-    let e = perKernel.get(k.name);
+    // ORT names several layout kernels alike ("ReorderInput"): one row per kernel they serve
+    const key = k.layoutFor ? `${k.name}\u0000${k.layoutFor}` : k.name;
+    let e = perKernel.get(key);
     if (!e) {
-      const node = mapKernelToNode(o.graph, k.name);
+      const node = mapKernelToNode(o.graph, k.layoutFor ?? k.name);
       const place = node ? places.get(node) : undefined;
-      e = { name: k.name, node, opType: k.opType, provider: shortProviderName(k.provider), stage: place?.stage ?? (node ? 'other' : 'unattributed'), block: place?.block ?? null, us: 0 };
-      perKernel.set(k.name, e);
+      e = { name: k.name, node, opType: k.opType, provider: shortProviderName(k.provider), stage: place?.stage ?? (node ? 'other' : 'unattributed'), block: place?.block ?? null, us: 0, layoutFor: k.layoutFor };
+      perKernel.set(key, e);
     }
     e.us += k.durUs;
   }
@@ -187,6 +211,25 @@ export function aggregateProfile(p: ParsedProfile, o: AggregateOptions): PerNode
     kernels: rows.sort((a, b) => b.ms - a.ms),
     cpuFallback: fallback ? { count: fallback.length, kernels: fallback } : null,
   };
+}
+
+/**
+ * Why the per-node sum is not the p50: said next to every per-node table. `p50` is the model's p50
+ * from the timed runs at the same batch.
+ */
+export function perNodeExplanation(p: PerNodeReport, p50: number | null): string {
+  const f = (x: number) => (x >= 100 ? x.toFixed(1) : x.toFixed(2));
+  return `per-node times are the mean of ${p.runs} profiled runs in a separate session with onnxruntime's profiler on: kernels ${f(p.nodeSumMs)} ms of ${f(p.runMs)} ms per profiled run (${(p.coverage * 100).toFixed(1)}%)`
+    + (p50 !== null ? `; the p50 of ${f(p50)} ms comes from the timed runs, without the profiler` : '')
+    + ". They differ by the profiler's own cost, onnxruntime's work between kernels, and the machine's load at each time.";
+}
+
+/** The n slowest kernels, each labelled: a layout kernel says which kernel it reorders for. */
+export function topKernels(p: PerNodeReport, n = 10): { name: string; opType: string; ms: number; share: number; stage: string; note: string }[] {
+  return p.kernels.slice(0, n).map((k) => ({
+    name: k.name, opType: k.opType, ms: k.ms, share: p.nodeSumMs > 0 ? k.ms / p.nodeSumMs : 0, stage: k.stage,
+    note: k.layoutFor ? `layout kernel onnxruntime inserted for ${k.layoutFor}` : '',
+  }));
 }
 
 /** stem, stage 0, stage 1, ..., head, other, unattributed. */

@@ -97,10 +97,10 @@ export function trtLayersAsProfile(layers: TrtLayer[], graph: Graph): ParsedProf
     const us = l.averageMs * 1000;
     totalUs += us;
     if (parts.length === 0) {
-      kernels.push({ name: l.name, opType: /reformat/i.test(l.name) ? 'Reformat' : 'TensorRT', provider: 'TensorrtExecutionProvider', durUs: us, run: 0 });
+      kernels.push({ name: l.name, opType: /reformat/i.test(l.name) ? 'Reformat' : 'TensorRT', provider: 'TensorrtExecutionProvider', durUs: us, run: 0, layoutFor: null });
       continue;
     }
-    for (const p of parts) kernels.push({ name: p, opType: byName.get(p)!.opType, provider: 'TensorrtExecutionProvider', durUs: us / parts.length, run: 0 });
+    for (const p of parts) kernels.push({ name: p, opType: byName.get(p)!.opType, provider: 'TensorrtExecutionProvider', durUs: us / parts.length, run: 0, layoutFor: null });
   }
   // one synthetic run holding the per-run means
   return { runsUs: [totalUs], kernels };

@@ -12,6 +12,7 @@ import type { Structure } from '../analysis/structure-types';
 import type { Model } from '../ir/model';
 import type { ProfileReport } from '../profile';
 import { formatRatio } from '../profile/stats';
+import { perNodeExplanation, topKernels } from '../profile/node-profile';
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 const color = (i: number) => PALETTE[i % PALETTE.length];
@@ -219,6 +220,8 @@ export function profileHtml(r: ProfileReport, opts: HtmlOptions = {}): string {
     for (const m of r.models) {
       for (const p of m.perNode) {
         sections.push(`<h3>${escapeXml(m.label)}, batch ${p.batch}: kernels ${num(p.nodeSumMs)} ms of ${num(p.runMs)} ms per run</h3>`);
+        sections.push(`<p class="meta">${escapeXml(perNodeExplanation(p, m.runs.find((x) => x.batch === p.batch)?.latencyMs.p50 ?? null))}</p>`);
+        sections.push(`<h4>Top 10 kernels</h4>${table(['kernel', 'op type', 'ms', 'share', 'stage', 'note'], topKernels(p).map((k) => [k.name, k.opType, num(k.ms), `${(k.share * 100).toFixed(1)}%`, k.stage, k.note]))}`);
         sections.push(table(['op type', 'kernels', 'ms', 'share'], p.byOpType.map((o) => [o.opType, String(o.kernels), num(o.ms), `${(o.share * 100).toFixed(1)}%`])));
         sections.push(table(['provider', 'kernels', 'ms'], p.byProvider.map((o) => [o.provider, String(o.kernels), num(o.ms)])));
         if (p.cpuFallback?.count) sections.push(`<p class="warn">${p.cpuFallback.count} kernel(s) ran on the CPU provider, not ${escapeXml(r.ep)}: ${escapeXml(p.cpuFallback.kernels.join(', '))}</p>`);

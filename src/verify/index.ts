@@ -58,9 +58,9 @@ export interface VerifyReport extends ReportEnvelope<'verify'> {
   notes: string[];
 }
 
-type Source = string | Model;
+export type VerifySource = string | Model;
 
-function asModel(m: Source): Model {
+function asModel(m: VerifySource): Model {
   return typeof m === 'string' ? loadModel(m) : m;
 }
 
@@ -86,7 +86,7 @@ async function runModel(m: Model | string, feeds: Record<string, { data: Float32
   }
 }
 
-export async function verify(source: Source, converted: Source, o: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verify(source: VerifySource, converted: VerifySource, o: VerifyOptions = {}): Promise<VerifyReport> {
   const src = asModel(source);
   const conv = asModel(converted);
   const labels = o.labels ?? [typeof source === 'string' ? path.basename(source) : src.displayName, typeof converted === 'string' ? path.basename(converted) : conv.displayName];
