@@ -9,7 +9,7 @@ import { checkOutputs } from '../onnx/files';
 import { escapeStrings, escapeText } from '../report/escape';
 import { aggregateWarnings } from '../report/warnings';
 import { convert, ConvertOptions, stageSpecs } from '../passes/convert';
-import type { Fusion, Parts, SplitOp } from '../passes/options';
+import type { Fusion, Parts, PrnEmit, SplitOp } from '../passes/options';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
 import { formatVerifyReport } from '../report/verify-report';
 import { validateVerifyReport } from '../verify';
@@ -34,6 +34,7 @@ export default class Convert extends GptCommand {
     output: Flags.string({ char: 'o', description: 'output .onnx file (not needed with --dry-run)' }),
     ratio: Flags.string({ description: 'PRN: share of channels that receive the shortcut, in (0, 1]', default: '0.5' }),
     asymmetric: Flags.boolean({ description: 'PRN: drop stride-1 projection shortcuts that only widen; add the input into the first channels' }),
+    emit: Flags.string({ description: 'PRN: how the masked residual is written, the same numbers either way (split: Split + Add + Concat; mask: shortcut x constant 0/1 channel mask, then Add)', options: ['split', 'mask'], default: 'split' }),
     split: Flags.string({ description: 'CSP: share of each stage\'s channels that go through its blocks (part 1), in (0, 1)', default: '0.5' }),
     fusion: Flags.string({ description: 'CSP: where the 1x1 transitions go (both: CSPNet\'s own; first: after the concat; last: on part 1 only)', options: ['both', 'first', 'last'], default: 'both' }),
     'split-op': Flags.string({ description: 'CSP: how the stage input is split (slice: a zero-parameter Split; conv: two 1x1 convs)', options: ['slice', 'conv'], default: 'slice' }),
@@ -57,14 +58,14 @@ export default class Convert extends GptCommand {
     // an option of another target would be ignored without a word: say so instead
     const given = (f: string) => !!(flags as Record<string, unknown>)[f] && !metadata.flags[f]?.setFromDefault;
     const applies: Record<string, boolean> = {
-      ratio: flags.to === 'prn', asymmetric: flags.to === 'prn',
+      ratio: flags.to === 'prn', asymmetric: flags.to === 'prn', emit: flags.to === 'prn',
       split: flags.to === 'csp' || (flags.to === 'elan' && flags.csp), fusion: flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
       'split-op': flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
       stack: flags.to === 'elan', width: flags.to === 'elan', csp: flags.to === 'elan', parts: flags.to !== 'prn',
     };
     for (const [f, ok] of Object.entries(applies)) {
       if (!ok && given(f)) {
-        const whom = f === 'parts' ? '--to csp or --to elan' : ['split', 'fusion', 'split-op'].includes(f) ? '--to csp (or --to elan --csp)' : `--to ${['ratio', 'asymmetric'].includes(f) ? 'prn' : 'elan'}`;
+        const whom = f === 'parts' ? '--to csp or --to elan' : ['split', 'fusion', 'split-op'].includes(f) ? '--to csp (or --to elan --csp)' : `--to ${['ratio', 'asymmetric', 'emit'].includes(f) ? 'prn' : 'elan'}`;
         throw argError(`--${f} does not apply to --to ${flags.to}${flags.to === 'elan' ? ' without --csp' : ''}`, `it is an option of ${whom}; leave it out`);
       }
     }
@@ -79,7 +80,7 @@ export default class Convert extends GptCommand {
     let options: ConvertOptions;
     if (flags.to === 'prn') {
       const ratio = parseDecimalRange(flags.ratio, '--ratio', 0, 1, { min: true }, 'e.g. --ratio 0.5')!;
-      options = { to: 'prn', ratio, asymmetric: flags.asymmetric, ...common };
+      options = { to: 'prn', ratio, asymmetric: flags.asymmetric, emit: flags.emit as PrnEmit, ...common };
     } else if (flags.to === 'csp') {
       options = { to: 'csp', ...cspSplit(), parts: flags.parts as Parts, ...common };
     } else {

@@ -13,6 +13,7 @@ import { perNodeExplanation, topKernels } from '../profile/node-profile';
 import { human, table } from '../report/format';
 import { gradientSeriesFor, profileHtml, runsSetting } from '../report/html';
 import { recognize } from '../analysis/structure';
+import { progressBar } from '../cli/progress';
 import { GptCommand, argError, parseDecimalRange, parseIntRange } from '../cli/base';
 
 export default class Profile extends GptCommand {
@@ -80,7 +81,8 @@ export default class Profile extends GptCommand {
         perNode: flags['per-node'] || (flags['require-ep'] && flags.ep !== 'cpu'),
         requireEp: flags['require-ep'],
         trace: flags.trace,
-        onProgress: bar.update,
+        // adaptive timing may stop before its budget: the ETA is an upper bound then
+        onProgress: (f, what) => bar.update(f, what, { upTo: iterations === undefined && duration === undefined }),
       });
     } finally {
       bar.done();
@@ -109,28 +111,6 @@ export default class Profile extends GptCommand {
   }
 }
 
-
-/** A one-line bar on stderr, shown only once a run has taken more than two seconds. */
-function progressBar(enabled: boolean): { update: (f: number, what: string) => void; done: () => void } {
-  const started = Date.now();
-  let shown = false;
-  let last = 0;
-  return {
-    update: (f, what) => {
-      if (!enabled) return;
-      const now = Date.now();
-      if (now - started < 2000 || (now - last < 100 && f < 1)) return;
-      last = now;
-      shown = true;
-      const width = 30;
-      const fill = Math.round(f * width);
-      process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(f * 100).toFixed(0).padStart(3)}% ${what}`.slice(0, (process.stderr.columns ?? 100) - 1).padEnd(Math.min(99, (process.stderr.columns ?? 100) - 1)));
-    },
-    done: () => {
-      if (shown) process.stderr.write(`\r${' '.repeat(Math.min(99, (process.stderr.columns ?? 100) - 1))}\r`);
-    },
-  };
-}
 
 const ms = (x: number) => (x >= 100 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
 

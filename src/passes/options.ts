@@ -32,7 +32,16 @@ export interface PrnConvertOptions extends CommonOptions {
   ratio?: number;
   /** Drop stride-1 projection shortcuts that only widen (asymmetric residual). */
   asymmetric?: boolean;
+  /**
+   * How the masked residual is written (the same numbers either way): 'split' (default) splits the
+   * branch and concatenates after the Add; 'mask' multiplies the shortcut by a constant 0/1 channel
+   * mask before an Add over all channels (no Split / Concat, so onnxruntime's blocked layout needs no
+   * reorder there; the projection keeps all its filters).
+   */
+  emit?: PrnEmit;
 }
+
+export type PrnEmit = 'split' | 'mask';
 
 /** The CSP split's own options (target csp, and elan with csp: true). */
 export interface CspSplitOptions {
@@ -72,7 +81,7 @@ export type ConvertOptions = PrnConvertOptions | CspConvertOptions | ElanConvert
 
 const COMMON = ['to', 'strict', 'rules', 'inPlace', 'dims'];
 const SPLIT = ['split', 'fusion', 'splitOp'];
-const OWN: Record<ConvertTarget, string[]> = { prn: ['ratio', 'asymmetric'], csp: [...SPLIT, 'parts'], elan: ['stack', 'width', 'csp', 'parts', 'neckStack'] };
+const OWN: Record<ConvertTarget, string[]> = { prn: ['ratio', 'asymmetric', 'emit'], csp: [...SPLIT, 'parts'], elan: ['stack', 'width', 'csp', 'parts', 'neckStack'] };
 
 /**
  * The target, after checking that every option given belongs to it: E_ARG "option 'ratio' does not

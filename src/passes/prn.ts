@@ -19,8 +19,9 @@ import { blockRefs } from '../analysis/structure-refs';
 import type { Block } from '../analysis/structure-types';
 import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
-import { channelsOf, concatChannels, convProducer, keepOutputChannels, range, roundHalfEven, sliceChannels, splitChannels } from '../ir/surgery';
-import type { PrnConvertOptions } from './options';
+import { channelsOf, concatChannels, convProducer, elemTypeOf, keepOutputChannels, range, roundHalfEven, sliceChannels, splitChannels } from '../ir/surgery';
+import type { PrnConvertOptions, PrnEmit } from './options';
+import { Tensor } from '../ir/tensor';
 import { Pass, PassOutcome, Plan, Unconverted, addTo } from './pass';
 
 export interface PrnOptions {
@@ -125,6 +126,26 @@ function applyBlock(model: Model, p: MaskedResidualPlan): Node[] {
   return added.map((v) => v.producer!).filter((n) => n !== add);
 }
 
+/**
+ * The same masked residual as one elementwise Mul and the Add over all C channels:
+ *   y = B + S * mask,  mask = [1 x k, 0 x (C - k)] (shape C x 1 x 1)
+ * x * 1 and x + 0 are exact, so every channel computes what the split form computes; the projection
+ * (if any) keeps all its filters, so MACs stay those of the plain model.
+ */
+function applyBlockMasked(model: Model, p: MaskedResidualPlan): Node[] {
+  const g = model.graph;
+  const { add, channels: C, masked } = p;
+  const base = (add.proto.name ? add.name.replace(/\/Add$/, '') : add.outputs[0]!.name) + '/prn';
+  const rank = p.shortcut.type?.shape?.length ?? 4;
+  const mask = new Float32Array(C);
+  mask.fill(1, 0, masked);
+  const m = g.addInitializer(Tensor.float32(g.uniqueName(`${base}_mask`), [C, ...Array(Math.max(0, rank - 2)).fill(1)], mask));
+  const out = g.newValue(`${p.shortcut.name}_masked`, p.shortcut.type ?? undefined);
+  const mul = g.addNode({ opType: 'Mul', name: g.uniqueName(`${base}/Mul`), inputs: [p.shortcut, m], outputs: [out] }, add);
+  add.setInput(add.inputs.indexOf(p.shortcut), out);
+  return [mul];
+}
+
 /** Masked residuals on `blocks` (every block planned first, then all applied). */
 export function maskedResidual(model: Model, blocks: Block[], opts: PrnOptions): PrnResult {
   checkRatio(opts.ratio);
@@ -148,6 +169,7 @@ function describeChange(p: MaskedResidualPlan): MaskedResidualChange {
 interface PrnPassOptions {
   ratio: number;
   asymmetric: boolean;
+  emit: PrnEmit;
 }
 
 interface PrnPlan extends Plan {
@@ -161,9 +183,11 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
     const p = o as PrnConvertOptions;
     const ratio = p.ratio ?? 0.5;
     checkRatio(ratio);
-    return { ratio, asymmetric: !!p.asymmetric };
+    const emit = p.emit ?? 'split';
+    if (emit !== 'split' && emit !== 'mask') throw new GptError('E_ARG', `emit '${String(emit)}': expected 'split' or 'mask'`);
+    return { ratio, asymmetric: !!p.asymmetric, emit };
   },
-  recorded: (o) => ({ ratio: o.ratio, asymmetric: o.asymmetric }),
+  recorded: (o) => ({ ratio: o.ratio, asymmetric: o.asymmetric, emit: o.emit }),
   plan(ctx, o) {
     const { structure } = ctx;
     const plan: PrnPlan = { blocks: [], unconverted: [], warnings: [] };
@@ -184,15 +208,18 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
     }
     return plan;
   },
-  apply(ctx, plan) {
+  apply(ctx, plan, o) {
     const outcome: PassOutcome = {
       converted: [], unconverted: [...plan.unconverted], freshParams: 0, warnings: [...plan.warnings], added: new Map(),
       notes: ['PRN keeps every trained weight: the converted model computes the same features except for the masked shortcut channels; a short fine-tune recovers accuracy.'],
     };
     for (const { stage, plan: p } of plan.blocks) {
-      addTo(outcome.added, stage, applyBlock(ctx.model, p));
+      // the mask form cannot add a narrower block input (a dropped projection) nor a float16 mask: those stay split
+      const masked = o.emit === 'mask' && p.kind !== 'projection-dropped' && elemTypeOf(p.shortcut) === 1;
+      addTo(outcome.added, stage, masked ? applyBlockMasked(ctx.model, p) : applyBlock(ctx.model, p));
       const c = describeChange(p);
-      outcome.converted.push({ block: c.block, stage, change: `${c.add}: masked residual, shortcut into ${c.masked} of ${c.channels} channels (${c.shortcut})` });
+      const how = masked ? `${c.shortcut === 'projection-shrunk' ? 'projection' : c.shortcut}, mask form` : c.shortcut;
+      outcome.converted.push({ block: c.block, stage, change: `${c.add}: masked residual, shortcut into ${c.masked} of ${c.channels} channels (${how})` });
     }
     return outcome;
   },

@@ -9,6 +9,10 @@
  *  3. Profiler overhead: gpt profile vs a bare onnxruntime-node loop (when available).
  *  4. Start-up: `gpt --version`, `gpt inspect` of a small model, `require('gpt-gradient-path')`,
  *     and what the library loads (onnxruntime-node and ajv must stay out until used).
+ *  6. Emit forms (`npm run bench -- emit`): full-size Darknet-53 and ResNet-50, plain vs PRN written
+ *     as split (Split + Add + Concat) and as mask (shortcut x 0/1 mask, Add), profiled side by side
+ *     (interleaved, adaptive); CSP's split as slice vs conv in GMAC/s; and two back-to-back profiles
+ *     of the same pair, to see whether they agree within their intervals.
  *  5. Only when asked (`npm run bench -- baseline [REF]`): analysis and conversion side by side with
  *     an older commit (see baseline.ts).
  */
@@ -18,6 +22,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { analyzeModel } from '../../src/analysis/analyze';
 import { saveModel } from '../../src/onnx/io';
+import { convert } from '../../src/passes/convert';
+import { profile, ProfileReport } from '../../src/profile';
+import { formatRatio } from '../../src/profile/stats';
 import { buildSample } from '../../src/samples';
 import { syntheticResNet } from '../synthetic';
 
@@ -139,12 +146,51 @@ function benchStartup(): void {
   console.log(`require('gpt-gradient-path')    ${fmt(lib.ms).padStart(7)}  heavy modules loaded: ${lib.heavy.length ? lib.heavy.join(', ') : 'none'}`);
 }
 
+function ratioLines(r: ProfileReport): string[] {
+  return r.models.map((m) => {
+    const x = m.runs[0];
+    const v = x.vsBaseline;
+    return `  ${m.label.padEnd(22)} p50 ${x.latencyMs.p50.toFixed(1).padStart(7)} ms  cv ${(x.latencyMs.cv * 100).toFixed(1).padStart(5)}%  ${x.gmacPerS.toFixed(1).padStart(6)} GMAC/s  ${x.iterations} rounds (${x.stoppedBy})  ${v ? `latency ratio ${formatRatio(v)}` : 'baseline'}`;
+  });
+}
+
+async function benchEmit(): Promise<void> {
+  const maxTimeS = Number(process.env.GPT_BENCH_MAX_TIME ?? 60);
+  console.log(`\n## Emit forms: plain vs PRN (split, mask), full size, CPU, interleaved, adaptive (±2% or ${maxTimeS} s)`);
+  for (const [name, opts] of [['darknet53', {}], ['resnet50', { resolution: 224 }]] as const) {
+    const plain = buildSample(name, opts);
+    const files = { plain: path.join(tmp, `${name}.onnx`), split: path.join(tmp, `${name}-prn-split.onnx`), mask: path.join(tmp, `${name}-prn-mask.onnx`) };
+    saveModel(plain, files.plain);
+    saveModel(convert(buildSample(name, opts), { to: 'prn', emit: 'split' }).model, files.split);
+    saveModel(convert(buildSample(name, opts), { to: 'prn', emit: 'mask' }).model, files.mask);
+    const r = await profile([files.plain, files.split, files.mask], { maxTimeS, warmup: 3, labels: [name, 'PRN --emit split', 'PRN --emit mask'] });
+    console.log(`${name} (load average ${r.environment.loadavg.start.map((x) => x.toFixed(1)).join(' ')}):`);
+    for (const l of ratioLines(r)) console.log(l);
+    for (const w of r.warnings) console.log(`  ${w}`);
+  }
+  console.log('\n## CSP split as slice vs conv (GMAC/s), full-size Darknet-53');
+  const csp = { slice: path.join(tmp, 'dk-csp-slice.onnx'), conv: path.join(tmp, 'dk-csp-conv.onnx'), plain: path.join(tmp, 'darknet53.onnx') };
+  saveModel(convert(buildSample('darknet53'), { to: 'csp', splitOp: 'slice' }).model, csp.slice);
+  saveModel(convert(buildSample('darknet53'), { to: 'csp', splitOp: 'conv' }).model, csp.conv);
+  const c = await profile([csp.plain, csp.slice, csp.conv], { maxTimeS, warmup: 3, labels: ['darknet53', 'CSP --split-op slice', 'CSP --split-op conv'] });
+  for (const l of ratioLines(c)) console.log(l);
+  for (const w of c.warnings) console.log(`  ${w}`);
+  console.log('\n## Two back-to-back profiles of the same pair (darknet53 vs PRN --emit mask), defaults');
+  const runs: ProfileReport[] = [];
+  for (let i = 0; i < 2; i++) runs.push(await profile([path.join(tmp, 'darknet53.onnx'), path.join(tmp, 'darknet53-prn-mask.onnx')], { maxTimeS, warmup: 3 }));
+  const [a, b] = runs.map((r) => r.models[1].runs[0].vsBaseline!);
+  runs.forEach((r, i) => console.log(`  run ${i + 1}: ${formatRatio(r.models[1].runs[0].vsBaseline!)}, ${r.models[1].runs[0].iterations} rounds (${r.models[1].runs[0].stoppedBy})`));
+  const agree = a.latencyRatioLow <= b.latencyRatioHigh && b.latencyRatioLow <= a.latencyRatioHigh;
+  console.log(`  the two intervals ${agree ? 'overlap: the runs agree' : 'do NOT overlap'}`);
+}
+
 (async () => {
   console.log(`gpt bench on ${os.cpus().length} cores, node ${process.version}, ${new Date().toISOString()}`);
   if (want('io')) benchIo();
   if (want('analysis')) benchAnalysis();
   if (want('profile')) await benchProfile();
   if (want('startup')) benchStartup();
+  if (want('emit')) await benchEmit(); // several minutes of timing
   if (only[0] === 'baseline') require('./baseline').benchBaseline(only[1]);
   fs.rmSync(tmp, { recursive: true, force: true });
 })().catch((e) => {
