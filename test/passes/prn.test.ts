@@ -113,7 +113,7 @@ test('the output is valid, keeps I/O, IR and opset, and records the conversion',
   assert.is(model.irVersion, 8);
   assert.is(model.opset(), 17);
   const meta = model.metadata();
-  assert.equal(JSON.parse(meta['gpt.conversion']), { target: 'prn', options: { ratio: 0.25, asymmetric: false } });
+  assert.equal(JSON.parse(meta['gpt.conversion']), { target: 'prn', options: { ratio: 0.25, asymmetric: false, emit: 'split' } });
   assert.is(meta['gpt.source_sha256'], crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex'));
   assert.ok(meta['gpt.version']);
   validateConvertReport(report);
