@@ -42,7 +42,7 @@ export { recognizeDetector, detectorReport } from './analysis/detector';
 export type { DetectorStructure, DetectorReport, DetectorOptions, NeckBlock, NeckPath, PartFigures, Tap } from './analysis/detector';
 export { recognize } from './analysis/structure';
 export type { RecognizeOptions, RecognizedStage } from './analysis/structure';
-export type { Structure, Stage, Block } from './analysis/structure-types';
+export type { Structure, Stage, Block, Coverage, CrossStagePartial } from './analysis/structure-types';
 export { loadRules, validateRuleFile, listRules } from './analysis/rules';
 export type { Rule, RuleKind, RulePart, Role, Family, Element, Alternative, AttrConstraint, ChannelConstraint } from './analysis/rules';
 export { gradientPaths } from './analysis/gradient-path';

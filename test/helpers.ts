@@ -21,6 +21,28 @@ export interface FixtureEntry {
   prnOutput?: string;
 }
 
+/** ../shared/fixtures-realworld: PyTorch exports of public timm definitions at reduced width. */
+export const realworldDir = process.env.GPT_FIXTURES_REALWORLD ?? path.resolve(repoRoot, '..', 'shared', 'fixtures-realworld');
+
+export interface RealworldEntry extends FixtureEntry {
+  prnOutput: string;
+  params: number;
+  onnxParams: number;
+  macs: number;
+  residualAdds: number;
+  outputShape: number[];
+  /** [input, output, prn-output] of a second sample (symbolic axes). */
+  extraSamples?: string[];
+}
+
+export function realworld(): RealworldEntry[] {
+  return JSON.parse(fs.readFileSync(path.join(realworldDir, 'manifest.json'), 'utf8')).models;
+}
+
+export function realworldPath(name: string): string {
+  return path.join(realworldDir, name);
+}
+
 export function fixtures(): FixtureEntry[] {
   return JSON.parse(fs.readFileSync(path.join(fixturesDir, 'manifest.json'), 'utf8')).models;
 }

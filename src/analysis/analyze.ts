@@ -12,7 +12,7 @@ import type { Rule } from './rules';
 import { inferShapes } from './shapes';
 import { recognize } from './structure';
 import { hasBlockRefs, stageSpecs } from './structure-refs';
-import type { Structure } from './structure-types';
+import type { CrossStagePartial, Structure } from './structure-types';
 import { envelope, ReportEnvelope } from '../report/envelope';
 
 export interface AnalyzeOptions {
@@ -30,6 +30,10 @@ export interface StageAnalysis extends GradientPathSummary {
   entry: string[];
   params: number;
   macs: number;
+  /** Recognised blocks / candidate blocks in this stage, and the nodes between its blocks no rule explained. */
+  coverage: { blocks: number; candidates: number; unmatched: string[] };
+  /** Present when the stage is already cross-stage partial. */
+  csp?: CrossStagePartial;
 }
 
 export interface AnalyzeReport extends ReportEnvelope<'analyze'> {
@@ -40,6 +44,10 @@ export interface AnalyzeReport extends ReportEnvelope<'analyze'> {
   stages: StageAnalysis[];
   /** Nodes no rule recognised (by name). */
   unmatched: string[];
+  /** Recognised blocks / candidate blocks (block-like nodes no rule explained included, stem and head too). */
+  coverage: { blocks: number; candidates: number; unexplained: string[] };
+  /** Why the structure cannot be trusted (a family read with fewer stages than its resolutions); convert refuses such a model. */
+  errors: string[];
   params: number;
   macs: number;
   gradientPaths: GradientPathSummary;
@@ -79,6 +87,8 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeRe
     const { name: _name, start: _s, end: _e, ...summary } = gradient.stages[i];
     return {
       index: s.index, resolution: s.resolution, channels: s.channels, blocks: s.blocks.length, blockRules, entry: s.entry, params, macs, ...summary,
+      coverage: { blocks: s.coverage?.blocks ?? s.blocks.length, candidates: s.coverage?.candidates ?? s.blocks.length, unmatched: s.coverage?.unmatched ?? [] },
+      ...(s.csp ? { csp: s.csp } : {}),
     };
   });
   // recognize() and gradientPaths() may run shape inference again and repeat its warnings
@@ -91,6 +101,12 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): AnalyzeRe
     head: structure.head,
     stages,
     unmatched: structure.unmatched,
+    coverage: {
+      blocks: structure.coverage?.blocks ?? stages.reduce((n, s) => n + s.blocks, 0),
+      candidates: structure.coverage?.candidates ?? stages.reduce((n, s) => n + s.blocks, 0),
+      unexplained: structure.coverage?.unexplained ?? [],
+    },
+    errors: structure.errors ?? [],
     params: cost.totals.params,
     macs: cost.totals.macs,
     gradientPaths: gradient.network,

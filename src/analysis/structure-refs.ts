@@ -20,6 +20,8 @@ export interface BlockRefs {
 
 export interface StageRefs {
   entry: Node[];
+  /** The nodes of the stage's cross-stage partial (expand, split, transitions, Concat), when it has one. */
+  csp?: { nodes: Node[]; input: Value; output: Value; concat: Node; transitionAfter: Node[] };
 }
 
 const blocks = new WeakMap<Block, BlockRefs>();
@@ -57,9 +59,14 @@ export function stageEntry(s: Stage): Node[] {
   return stages.get(s)?.entry ?? [];
 }
 
-/** Every node of a stage: its entry and its blocks' nodes. */
+/** The objects of a stage's cross-stage partial (null when it has none or was not recognised here). */
+export function stageCsp(s: Stage): StageRefs['csp'] | null {
+  return stages.get(s)?.csp ?? null;
+}
+
+/** Every node of a stage: its entry, its blocks' nodes and its cross-stage partial's. */
 export function stageNodes(s: Stage): Node[] {
-  return [...stageEntry(s), ...s.blocks.flatMap((b) => blockRefs(b).nodes)];
+  return [...stageEntry(s), ...s.blocks.flatMap((b) => blockRefs(b).nodes), ...(stageCsp(s)?.nodes ?? [])];
 }
 
 /** The blocks part 1 of a CSP split goes through (and that ELAN stacks): all but a projecting first block (ResNet's entry). */

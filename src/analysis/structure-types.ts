@@ -37,6 +37,45 @@ export interface Block {
   channelsOut: number | null;
 }
 
+/**
+ * A cross-stage partial around a stage's blocks (CSPNet, Wang et al. 2020, Fig. 2): the stage input
+ * split in two, part 1 through the blocks, part 2 across the stage, both joined by a Concat with
+ * 1x1 transitions before it (on part 1), after it, or both. Recognised around any run of blocks
+ * (CSPDarknet, CSPResNet, CSPResNeXt, a CSP neck block), so a model that is already CSP says so.
+ */
+export interface CrossStagePartial {
+  /** How the input is split: one Split node, two Slices, or two 1x1 convs on the same input. */
+  splitOp: 'split' | 'slice' | 'conv';
+  /** Widths of part 1 (through the blocks) and part 2 (across the stage). */
+  parts: [number | null, number | null];
+  /** Where the transitions sit: 'both' (CSPNet's own), 'first' (after the Concat only), 'last' (on part 1 only), 'none'. */
+  fusion: 'both' | 'first' | 'last' | 'none';
+  /** The 1x1 conv (+BN, act) in front of the split that widens the stage input (timm's conv_exp), if any. */
+  expand: string[];
+  /** The split nodes (Split, two Slices, or both 1x1 conv units). */
+  split: string[];
+  /** Transition on part 1 before the Concat. */
+  transitionBefore: string[];
+  concat: string;
+  /** Transition after the Concat. */
+  transitionAfter: string[];
+  /** The value the cross-stage partial reads and the one it produces. */
+  input: string;
+  output: string;
+}
+
+/** What share of a stage (or the network) the rules explain. */
+export interface Coverage {
+  /** Recognised blocks. */
+  blocks: number;
+  /** Recognised blocks plus block-like nodes no rule explained (a residual Add, a channel Concat). */
+  candidates: number;
+  /** The block-like nodes no rule explained, by name. */
+  unexplained: string[];
+  /** Nodes no rule explained, by name. */
+  unmatched: string[];
+}
+
 export interface Stage {
   index: number;
   /** Spatial size [H, W] of the stage's blocks' outputs (null when unknown). */
@@ -45,6 +84,10 @@ export interface Stage {
   entry: string[];
   blocks: Block[];
   channels: number | null;
+  /** Set when the stage is already cross-stage partial. */
+  csp?: CrossStagePartial;
+  /** Recognised blocks against candidates, and what no rule explained between this stage's blocks. */
+  coverage?: Coverage;
 }
 
 export interface Structure {
@@ -55,4 +98,11 @@ export interface Structure {
   /** Nodes no rule explained (by name). */
   unmatched: string[];
   warnings: string[];
+  /** The whole network's coverage; stem and head included in the candidates. */
+  coverage?: Coverage & {
+    /** Distinct feature-map resolutions after the stem (global pooling excluded). */
+    resolutions: number;
+  };
+  /** Why the structure cannot be trusted (fewer stages than resolution changes): convert refuses it. */
+  errors?: string[];
 }

@@ -18,7 +18,8 @@ import { isGptError } from '../errors';
 import type { Graph, Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { Match, MatchContext, matchAll, selectMatches, throughIdentity } from './matcher';
-import { Rule, loadRules } from './rules';
+import { Rule, isBlockRule, loadRules } from './rules';
+import { FoundCrossStage, crossStageAround } from './cross-stage';
 import { recordedStructure } from './recorded-structure';
 import { inferShapes } from './shapes';
 import { setBlockRefs, setStageRefs, setStructureRefs, structureRefs } from './structure-refs';
@@ -155,6 +156,50 @@ function ensureShapes(model: Model, warnings: string[]): void {
   }
 }
 
+/** Cross-stage partials around runs of chained blocks, keyed by the run's first block. */
+function crossStages(ctx: MatchContext, blocks: Match[], transitions: Rule[]): Map<Match, FoundCrossStage> {
+  const out = new Map<Match, FoundCrossStage>();
+  if (transitions.length === 0) return out;
+  let start = 0;
+  for (let i = 1; i <= blocks.length; i++) {
+    const chained = i < blocks.length && throughIdentity(blocks[i].input).value === blocks[i - 1].output;
+    if (chained) continue;
+    const found = crossStageAround(ctx, transitions, blocks[start].input, blocks[i - 1].output);
+    if (found) out.set(blocks[start], found);
+    start = i;
+  }
+  return out;
+}
+
+/**
+ * Block-like nodes among `nodes`: a residual Add (two feature-map operands of the same shape) or a
+ * channel Concat of feature maps. What no rule explains of these is a block the rules missed.
+ */
+function candidatesIn(g: Graph, nodes: Iterable<Node>): Node[] {
+  const fm = (v: Value) => v.shape?.length === 4;
+  return [...nodes].filter((n) => {
+    const data = g.dataInputs(n);
+    if (n.opType === 'Add') return data.length === 2 && data.every(fm) && JSON.stringify(data[0].shape) === JSON.stringify(data[1].shape);
+    if (n.opType === 'Concat') return n.int('axis', 0) === 1 && data.length >= 2 && data.every(fm);
+    return false;
+  });
+}
+
+/** Distinct spatial sizes of feature maps made after the stem (global pooling's 1x1 left out). */
+function resolutionsAfter(g: Graph, stem: Set<Node>): number {
+  const seen = new Set<string>();
+  for (const n of g.nodes) {
+    if (stem.has(n) || n.opType === 'Identity') continue;
+    const o = n.outputs[0];
+    const s = o?.shape;
+    if (!s || s.length !== 4 || g.isConstant(o!)) continue;
+    if (s[2] === 1 && s[3] === 1) continue;
+    if (s[2] === null || s[3] === null) continue;
+    seen.add(`${s[2]}x${s[3]}`);
+  }
+  return seen.size;
+}
+
 /** Recognise stem, stages, blocks and head from the rules (default: the shipped ones). */
 export function recognize(model: Model, opts: RecognizeOptions = {}): Structure & { stages: RecognizedStage[] } {
   const g: Graph = model.graph;
@@ -174,56 +219,88 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   const names = (ns: Iterable<Node>) => [...ns].filter(isData).sort(byOrder).map((n) => n.name);
 
   // neck rules (a detector's conv sets, SPP...) are matched by detector.ts between backbone and heads
-  const blockRules = rules.filter((r) => r.kind !== 'downsample' && r.kind !== 'units' && r.part !== 'neck');
-  const blocks = selectMatches(matchAll(g, blockRules, ctx), ctx);
+  const blocks = selectMatches(matchAll(g, rules.filter((r) => isBlockRule(r) && r.part !== 'neck'), ctx), ctx);
   if (blocks.length === 0) {
     warnings.push('no rule matched any block; add a rule file for this architecture (--rules)');
-    return { family: 'unknown', stem: [], stages: [], head: [], unmatched: names(g.nodes), warnings };
+    const all = names(g.nodes);
+    return { family: 'unknown', stem: [], stages: [], head: [], unmatched: all, warnings, coverage: { blocks: 0, candidates: candidatesIn(g, g.nodes).length, unexplained: names(candidatesIn(g, g.nodes)), unmatched: all, resolutions: 0 } };
   }
   const inBlocks = new Set(blocks.flatMap((b) => b.nodes));
-  const boundaries = selectMatches(matchAll(g, rules.filter((r) => r.kind === 'downsample'), ctx), ctx, inBlocks);
+  // cross-stage partials around runs of chained blocks (already-CSP models)
+  const csps = crossStages(ctx, blocks, rules.filter((r) => r.kind === 'transition'));
+  const inCsp = new Set([...csps.values()].flatMap((c) => c.nodes));
+  const taken = new Set([...inBlocks, ...inCsp]);
+  const boundaries = selectMatches(matchAll(g, rules.filter((r) => r.kind === 'downsample'), ctx), ctx, taken);
 
-  const stem = upstream(blocks[0].input, inBlocks);
-  const claimed = new Set([...inBlocks, ...stem]);
+  const firstCsp = csps.get(blocks[0]);
+  const stem = upstream(firstCsp ? firstCsp.input : blocks[0].input, taken);
+  const claimed = new Set([...taken, ...stem]);
   const unmatched = new Set<Node>();
   const stages: RecognizedStage[] = [];
   const stageMatches: Match[][] = [];
+  const stageGaps: Node[][] = [];
+  const stageCsps: (FoundCrossStage | undefined)[] = [];
   blocks.forEach((b, i) => {
     // what lies between the previous block and this one: a stage entry, or nodes no rule explains
-    const gap = i === 0 ? new Set<Node>() : upstream(b.input, claimed);
+    const csp = csps.get(b);
+    const gap = i === 0 ? new Set<Node>() : upstream(csp ? csp.input : b.input, claimed);
     for (const n of gap) claimed.add(n);
     const entry = boundaries.filter((m) => m.nodes.every((n) => gap.has(n))).flatMap((m) => m.nodes);
-    for (const n of gap) if (!entry.includes(n)) unmatched.add(n);
+    const left = [...gap].filter((n) => !entry.includes(n));
+    for (const n of left) unmatched.add(n);
     const prev = blocks[i - 1];
     const same = prev ? sameSpatial(spatial(prev.output), spatial(b.output)) : null;
-    const opens = i === 0 || entry.length > 0 || (same === null ? downsamplesItself(b) : !same);
+    const opens = i === 0 || entry.length > 0 || !!csp || (same === null ? downsamplesItself(b) : !same);
     if (opens) {
       const index = stages.length;
       const stage: RecognizedStage = {
         index,
         resolution: spatial(b.output),
         entry: names(entry),
-        ...(index > 0 && entry.length === 0 ? { entryBlock: `s${index}.b0` } : {}),
+        ...(index > 0 && entry.length === 0 && !csp ? { entryBlock: `s${index}.b0` } : {}),
         blocks: [],
         channels: null,
       };
-      setStageRefs(stage, { entry: entry.filter(isData).sort(byOrder) });
+      setStageRefs(stage, {
+        entry: entry.filter(isData).sort(byOrder),
+        ...(csp ? { csp: { nodes: csp.nodes, input: csp.input, output: csp.output, concat: csp.concat, transitionAfter: csp.transitionAfter } } : {}),
+      });
       stages.push(stage);
       stageMatches.push([]);
+      stageGaps.push([]);
+      stageCsps.push(csp);
     }
     stageMatches[stageMatches.length - 1].push(b);
+    stageGaps[stageGaps.length - 1].push(...left);
   });
   stages.forEach((s, si) => {
     s.blocks = stageMatches[si].map((m, bi) => toBlock(m, `s${si}.b${bi}`, ctx));
-    s.channels = s.blocks[s.blocks.length - 1].channelsOut;
+    const csp = stageCsps[si];
+    s.channels = csp ? ctx.channels(csp.output) : s.blocks[s.blocks.length - 1].channelsOut;
+    if (csp) s.csp = csp.record;
+    const cands = candidatesIn(g, stageGaps[si]);
+    s.coverage = { blocks: s.blocks.length, candidates: s.blocks.length + cands.length, unexplained: names(cands), unmatched: names(stageGaps[si]) };
   });
 
-  const head = downstream(blocks[blocks.length - 1].output, claimed);
+  const lastBlock = blocks[blocks.length - 1];
+  const lastCsp = stageCsps[stageCsps.length - 1];
+  const head = downstream(lastCsp && stageMatches[stageMatches.length - 1].includes(lastBlock) ? lastCsp.output : lastBlock.output, claimed);
   for (const n of head) claimed.add(n);
   for (const n of g.nodes) if (!claimed.has(n)) unmatched.add(n);
   if ([...unmatched].some(isData)) warnings.push(`${names(unmatched).length} node(s) match no rule; they are listed in unmatched`);
 
-  const result = { family: familyOf(blocks, warnings), stem: names(stem), stages, head: names(head), unmatched: names(unmatched), warnings };
+  const family = familyOf(blocks, warnings);
+  const outside = [...stem, ...head, ...unmatched];
+  const cands = candidatesIn(g, outside);
+  const resolutions = resolutionsAfter(g, stem);
+  const coverage = {
+    blocks: blocks.length, candidates: blocks.length + cands.length, unexplained: names(cands), unmatched: names(unmatched), resolutions,
+  };
+  const errors: string[] = [];
+  if (resolutions > stages.length) {
+    errors.push(`${family} read with ${stages.length} stage(s) but the feature map takes ${resolutions} resolutions after the stem: blocks were missed (${cands.length} block-like node(s) no rule explains${cands.length ? `: ${names(cands).slice(0, 4).join(', ')}${cands.length > 4 ? ', ...' : ''}` : ''})`);
+  }
+  const result = { family, stem: names(stem), stages, head: names(head), unmatched: names(unmatched), warnings, coverage, ...(errors.length ? { errors } : {}) };
   const data = (ns: Iterable<Node>) => [...ns].filter(isData).sort(byOrder);
   setStructureRefs(result, { stem: data(stem), head: data(head) });
   return result;

@@ -15,18 +15,25 @@ import { AnalyzeComparisonReport, validateAnalyzeComparisonReport } from '../rep
 
 export function formatAnalyze(r: AnalyzeReport, withLayers: boolean): string {
   const g = r.gradientPaths;
+  const csp = r.stages.some((s) => s.csp);
+  const cov = r.coverage;
   const out = [
-    `${r.file ?? 'model'}: ${r.family}, ${r.stages.length} stages, ${r.stages.reduce((n, s) => n + s.blocks, 0)} blocks, ${human(r.params)} params, ${human(r.macs)} MACs`,
+    `${r.file ?? 'model'}: ${r.family}${csp ? ' (cross-stage partial)' : ''}, ${r.stages.length} stages, ${r.stages.reduce((n, s) => n + s.blocks, 0)} blocks, ${human(r.params)} params, ${human(r.macs)} MACs`,
+    `coverage: ${cov.blocks} / ${cov.candidates} candidate blocks recognised (${cov.candidates ? ((100 * cov.blocks) / cov.candidates).toFixed(0) : 0}%), ${r.unmatched.length} node(s) unmatched${cov.unexplained.length ? `; block-like nodes no rule explains: ${cov.unexplained.join(', ')}` : ''}`,
     `gradient paths: ${g.layers} weight layers, max shortest ${g.maxShortest}, longest ${g.longest}, mean timestamps ${g.meanTimestamps.toFixed(2)}, max channel groups ${g.maxChannelGroups}`,
     '',
     table(
-      ['stage', 'resolution', 'channels', 'blocks', 'params', 'MACs', 'max shortest', 'longest', 'mean timestamps'],
+      ['stage', 'resolution', 'channels', 'blocks', 'coverage', 'CSP', 'params', 'MACs', 'max shortest', 'longest', 'mean timestamps'],
       r.stages.map((s) => [
         `${s.index}`, s.resolution ? s.resolution.join('x') : '?', s.channels ?? '?', `${s.blocks} ${Object.keys(s.blockRules).join('+')}`,
+        `${s.coverage.blocks}/${s.coverage.candidates}`,
+        s.csp ? `${s.csp.splitOp} ${s.csp.parts.map((p) => p ?? '?').join('+')}, ${s.csp.fusion}` : '-',
         human(s.params), human(s.macs), s.maxShortest, s.longest, s.meanTimestamps.toFixed(2),
       ]),
     ),
   ];
+  for (const s of r.stages) if (s.coverage.unmatched.length) out.push(`stage ${s.index}: matched no rule (${s.coverage.unmatched.length}): ${s.coverage.unmatched.join(', ')}`);
+  for (const e of r.errors) out.push(`error: ${e}`);
   if (r.detector) {
     const d = r.detector;
     out.push('', 'detector: backbone + neck + heads', table(

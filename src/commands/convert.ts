@@ -36,11 +36,11 @@ export default class Convert extends GptCommand {
     asymmetric: Flags.boolean({ description: 'PRN: drop stride-1 projection shortcuts that only widen; add the input into the first channels' }),
     emit: Flags.string({ description: 'PRN: how the masked residual is written, the same numbers either way (split: Split + Add + Concat; mask: shortcut x constant 0/1 channel mask, then Add)', options: ['split', 'mask'], default: 'split' }),
     split: Flags.string({ description: 'CSP: share of each stage\'s channels that go through its blocks (part 1), in (0, 1)', default: '0.5' }),
-    fusion: Flags.string({ description: 'CSP: where the 1x1 transitions go (both: CSPNet\'s own; first: after the concat; last: on part 1 only)', options: ['both', 'first', 'last'], default: 'both' }),
+    fusion: Flags.string({ description: 'CSP: where the 1x1 transitions go (both: CSPNet\'s own; first: after the concat; last: on part 1 only); default both, or last / first where both would make the model larger', options: ['both', 'first', 'last'] }),
     'split-op': Flags.string({ description: 'CSP: how the stage input is split (slice: a zero-parameter Split; conv: two 1x1 convs)', options: ['slice', 'conv'], default: 'slice' }),
     stack: Flags.string({ description: 'ELAN: pairs of 3x3 convs in a stacked computational block (2 x N convs), a whole number from 1 to 16; a detector may take backbone,neck (e.g. 2,1)', default: '2' }),
     parts: Flags.string({ description: 'CSP / ELAN on a detector: which parts to convert', options: ['backbone', 'neck', 'all'], default: 'all' }),
-    width: Flags.string({ description: 'ELAN: computational-block width as a share of the stage width, in (0, 1]', default: '0.5' }),
+    width: Flags.string({ description: 'ELAN: computational-block width as a share of the replaced blocks\' computational width (their 3x3 convs\' width: the bottleneck width in a bottleneck), in (0, 1]', default: '0.5' }),
     csp: Flags.boolean({ description: 'ELAN: also apply the CSP split (--split, --fusion, --split-op) to the converted stages' }),
     chart: Flags.string({ description: 'write an SVG chart of the shortest and longest gradient path per weight layer, before and after' }),
     'dry-run': Flags.boolean({ description: 'print the plan and the numbers; write nothing' }),
@@ -130,5 +130,8 @@ export default class Convert extends GptCommand {
     }
     if (verified && !verified.passed) throw verifyFailure(verified);
     for (const w of report.warnings) if (flags.json) this.warning(w);
+    // one line each on stderr, whatever the output format: work left undone, and a model made larger
+    if (report.incomplete) process.stderr.write(`gpt: incomplete: ${escapeText(report.incomplete)}\n`);
+    if (report.growth) process.stderr.write(`gpt: grows: ${escapeText(report.growth)}\n`);
   }
 }

@@ -186,6 +186,8 @@ export interface ConvBnActSpec {
   cout: number;
   kernel: number;
   stride?: number;
+  /** Conv groups (default 1); must divide the input width and cout. */
+  group?: number;
   /** A BatchNormalization after the conv (else the conv gets a bias, as an exporter that folds BN writes it). */
   batchNorm: boolean;
   /** BN epsilon (default 1e-5). */
@@ -223,9 +225,13 @@ export function addConvBnAct(model: Model, x: Value, spec: ConvBnActSpec): ConvB
   const pad = Math.floor(k / 2);
   // new weights take the element type of the layer input they join (float16 in a float16 model)
   const param = (suffix: string, dims: number[], data: Float32Array) => g.addInitializer(floatTensor(g.uniqueName(`${spec.scope}.${suffix}`), dims, data, elemTypeOf(x)));
-  const weight = param('weight', [spec.cout, cin, k, k], heNormalWeights((seedOf(spec.scope) + (spec.seed ?? 0)) >>> 0, spec.cout, cin, k));
+  const group = spec.group ?? 1;
+  if (cin % group !== 0 || spec.cout % group !== 0) {
+    throw new GptError('E_ARG', `group ${group} does not divide ${cin} input and ${spec.cout} output channels`, { subject: spec.scope, hint: 'choose a group that divides both widths' });
+  }
+  const weight = param('weight', [spec.cout, cin / group, k, k], heNormalWeights((seedOf(spec.scope) + (spec.seed ?? 0)) >>> 0, spec.cout, cin / group, k));
   const inputs: Value[] = [x, weight];
-  let params = spec.cout * cin * k * k;
+  let params = (spec.cout * cin * k * k) / group;
   if (!spec.batchNorm) {
     inputs.push(param('bias', [spec.cout], new Float32Array(spec.cout)));
     params += spec.cout;
@@ -251,7 +257,7 @@ export function addConvBnAct(model: Model, x: Value, spec: ConvBnActSpec): ConvB
   const convName = g.uniqueName(`${spec.scope}/Conv`);
   const conv = g.addNode({
     opType: 'Conv', name: convName, inputs, outputs: [next(convName)],
-    attrs: { dilations: [1, 1], group: 1, kernel_shape: [k, k], pads: [pad, pad, pad, pad], strides: [stride, stride] },
+    attrs: { dilations: [1, 1], group, kernel_shape: [k, k], pads: [pad, pad, pad, pad], strides: [stride, stride] },
   }, spec.before);
   let y = conv.outputs[0]!;
   let bn: Node | undefined;

@@ -62,6 +62,15 @@ export interface ConvertReport extends ReportEnvelope<'convert'> {
   gradientPaths: { before: GradientPathSummary; after: GradientPathSummary };
   /** Plain-language notes for the user (e.g. that a CSP model must be fine-tuned). */
   notes: string[];
+  /**
+   * Recognised blocks / candidate blocks (block-like nodes no rule explained counted too), how many
+   * blocks or stages the pass changed, and what it left (blocks and stages by id, nodes by name).
+   */
+  coverage: { blocks: number; candidates: number; converted: number; left: string[] };
+  /** One line when the conversion left a residual Add, a stage or a candidate block unconverted (the CLI prints it on stderr). */
+  incomplete?: string;
+  /** One line when the converted model has more params or MACs than the source, with the option that avoids it. */
+  growth?: string;
 }
 
 export interface ConvertResult {
@@ -142,7 +151,38 @@ export function sha256Of(model: Model): string {
   return model.sourceSha256 ?? crypto.createHash('sha256').update(saveModelToBuffer(model)).digest('hex');
 }
 
+/** The option that makes a conversion smaller, for the growth line. */
+function smallerOption(options: ConvertOptions): string {
+  if (options.to === 'csp') return options.fusion === 'last' ? 'a smaller --split' : '--fusion last (one 1x1 transition, on part 1 only)';
+  if (options.to === 'elan') return `a smaller --width (now ${options.width ?? 0.5} of the blocks' computational width)${options.csp ? ' or --fusion last' : ''}`;
+  return '--asymmetric';
+}
+
+const grows = (r: ConvertReport) => r.after.params > r.before.params || r.after.macs > r.before.macs;
+
+/**
+ * Convert `source` to PRN, CSP or ELAN (see the passes). CSP without an explicit fusion uses CSPNet's
+ * own ('both') unless that makes the model larger: then 'last', then 'first' (the first that does not
+ * grow it), and the report says which was used and why. Any growth left is one line in `growth`.
+ */
 export function convert(source: Model, options: ConvertOptions): ConvertResult {
+  if (options.to === 'csp' && options.fusion === undefined) {
+    const trial = (fusion: 'both' | 'first' | 'last') => convertOnce(source, { ...options, fusion, inPlace: false });
+    const both = trial('both');
+    if (!grows(both.report)) return options.inPlace ? convertOnce(source, { ...options, fusion: 'both' }) : both;
+    for (const fusion of ['last', 'first'] as const) {
+      const r = trial(fusion);
+      if (grows(r.report)) continue;
+      const done = options.inPlace ? convertOnce(source, { ...options, fusion }) : r;
+      done.report.notes.unshift(`fusion ${fusion}: CSPNet's own fusion (both) would make this model larger (params ${(both.report.after.params / both.report.before.params).toFixed(3)}x, MACs ${(both.report.after.macs / both.report.before.macs).toFixed(3)}x); give --fusion both to have it anyway`);
+      return done;
+    }
+    return options.inPlace ? convertOnce(source, { ...options, fusion: 'both' }) : both;
+  }
+  return convertOnce(source, options);
+}
+
+function convertOnce(source: Model, options: ConvertOptions): ConvertResult {
   const target = checkTargetOptions(options);
   const pass = PASSES[target];
   const opts = pass.options(options);
@@ -152,6 +192,9 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
   assertValid(model.graph, subject);
   const shapeWarnings = inferShapes(model).warnings;
   const structure = recognize(model, { rules: options.rules, recorded: false });
+  if (structure.errors?.length) {
+    throw new GptError('E_PATTERN', structure.errors[0], { subject, hint: 'add a rule file for the blocks that were missed (--rules); gpt analyze lists the block-like nodes no rule explains' });
+  }
   const before = measure(model, structure, options.dims);
   const existed = new Set(model.graph.nodes);
 
@@ -167,6 +210,14 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
   const plan = pass.plan(ctx, opts);
   if (options.strict && structure.unmatched.length > 0) {
     throw new GptError('E_PATTERN', `${structure.unmatched.length} node(s) match no rule, e.g. '${structure.unmatched[0]}'`, {
+      subject, hint: 'add a rule file for the block (--rules), or drop --strict to convert the rest',
+    });
+  }
+  const unexplained = structure.coverage?.unexplained ?? [];
+  const opOf = new Map(model.graph.nodes.map((n) => [n.name, n.opType]));
+  const leftAdds = unexplained.filter((n) => opOf.get(n) === 'Add');
+  if (options.strict && unexplained.length > 0) {
+    throw new GptError('E_PATTERN', `${unexplained.length} block-like node(s) no rule explains would stay unconverted, e.g. '${unexplained[0]}'`, {
       subject, hint: 'add a rule file for the block (--rules), or drop --strict to convert the rest',
     });
   }
@@ -188,6 +239,7 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
       return { label: s.label, from: fig(s.at), to: fig(to) };
     }),
   };
+  const nonResidual = new Set(structure.stages.flatMap((st) => st.blocks).filter((b) => !b.residual).map((b) => b.id));
   const recorded = pass.recorded(opts);
   const report: ConvertReport = {
     ...envelope('convert'), target, options: recorded, source: { file: source.sourcePath ?? null, sha256: sha },
@@ -197,7 +249,21 @@ export function convert(source: Model, options: ConvertOptions): ConvertResult {
     weightsCarriedOver: after.totals.params > 0 ? 1 - outcome.freshParams / after.totals.params : 1,
     gradientPaths: { before: before.network, after: after.network },
     notes: [...outcome.notes, ...(pass.notes?.(figures, outcome, structure) ?? [])],
+    coverage: {
+      blocks: structure.coverage?.blocks ?? 0,
+      candidates: structure.coverage?.candidates ?? 0,
+      converted: outcome.converted.length,
+      // PRN's candidates are the residual blocks: a VoVNet OSA module without an Add is not left undone
+      left: [...outcome.unconverted.filter((u) => target !== 'prn' || !nonResidual.has(u.block)).map((u) => u.block), ...unexplained],
+    },
   };
+  if (report.coverage.left.length) {
+    const what = target === 'prn' ? 'residual add(s) / block(s)' : 'stage(s) / block(s)';
+    report.incomplete = `${target}: ${report.coverage.left.length} ${what} left unconverted${leftAdds.length ? ` (${leftAdds.length} residual Add(s) no rule explains)` : ''}: ${report.coverage.left.slice(0, 6).join(', ')}${report.coverage.left.length > 6 ? ', ...' : ''}; --strict makes this an error`;
+  }
+  if (grows(report)) {
+    report.growth = `the ${target.toUpperCase()} model is larger than the source (params ${(report.after.params / report.before.params).toFixed(3)}x, MACs ${(report.after.macs / report.before.macs).toFixed(3)}x); ${smallerOption(options)} avoids it`;
+  }
   // the metadata names nodes: a node left unnamed (a graph built in memory) gets its name now, once,
   // as loading gives one, so the record still names it after a save and a load
   for (const n of model.graph.nodes) if (!n.proto.name) n.name = model.graph.uniqueName(n.opType || 'node');

@@ -49,6 +49,13 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
   },
   recorded: (o) => ({ split: o.split, fusion: o.fusion, splitOp: o.splitOp }),
   plan(ctx, opts) {
+    const already = ctx.structure.stages.filter((s) => s.csp);
+    if (already.length) {
+      const s = already[0];
+      throw new GptError('E_PATTERN', `the model is already cross-stage partial (${already.length} of ${ctx.structure.stages.length} stages; stage ${s.index}: ${s.csp!.splitOp} into ${s.csp!.parts.map((p) => p ?? '?').join(' + ')} channels, fusion ${s.csp!.fusion}); CSP on top of CSP is refused`, {
+        subject: ctx.subject, hint: 'convert --to elan (it converts from the CSP form) or --to prn (it masks the residual adds inside the CSP stages)',
+      });
+    }
     const plan = planCspStages(ctx, ctx.structure.stages, opts);
     if (plan.stages.length === 0) {
       const why = plan.unconverted.map((u) => `${u.block}: ${u.reason}`).join('; ');

@@ -48,6 +48,11 @@ export interface Stream {
   slopes: { node: Node; input: number }[];
   /** Index of the stream's class (streams joined by identity shortcuts share their channels). */
   cls: number;
+  /**
+   * Convs inside the block that read a writer's output on the side (a channel attention's squeeze
+   * FC reads the pooled features the expand conv writes): their input channels narrow with the stream.
+   */
+  inner?: Reader[];
 }
 
 export function patternError(stage: Stage, message: string, hint?: string): GptError {
@@ -141,17 +146,11 @@ export function writersOf(g: Graph, v: Value, blockInput: Value, inBlock: Set<No
       }
     } else throw patternError(stage, `cannot narrow the output channels of '${p.name}' (${p.opType})`, 'only conv, BatchNormalization, Add, Mul and pointwise activations can be narrowed');
   }
-  // a writer that reads another writer's output (an attention gate: x * gate(conv(GAP(x)))) would
-  // need its input channels narrowed too: not supported, and found here, before anything changes
-  for (const w of out) {
-    const other = upstreamWriter(g, w.conv, out, blockInput, inBlock);
-    if (other) throw patternError(stage, `'${w.conv.name}' reads the output of '${other.name}', which is narrowed too (an attention gate?); it cannot be narrowed`, 'CSP narrows plain blocks; leave this stage out');
-  }
   return out;
 }
 
 /** Another writer's conv that `conv`'s data input comes from, inside the block, or null. */
-function upstreamWriter(g: Graph, conv: Node, writers: Writer[], blockInput: Value, inBlock: Set<Node>): Node | null {
+export function upstreamWriter(g: Graph, conv: Node, writers: Writer[], blockInput: Value, inBlock: Set<Node>): Node | null {
   const convs = new Set(writers.map((w) => w.conv).filter((c) => c !== conv));
   const seen = new Set<Value>();
   const stack = g.dataInputs(conv);
@@ -165,6 +164,65 @@ function upstreamWriter(g: Graph, conv: Node, writers: Writer[], blockInput: Val
     stack.push(...g.dataInputs(p));
   }
   return null;
+}
+
+/**
+ * Convs inside the block that read what `w` writes on a side path: forward from the writer's output
+ * through per-channel ops, pooling and reductions that keep the channel axis (ReduceMean over H, W)
+ * and Add / Mul, to a conv's data input. The stream itself leaves the block and is not followed.
+ */
+export function innerReadersOf(g: Graph, w: Writer, inBlock: Set<Node>): Reader[] {
+  const out: Reader[] = [];
+  const start = (w.bn ?? w.conv).outputs[0]!;
+  const width = g.constantTensor(w.conv.inputs[1] ?? null)?.dims[0] ?? 0;
+  const seen = new Set<Value>();
+  const stack = [start];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    for (const { node, index } of v.consumers) {
+      if (!inBlock.has(node) || !node.outputs[0]) continue;
+      if (node.opType === 'Conv') {
+        if (index === 0 && node !== w.conv && !out.some((r) => r.conv === node)) out.push({ conv: node, offset: 0, width });
+        continue;
+      }
+      const flow = nodeOp(node)?.channels;
+      const keepsAxis = node.opType.startsWith('Reduce') ? !node.ints('axes').includes(1) && node.int('keepdims', 1) === 1 : true;
+      if ((flow === 'preserve' || node.opType === 'Add' || node.opType === 'Mul' || node.opType === 'GlobalAveragePool' || node.opType.startsWith('Reduce')) && keepsAxis) stack.push(node.outputs[0]);
+    }
+  }
+  return out;
+}
+
+/**
+ * A squeeze inside the block: an inner reader conv (an SE's fc1) whose output is read, through
+ * per-channel ops only, by convs alone (the SE's fc2). Its width can shrink with the stream: the
+ * reader keeps some filters and the convs after it the same input channels. Null otherwise.
+ */
+export function squeezeAfter(g: Graph, r: Reader, inBlock: Set<Node>): { conv: Node; next: Node[]; width: number } | null {
+  const out = r.conv.outputs[0];
+  const width = g.constantTensor(r.conv.inputs[1] ?? null)?.dims[0];
+  if (!out || !width || r.conv.int('group', 1) !== 1) return null;
+  const next: Node[] = [];
+  const stack = [out];
+  const seen = new Set<Value>();
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    if (g.isGraphOutput(v)) return null;
+    for (const { node, index } of v.consumers) {
+      if (!inBlock.has(node)) return null;
+      if (node.opType === 'Conv' && index === 0 && node.int('group', 1) === 1) {
+        if (!next.includes(node)) next.push(node);
+      } else if (perChannel(g, node) && perChannel(g, node)!.slope === undefined && node.outputs[0]) stack.push(node.outputs[0]);
+      else if ((node.opType === 'Mul' || node.opType === 'Add') && g.dataInputs(node).every((d) => seen.has(d)) && node.outputs[0]) stack.push(node.outputs[0]); // SiLU written out
+      else if (node.opType === 'Mul' || node.opType === 'Add') continue; // its other operand is not in yet: reached again through it
+      else return null;
+    }
+  }
+  return next.length ? { conv: r.conv, next, width } : null;
 }
 
 /** The convs that read the channels of `v` inside the block: directly, or through a Concat at an offset. */

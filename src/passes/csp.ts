@@ -41,7 +41,7 @@ import {
 import { floatTensor, floatValues } from '../ir/float-data';
 import { CapturedActivation, blockActivation, emitActivation } from './activation';
 import {
-  Stream, Writer, complement, filterL1, floats, inputL1, meanOne, patternError, permutableProducers, readersOf, topK, writersOf,
+  Stream, Writer, complement, filterL1, floats, innerReadersOf, inputL1, meanOne, patternError, permutableProducers, readersOf, squeezeAfter, topK, upstreamWriter, writersOf,
 } from './csp-streams';
 import { FUSIONS, Fusion, SPLIT_OPS, SplitOp } from './options';
 
@@ -117,6 +117,8 @@ export interface CrossStagePartialPlan {
   activation: CapturedActivation | null;
   /** Width of transition 1 (fusion both / last). */
   transition1: number;
+  /** Squeezes inside the blocks (an SE's reduced width), scaled with the stream: filters kept, and the convs reading them. */
+  squeezes: { conv: Node; next: Node[]; keep: number[] }[];
 }
 
 /** Longest common prefix of the stage's node names, up to its last '/': new nodes go under it. */
@@ -171,13 +173,25 @@ export function planCrossStagePartial(model: Model, stage: Stage, options: Parti
     const inBlock = blockNodes[i];
     streams[i].readers.push(...readersOf(g, streams[i].value, streams[i].width, inBlock, widthOf, stage));
     streams[i + 1].writers.push(...writersOf(g, streams[i + 1].value, streams[i].value, inBlock, stage, streams[i + 1].slopes));
+    streams[i + 1].inner = streams[i + 1].writers.flatMap((w) => innerReadersOf(g, w, inBlock));
+    // a writer that reads another writer's output (an attention gate: x * gate(conv(GAP(x)))) is
+    // narrowed on both sides: its input with the inner readers; anything else is refused here
+    const innerConvs = new Set(streams[i + 1].inner!.map((r) => r.conv));
+    // the walk up from a writer stops at an inner reader (its input narrows with the stream)
+    const beforeInner = new Set([...inBlock].filter((n) => !innerConvs.has(n)));
+    for (const w of streams[i + 1].writers) {
+      const other = innerConvs.has(w.conv) ? null : upstreamWriter(g, w.conv, streams[i + 1].writers, streams[i].value, beforeInner);
+      if (other) {
+        throw patternError(stage, `'${w.conv.name}' reads the output of '${other.name}', which is narrowed too, by a path CSP cannot follow; it cannot be narrowed`, 'CSP narrows blocks whose attention is SE / eSE; leave this stage out');
+      }
+    }
     if (b.residual?.shortcut === 'identity') {
       if (streams[i].width !== streams[i + 1].width) throw patternError(stage, `block ${b.id} adds ${streams[i].width} to ${streams[i + 1].width} channels`);
       streams[i + 1].cls = streams[i].cls;
     }
   });
   for (const s of streams) {
-    for (const c of [...s.readers.map((r) => r.conv), ...s.writers.map((w) => w.conv)]) {
+    for (const c of [...s.readers.map((r) => r.conv), ...(s.inner ?? []).map((r) => r.conv), ...s.writers.map((w) => w.conv)]) {
       if (c.int('group', 1) !== 1) throw patternError(stage, `'${c.name}' is a grouped conv; its channels cannot be narrowed`);
     }
   }
@@ -218,14 +232,27 @@ export function planCrossStagePartial(model: Model, stage: Stage, options: Parti
   const readerKeep = new Map<Node, number[]>();
   for (const s of streams) {
     const keep = new Set(selection.get(s.cls)!);
-    for (const r of s.readers) {
+    for (const r of [...s.readers, ...(s.inner ?? [])]) {
       const cin = readerKeep.get(r.conv) ?? range(0, floats(g, r.conv.inputs[1], r.conv.name).dims[1]);
       readerKeep.set(r.conv, cin.filter((c) => c < r.offset || c >= r.offset + r.width || keep.has(c - r.offset)));
     }
   }
+  // an attention's squeeze width scales with the stream it reads (SE's C/16 stays C/16 of part 1):
+  // its highest-L1 filters stay, and the convs after it keep those input channels
+  const squeezes: CrossStagePartialPlan['squeezes'] = [];
+  streams.forEach((s, i) => {
+    if (i === 0) return;
+    for (const r of s.inner ?? []) {
+      const sq = squeezeAfter(g, r, blockNodes[i - 1]);
+      if (!sq || squeezes.some((q) => q.conv === sq.conv)) continue;
+      const keepN = Math.max(1, roundHalfEven((sq.width * s.k) / s.width));
+      if (keepN >= sq.width) continue;
+      squeezes.push({ conv: sq.conv, next: sq.next, keep: topK(filterL1(g, { conv: sq.conv }), keepN) });
+    }
+  });
   // a later stage sees this stage's output produced by the new transition (fusion both / first) or the concat
   rewritten.set(last.value, opts.fusion === 'last' ? 'concat' : 'conv');
-  return { stage, opts, entry, blocks, blockNodes, streams, selection, how, producers, readerKeep, activation: blockActivation(g, blocks), transition1 };
+  return { stage, opts, entry, blocks, blockNodes, streams, selection, how, producers, readerKeep, activation: blockActivation(g, blocks), transition1, squeezes };
 }
 
 /** Keep the slope values of channels `keep` (a PRelu on a narrowed stream). */
@@ -266,6 +293,10 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
   for (const [conv, keep] of plan.readerKeep) keepInputChannels(model, conv, keep);
   for (const s of streams) for (const w of s.writers) keepOutputChannels(model, w.conv, w.bn, keepOf(s));
   for (const s of streams) for (const { node, input } of s.slopes) narrowSlope(model, node, input, keepOf(s));
+  for (const q of plan.squeezes) {
+    keepOutputChannels(model, q.conv, undefined, q.keep);
+    for (const n of q.next) keepInputChannels(model, n, q.keep);
+  }
 
   // the split
   const x = streams[0].value;

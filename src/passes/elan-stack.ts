@@ -1,6 +1,7 @@
 /**
  * ELAN's stacked computational blocks (ResNet, Darknet-53; paper §3.3 and §4.3): a stage's chain of
- * residual blocks becomes one ELAN block in YOLOv7's layout (c = width x stage width, 2·stack 3x3 convs):
+ * residual blocks becomes one ELAN block in YOLOv7's layout (c = width x the blocks' computational width,
+ * i.e. their 3x3 convs' width; 2·stack 3x3 convs):
  *
  *        ┌─ 1x1 → c ───────────────────────────────────────────────┐
  *   x ───┤                                                          Concat ─ 1x1 → C ─ y
@@ -24,8 +25,25 @@ import { CapturedActivation, blockActivation, emitActivation } from './activatio
 export interface ElanOptions {
   /** Pairs of 3x3 convs in a stacked block: 2·stack convs, every second one aggregated. Integer >= 1. */
   stack: number;
-  /** Width c of the computational block as a share of the stage width C, in (0, 1]. */
+  /**
+   * Width c of the computational block as a share of the replaced blocks' computational width, in
+   * (0, 1]: the width their 3x3 convs work at (the bottleneck width of a bottleneck, the stage width
+   * of a basic or Darknet block), so ELAN shrinks a bottleneck ResNet as it shrinks Darknet-53.
+   */
   width: number;
+}
+
+/** The width the blocks compute at: the widest output of their spatial (k > 1) convs, else the stage width. */
+export function computationalWidth(model: Model, blocks: Block[], stageWidth: number): number {
+  let w = 0;
+  for (const b of blocks) {
+    for (const n of blockRefs(b).nodes) {
+      if (n.opType !== 'Conv') continue;
+      const dims = model.graph.constantTensor(n.inputs[1] ?? null)?.dims;
+      if (dims && dims.slice(2).some((k) => k > 1)) w = Math.max(w, dims[0]);
+    }
+  }
+  return w || stageWidth;
 }
 
 export interface StackPlan {
@@ -40,6 +58,26 @@ export interface StackPlan {
   width: number;
   stack: number;
   form: { batchNorm: boolean; epsilon?: number; act: CapturedActivation | null };
+  /** Groups of the stacked 3x3 convs: the replaced blocks' channels per group kept (ResNeXt stays grouped), 1 for dense blocks. */
+  group: number;
+}
+
+/**
+ * Groups for the stacked 3x3 convs at width c: the source's channels per group (a ResNeXt's grouped
+ * 3x3, a depthwise 3x3's 1) kept where c allows, else the nearest larger per-group width dividing c.
+ */
+export function stackGroups(model: Model, blocks: Block[], c: number): number {
+  let perGroup = 0;
+  for (const b of blocks) {
+    for (const n of blockRefs(b).nodes) {
+      const g = n.opType === 'Conv' ? n.int('group', 1) : 1;
+      const dims = g > 1 ? model.graph.constantTensor(n.inputs[1] ?? null)?.dims : undefined;
+      if (dims && dims.slice(2).some((k) => k > 1)) perGroup = Math.max(perGroup, dims[1]);
+    }
+  }
+  if (perGroup === 0) return 1;
+  for (let cpg = Math.min(perGroup, c); cpg <= c; cpg++) if (c % cpg === 0) return c / cpg;
+  return 1;
 }
 
 export interface StackedBlock {
@@ -54,6 +92,8 @@ export interface StackedBlock {
   channels: number;
   width: number;
   stack: number;
+  /** Groups of the stacked 3x3 convs. */
+  group: number;
   /** The new nodes, in order, and by role; the activation nodes of the first layer (its 'act' part). */
   nodes: Node[];
   roles: { conv: Node[]; concat: Node[]; transition: Node[] };
@@ -112,8 +152,9 @@ export function planStack(model: Model, stage: Stage, opts: ElanOptions): StackP
     }
   }
   const bn = nodes.find((n) => n.opType === 'BatchNormalization');
+  const c = Math.max(1, Math.round(opts.width * computationalWidth(model, replaced, C)));
   return {
-    stage, kept, replaced, nodes, x, y, channels: C, width: Math.max(1, Math.round(opts.width * C)), stack: opts.stack,
+    stage, kept, replaced, nodes, x, y, channels: C, width: c, stack: opts.stack, group: stackGroups(model, replaced, c),
     form: { batchNorm: !!bn, epsilon: bn?.float('epsilon', 1e-5), act: blockActivation(g, replaced) },
   };
 }
@@ -132,7 +173,7 @@ export function applyStack(model: Model, p: StackPlan): StackedBlock {
   const made: { nodes: Node[]; act: Node[]; params: number }[] = [];
   const layer = (input: Value, name: string, cout: number, kernel: number, output?: Value): Value => {
     const act = p.form.act;
-    const r = addConvBnAct(model, input, { scope: `${scope}/${name}`, cout, kernel, before, output: act ? undefined : output, batchNorm: p.form.batchNorm, epsilon: p.form.epsilon, act: null });
+    const r = addConvBnAct(model, input, { scope: `${scope}/${name}`, cout, kernel, group: kernel > 1 ? p.group : 1, before, output: act ? undefined : output, batchNorm: p.form.batchNorm, epsilon: p.form.epsilon, act: null });
     const a = act ? emitActivation(model, act, r.output, cout, { name: `${scope}/${name}`, before, output }) : { output: r.output, nodes: [] };
     made.push({ nodes: [r.conv, ...(r.bn ? [r.bn] : []), ...a.nodes], act: a.nodes, params: r.params });
     return a.output;
@@ -149,7 +190,7 @@ export function applyStack(model: Model, p: StackPlan): StackedBlock {
   const transition = made[made.length - 1].nodes;
   g.touch();
   return {
-    stage: p.stage.index, replaced: p.replaced.map((b) => b.id), kept: p.kept?.id, input: x, output: y, channels: C, width: c, stack: p.stack,
+    stage: p.stage.index, replaced: p.replaced.map((b) => b.id), kept: p.kept?.id, input: x, output: y, channels: C, width: c, stack: p.stack, group: p.group,
     nodes: [...convs, catNode, ...transition], roles: { conv: convs, concat: [catNode], transition }, firstActivation: made[0].act,
     params: made.reduce((a, m) => a + m.params, 0),
   };

@@ -183,7 +183,7 @@ function applyElan(ctx: PassContext, plan: ElanPlan, outcome: PassOutcome, seede
       const act = sp.plan.form.act ? `, ${sp.plan.form.act.kind}` : '';
       outcome.converted.push({
         block: ids, stage: stage.index,
-        change: `${r.replaced.length} residual block(s) -> ELAN block: 2 x 1x1 -> ${r.width}, ${2 * r.stack} x 3x3 ${r.width}, concat ${(2 + r.stack) * r.width} -> 1x1 ${r.channels}${act}` +
+        change: `${r.replaced.length} residual block(s) -> ELAN block: 2 x 1x1 -> ${r.width}, ${2 * r.stack} x 3x3 ${r.width}${r.group > 1 ? ` (group ${r.group})` : ''}, concat ${(2 + r.stack) * r.width} -> 1x1 ${r.channels}${act}` +
           (r.kept ? ` (after ${r.kept}, kept as the stage input)` : ''),
       });
       describeStack(stage, r);

@@ -67,7 +67,7 @@ export interface ElanConvertOptions extends CommonOptions, CspSplitOptions {
   to: 'elan';
   /** 2·stack 3x3 convs per stacked block; default 2. */
   stack?: number;
-  /** Computational-block width as a share of the stage width, in (0, 1]; default 0.5. */
+  /** Computational-block width as a share of the replaced blocks' computational width (their 3x3 convs' width: the bottleneck width in a bottleneck), in (0, 1]; default 0.5. */
   width?: number;
   /** Also apply the CSP split (split / fusion / splitOp) to the converted stages. */
   csp?: boolean;

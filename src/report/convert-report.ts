@@ -44,6 +44,8 @@ export function formatConvertReport(r: ConvertReport, opts: { dryRun?: boolean; 
   for (const n of r.notes) out.push(paragraph('note: ', n));
   if (r.unconverted.length) out.push(`left as they were: ${r.unconverted.map((u) => `${u.block} (${u.reason})`).join('; ')}`);
   if (r.unrecognized.length) out.push(`matched no rule (${r.unrecognized.length}): ${r.unrecognized.slice(0, 8).join(', ')}${r.unrecognized.length > 8 ? ', ...' : ''}`);
+  out.push(`coverage: ${r.coverage.blocks} / ${r.coverage.candidates} candidate blocks recognised, ${r.coverage.converted} block(s) / stage(s) converted, ${r.coverage.left.length} left`);
+  if (r.growth) out.push(`grows: ${r.growth}`);
   for (const w of r.warnings) out.push(paragraph('warning: ', w));
   if (opts.output) out.push(`wrote ${opts.output}`);
   else if (opts.dryRun) out.push('dry run: nothing written');

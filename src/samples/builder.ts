@@ -120,9 +120,41 @@ export class ModelBuilder {
   }
 
   /** conv -> BN -> activation (the activation is left out when names.act is). bnGain: see batchNorm. */
-  convBnAct(x: Value, names: ConvBnActNames, cout: number, k: number, stride: number, act: Activation, bnGain = 1): Value {
-    const y = this.batchNorm(this.conv(x, names.conv, cout, k, stride), names.bn, bnGain);
+  convBnAct(x: Value, names: ConvBnActNames, cout: number, k: number, stride: number, act: Activation, bnGain = 1, groups = 1): Value {
+    const y = this.batchNorm(this.conv(x, names.conv, cout, k, stride, Math.floor(k / 2), groups), names.bn, bnGain);
     return names.act ? this.activation(y, names.act, act) : y;
+  }
+
+  /** A 1x1 conv with a bias (an attention's FC as a conv), PyTorch's default uniform init. */
+  fcConv(x: Value, module: string, cout: number): Value {
+    const [cin, h, w] = this.dims(x);
+    const bound = 1 / Math.sqrt(cin);
+    const weight = this.param(`${module}.weight`, [cout, cin, 1, 1], this.rng.uniforms(cout * cin, -bound, bound));
+    const bias = this.param(`${module}.bias`, [cout], this.rng.uniforms(cout, -bound, bound));
+    const y = this.op('Conv', module, [x, weight, bias], { dilations: [1, 1], group: 1, kernel_shape: [1, 1], pads: [0, 0, 0, 0], strides: [1, 1] });
+    return this.shaped(y, [cout, h, w]);
+  }
+
+  /** A pointwise op with no parameters (Sigmoid, HardSigmoid...), shaped like its input. */
+  pointwise(x: Value, module: string, opType: string, attrs: Parameters<Graph['addNode']>[0]['attrs'] = {}): Value {
+    return this.shaped(this.op(opType, module, [x], attrs), this.dims(x));
+  }
+
+  /** x.mean((2, 3), keepdim=True) as the exporter writes it. */
+  reduceMean(x: Value, module: string): Value {
+    return this.shaped(this.op('ReduceMean', module, [x], { axes: [2, 3], keepdims: 1 }), [this.channels(x), 1, 1]);
+  }
+
+  /** a * b (b broadcast over H, W). */
+  mul(a: Value, b: Value, module: string): Value {
+    return this.shaped(this.op('Mul', module, [a, b]), this.dims(a));
+  }
+
+  /** nn.AvgPool2d(k, stride, ceil_mode, count_include_pad) (ResNet-D's shortcut pool). */
+  avgPool(x: Value, module: string, k: number, stride: number, ceil: boolean, countIncludePad: boolean): Value {
+    const [c, h, w] = this.dims(x);
+    const y = this.op('AveragePool', module, [x], { ceil_mode: ceil ? 1 : 0, count_include_pad: countIncludePad ? 1 : 0, kernel_shape: [k, k], pads: [0, 0, 0, 0], strides: [stride, stride] });
+    return this.shaped(y, [c, this.window(module, h, k, stride, 0, ceil), this.window(module, w, k, stride, 0, ceil)]);
   }
 
   maxPool(x: Value, module: string, k: number, stride: number, pad: number, ceil: boolean): Value {

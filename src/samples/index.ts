@@ -8,14 +8,19 @@ import type { Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { ModelBuilder } from './builder';
 import { darknet53 } from './darknet';
-import { RESNET18, RESNET50, resnet } from './resnet';
+import { RESNET18, RESNET50, RESNET50D, RESNEXT50, SERESNET50, resnet } from './resnet';
 import { yolov3, yolov3Tiny } from './yolov3';
-import { VOVNET39, VOVNET57, VOVNET_MODULE_LISTS, vovnet } from './vovnet';
+import { VOVNET39, VOVNET39_ESE, VOVNET57, VOVNET_MODULE_LISTS, vovnet } from './vovnet';
 
 export { ModelBuilder, torchScope } from './builder';
 export { Rng } from './random';
 
-export const SAMPLE_NAMES = ['resnet18', 'resnet50', 'vovnet39', 'vovnet57', 'darknet53'] as const;
+/** The plain architectures the gradient-path papers start from. */
+export const PLAIN_SAMPLE_NAMES = ['resnet18', 'resnet50', 'vovnet39', 'vovnet57', 'darknet53'] as const;
+/** The variants users bring from timm: ResNet-D, SE-ResNet, ResNeXt, VoVNetV2 with eSE. */
+export const VARIANT_SAMPLE_NAMES = ['resnet50d', 'seresnet50', 'resnext50', 'vovnet39-ese'] as const;
+export const SAMPLE_NAMES = [...PLAIN_SAMPLE_NAMES, ...VARIANT_SAMPLE_NAMES] as const;
+export type PlainSampleName = (typeof PLAIN_SAMPLE_NAMES)[number];
 export type SampleName = (typeof SAMPLE_NAMES)[number];
 /** Detectors (Darknet cfgs): no classifier, the raw head convs are the outputs; classes default 80 (COCO). */
 export const DETECTOR_SAMPLE_NAMES = ['yolov3', 'yolov3-tiny'] as const;
@@ -57,6 +62,10 @@ const SPECS: Record<SampleName, SampleSpec> = {
   vovnet39: { body: (b, x, ch) => vovnet(b, x, VOVNET39, ch), resolution: 224, minResolution: 45, moduleLists: VOVNET_MODULE_LISTS },
   vovnet57: { body: (b, x, ch) => vovnet(b, x, VOVNET57, ch), resolution: 224, minResolution: 45, moduleLists: VOVNET_MODULE_LISTS },
   darknet53: { body: darknet53, resolution: 256, minResolution: 32 },
+  resnet50d: { body: (b, x, ch) => resnet(b, x, RESNET50D, ch), resolution: 224, minResolution: 32 },
+  seresnet50: { body: (b, x, ch) => resnet(b, x, SERESNET50, ch), resolution: 224, minResolution: 32 },
+  resnext50: { body: (b, x, ch) => resnet(b, x, RESNEXT50, ch), resolution: 224, minResolution: 32 },
+  'vovnet39-ese': { body: (b, x, ch) => vovnet(b, x, VOVNET39_ESE, ch), resolution: 224, minResolution: 45, moduleLists: VOVNET_MODULE_LISTS },
 };
 const DETECTOR_SPECS: Record<DetectorSampleName, SampleSpec> = {
   yolov3: { detector: yolov3, resolution: 416, minResolution: 32 },

@@ -9,10 +9,10 @@ import { validateAnalyzeReport } from '../../src/report/analyze-report';
 import { inspect } from '../../src/analysis/inspect';
 import { Graph, floatType } from '../../src/ir/graph';
 import { Tensor } from '../../src/ir/tensor';
-import { buildSample, SampleName } from '../../src/samples';
+import { buildSample, PlainSampleName, SampleName } from '../../src/samples';
 import { emptyModel } from '../synthetic';
 
-const expected: Record<SampleName, { family: string; blocks: number[] }> = {
+const expected: Record<PlainSampleName, { family: string; blocks: number[] }> = {
   resnet18: { family: 'resnet', blocks: [2, 2, 2, 2] },
   resnet50: { family: 'resnet', blocks: [3, 4, 6, 3] },
   darknet53: { family: 'darknet53', blocks: [1, 2, 8, 8, 4] },
@@ -20,7 +20,7 @@ const expected: Record<SampleName, { family: string; blocks: number[] }> = {
   vovnet57: { family: 'vovnet', blocks: [1, 1, 4, 3] },
 };
 
-for (const [name, e] of Object.entries(expected) as [SampleName, (typeof expected)[SampleName]][]) {
+for (const [name, e] of Object.entries(expected) as [PlainSampleName, (typeof expected)[PlainSampleName]][]) {
   test(`${name} sample (quarter width): recognised as ${e.family} with ${e.blocks.join('/')} blocks`, () => {
     const r = analyze(buildSample(name, { width: 0.25, resolution: 64, classes: 10 }));
     validateAnalyzeReport(r);

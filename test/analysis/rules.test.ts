@@ -7,7 +7,7 @@ import { GptError } from '../../src/errors';
 import { SHIPPED_RULES_DIR, listRules, loadRules, validateRuleFile } from '../../src/analysis/rules';
 import { repoRoot, tmpDir } from '../helpers';
 
-const RESNEXT = path.join(repoRoot, 'test', 'fixtures', 'resnext-bottleneck.rule.json');
+const GROUPED_BASIC = path.join(repoRoot, 'test', 'fixtures', 'grouped-basic.rule.json');
 
 /** The E_RULE error a broken rule file gives. */
 function ruleError(json: unknown): GptError {
@@ -48,7 +48,7 @@ test('every file in rules/ validates against the schema and compiles', () => {
 
 test('loadRules: the shipped block and boundary rules, units files left out', () => {
   const names = loadRules().filter((r) => r.part === 'backbone').map((r) => r.name).sort();
-  assert.equal(names, ['darknet-residual', 'downsample-conv', 'downsample-pool', 'resnet-basic', 'resnet-bottleneck', 'vovnet-osa']);
+  assert.equal(names, ['csp-transition', 'darknet-residual', 'downsample-conv', 'downsample-pool', 'resnet-basic', 'resnet-bottleneck', 'resnext-bottleneck', 'vovnet-osa']);
   // a detector's neck blocks (detector.ts), kept out of the backbone's stages
   assert.equal(loadRules().filter((r) => r.part === 'neck').map((r) => r.name).sort(), ['csp-c3', 'spp', 'spp-torch', 'sppf', 'yolo-conv-set']);
   const listed = listRules();
@@ -56,10 +56,10 @@ test('loadRules: the shipped block and boundary rules, units files left out', ()
 });
 
 test('loadRules: extra files are added to the shipped ones, units resolve across files', () => {
-  const rules = loadRules([RESNEXT]);
-  assert.ok(rules.some((r) => r.name === 'resnext-bottleneck'));
+  const rules = loadRules([GROUPED_BASIC]);
+  assert.ok(rules.some((r) => r.name === 'grouped-basic'));
   assert.ok(rules.some((r) => r.name === 'resnet-basic'));
-  const grouped = rules.find((r) => r.name === 'resnext-bottleneck')!.pattern.find((e) => e.id === 'grouped')!;
+  const grouped = rules.find((r) => r.name === 'grouped-basic')!.pattern.find((e) => e.id === 'grouped1')!;
   const unit = grouped.alternatives[0];
   assert.ok('unit' in unit && unit.unit === 'convBnAct');
   // the use's attrs went to the unit's conv
@@ -68,8 +68,8 @@ test('loadRules: extra files are added to the shipped ones, units resolve across
 
 test('loadRules: a folder of extra rules, and a name clash with a shipped rule', () => {
   const dir = tmpDir();
-  fs.copyFileSync(RESNEXT, path.join(dir, 'resnext.json'));
-  assert.ok(loadRules([dir]).some((r) => r.name === 'resnext-bottleneck'));
+  fs.copyFileSync(GROUPED_BASIC, path.join(dir, 'grouped-basic.json'));
+  assert.ok(loadRules([dir]).some((r) => r.name === 'grouped-basic'));
   const clash = path.join(dir, 'clash.json');
   fs.writeFileSync(clash, JSON.stringify({ ...minimal([{ op: 'Relu' }]), name: 'resnet-basic' }));
   try {

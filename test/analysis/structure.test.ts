@@ -9,7 +9,7 @@ import type { Block, Structure } from '../../src/analysis/structure-types';
 import { fixturePath, fixtures, repoRoot } from '../helpers';
 import { Tiny } from '../fixtures/tiny-graph';
 
-const RESNEXT = path.join(repoRoot, 'test', 'fixtures', 'resnext-bottleneck.rule.json');
+const GROUPED_BASIC = path.join(repoRoot, 'test', 'fixtures', 'grouped-basic.rule.json');
 
 /** What the fixture README says each model is: family, blocks per stage, projection shortcuts. */
 /** The stem's ops, BN nodes left out (some fixtures fold them). */
@@ -154,17 +154,45 @@ function resnext(): Tiny {
   return t;
 }
 
-test('a new block type is a new rule file: ResNeXt recognised with it, not without it', () => {
-  const without = recognize(resnext().model());
-  assert.is(without.family, 'unknown');
-  assert.ok(without.unmatched.includes('x0.grouped.conv'));
-
-  const s = recognize(resnext().model(), { rules: loadRules([RESNEXT]) });
+test('ResNeXt (grouped 3x3 bottleneck) is recognised by the shipped rules; an ungrouped-only rule set does not see it', () => {
+  const s = recognize(resnext().model());
   assert.is(s.family, 'resnet');
   assert.equal(s.unmatched, []);
   assert.equal(s.stages.map((st) => st.blocks.map((b) => b.rule)), [['resnext-bottleneck'], ['resnext-bottleneck']]);
   assert.is(s.stages[1].blocks[0].residual!.shortcut, 'projection');
   assert.is(s.stages[1].resolution![0], 8);
+  const plain = recognize(resnext().model(), { rules: loadRules().filter((r) => r.name !== 'resnext-bottleneck') });
+  assert.is(plain.family, 'unknown');
+  assert.ok(plain.unmatched.includes('x0.grouped.conv'));
+});
+
+/**
+ * A block type that is not shipped: a basic block with two grouped 3x3 convs.
+ *
+ *   x ─┬─ 3x3 g4 ─ 3x3 g4 ─┐
+ *      └─ [1x1 /2] ──────── Add ─ Relu
+ */
+function groupedBasic(): Tiny {
+  const t = new Tiny(3, 16);
+  const stem = t.convBnAct(t.x, 'stem', 16, 3);
+  const block = (x: Value, name: string, stride: number, cout: number) => {
+    const a = t.convBnAct(x, `${name}.g1`, cout, 3, { group: 4, stride });
+    const b = t.bn(t.conv(a, `${name}.g2.conv`, cout, 3, { group: 4 }), `${name}.g2.bn`);
+    const sc = stride > 1 ? t.bn(t.conv(x, `${name}.proj.conv`, cout, 1, { stride }), `${name}.proj.bn`) : x;
+    return t.op('Relu', `${name}.relu`, [t.op('Add', `${name}.add`, [b, sc])]);
+  };
+  t.head(block(block(stem, 'x0', 1, 16), 'x1', 2, 32));
+  return t;
+}
+
+test('a new block type is a new rule file: a grouped basic block recognised with it, not without it', () => {
+  const without = recognize(groupedBasic().model());
+  assert.is(without.family, 'unknown');
+  assert.ok(without.unmatched.includes('x0.g1.conv'));
+  const s = recognize(groupedBasic().model(), { rules: loadRules([GROUPED_BASIC]) });
+  assert.is(s.family, 'resnet');
+  assert.equal(s.unmatched, []);
+  assert.equal(s.stages.map((st) => st.blocks.map((b) => b.rule)), [['grouped-basic'], ['grouped-basic']]);
 });
 
 test('SiLU (Mul(x, Sigmoid(x))) darknet and HardSwish resnet networks are recognised', () => {

@@ -15,7 +15,7 @@ import type { Model } from '../../src/ir/model';
 import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
 import { convert, ConvertOptions } from '../../src/passes/convert';
 import { Tiny } from '../fixtures/tiny-graph';
-import { fixturePath, fixturesDir, repoRoot } from '../helpers';
+import { fixturePath, repoRoot } from '../helpers';
 
 function throwsGpt(fn: () => unknown, code: string, message: RegExp): GptError {
   try {
@@ -69,12 +69,6 @@ const failing: { what: string; model: () => Model; options: ConvertOptions; erro
   {
     what: 'csp, fusion last with part 2 as wide as the stage output', model: narrowingOsa,
     options: { to: 'csp', fusion: 'last', inPlace: true }, error: /--fusion last needs part 2 \(16 channels\) narrower than the output of stage 0 \(16\)/,
-  },
-  {
-    // timm's ESE-VoVNet: every stage ends in an eSE gate, x * HardSigmoid(conv(GAP(x))), whose conv
-    // reads the transition's output: narrowing it is refused in the plan (it used to fail after the rewrite)
-    what: 'csp, eSE attention in every stage', model: () => loadModel(path.join(fixturesDir, '..', 'fixtures-realworld', 'ese-vovnet39b-w19.onnx')),
-    options: { to: 'csp', inPlace: true }, error: /can be split \(s0: .*reads the output of .*attention gate.*nothing to convert/,
   },
 ];
 

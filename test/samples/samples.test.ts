@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { isGptError } from '../../src/errors';
 import type { Model } from '../../src/ir/model';
 import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
-import { Rng, SAMPLE_NAMES, SampleName, SampleOptions, buildSample, torchScope } from '../../src/samples';
+import { PLAIN_SAMPLE_NAMES, PlainSampleName, Rng, SampleName, SampleOptions, buildSample, torchScope } from '../../src/samples';
 import { fixturePath, maxAbsDiff, readNpy } from '../helpers';
 
 const SMALL: SampleOptions = { width: 0.25, resolution: 64, classes: 10 };
@@ -44,11 +44,11 @@ async function runOrt(m: Model, batch = 1, resolution = 64): Promise<ort.Tensor>
 }
 
 // Published parameter counts (torchvision docs; YOLOv3 paper / timm for Darknet-53; timm vovnet39a / vovnet57a).
-const PUBLISHED_PARAMS: Record<SampleName, number> = {
+const PUBLISHED_PARAMS: Record<PlainSampleName, number> = {
   resnet18: 11.69e6, resnet50: 25.56e6, darknet53: 41.6e6, vovnet39: 22.6e6, vovnet57: 36.6e6,
 };
 
-for (const name of SAMPLE_NAMES) {
+for (const name of PLAIN_SAMPLE_NAMES) {
   test(`${name}: full-size parameter count within 1% of the published ${PUBLISHED_PARAMS[name] / 1e6} M`, () => {
     const n = paramCount(buildSample(name));
     const rel = Math.abs(n - PUBLISHED_PARAMS[name]) / PUBLISHED_PARAMS[name];
@@ -89,7 +89,7 @@ test('determinism: the same seed gives the same bytes, another seed other bytes'
   assert.not.ok(a.equals(c), 'seed 7 vs seed 8');
 });
 
-for (const name of SAMPLE_NAMES) {
+for (const name of PLAIN_SAMPLE_NAMES) {
   test(`${name}: quarter width runs in ONNX Runtime and gives finite [1,10] logits of a sane size`, async () => {
     const logits = await runOrt(buildSample(name, SMALL));
     assert.equal(logits.dims, [1, 10]);
@@ -112,7 +112,7 @@ test('vovnet at its smallest resolution (45: every ceil-mode pool still gets a 3
 
 // The fixtures are torch.onnx.export output of the same architectures at width 0.25, 64 px, 10
 // classes; some have BN folded into the convs, so BN nodes are compared only where they were kept.
-const FIXTURES: Record<SampleName, { file: string; bnKept: boolean }> = {
+const FIXTURES: Record<PlainSampleName, { file: string; bnKept: boolean }> = {
   resnet18: { file: 'resnet18-w25.onnx', bnKept: false },
   resnet50: { file: 'resnet50-w25-bn.onnx', bnKept: true },
   vovnet39: { file: 'vovnet39-w25.onnx', bnKept: false },
@@ -120,7 +120,7 @@ const FIXTURES: Record<SampleName, { file: string; bnKept: boolean }> = {
   darknet53: { file: 'darknet53-w25.onnx', bnKept: false },
 };
 
-for (const name of SAMPLE_NAMES) {
+for (const name of PLAIN_SAMPLE_NAMES) {
   const { file, bnKept } = FIXTURES[name];
   test(`${name}: quarter-width build matches the exported fixture ${file}`, () => {
     const mine = buildSample(name, SMALL);
@@ -158,14 +158,14 @@ for (const name of ['resnet50', 'vovnet57'] as const) {
 }
 
 test('the expected conv / Add / Concat / MaxPool counts (independent of the fixtures)', () => {
-  const counts: Record<SampleName, Record<string, number>> = {
+  const counts: Record<PlainSampleName, Record<string, number>> = {
     resnet18: { Conv: 20, Add: 8 },
     resnet50: { Conv: 53, Add: 16 },
     darknet53: { Conv: 52, Add: 23 },
     vovnet39: { Conv: 39, Concat: 6, MaxPool: 3 },
     vovnet57: { Conv: 57, Concat: 9, MaxPool: 3 },
   };
-  for (const name of SAMPLE_NAMES) {
+  for (const name of PLAIN_SAMPLE_NAMES) {
     const h = histogram(buildSample(name, SMALL));
     for (const [op, n] of Object.entries(counts[name])) assert.is(h[op], n, `${name} ${op}`);
   }
