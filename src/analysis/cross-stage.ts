@@ -50,14 +50,40 @@ function transitionEndingAt(ctx: MatchContext, rules: Rule[], v: Value): Match |
     const p: Node = cur.producer;
     const data = ctx.graph.dataInputs(p).map((x) => throughIdentity(x).value);
     if (p.opType === 'Conv') {
-      const m = data[0] ? transitionAt(ctx, rules, data[0]) : null;
-      return m && m.output === throughIdentity(v).value ? m : null;
+      if (!data[0]) return null;
+      const m = transitionAt(ctx, rules, data[0]);
+      if (m && m.output === throughIdentity(v).value) return m;
+      // the rule's first match from that input may be a sibling 1x1 (a conv split's other half):
+      // match again with the siblings' consumers hidden is not possible, so check this chain itself
+      const k = p.ints('kernel_shape');
+      if (!(k.length && k.every((d) => d === 1) && p.ints('strides').every((d) => d === 1))) return null;
+      const chain = chainBetween(ctx, p, throughIdentity(v).value);
+      return chain ? ({ input: data[0], output: throughIdentity(v).value, nodes: chain } as unknown as Match) : null;
     }
     // an activation written out (x * Sigmoid(x)) has two data inputs from the same value
     const distinct = [...new Set(data)];
     cur = distinct.length === 1 ? distinct[0] : (distinct.find((d) => d.producer?.opType !== 'Sigmoid' && d.producer?.opType !== 'HardSigmoid' && d.producer?.opType !== 'Tanh' && d.producer?.opType !== 'Clip') ?? null);
   }
   return null;
+}
+
+/** The nodes from conv `p` to `v` when every value between is read only inside that chain (BN, activations, x * Sigmoid(x)). */
+function chainBetween(ctx: MatchContext, p: Node, v: Value): Node[] | null {
+  const nodes = new Set<Node>([p]);
+  const stack: Value[] = [v];
+  while (stack.length) {
+    const cur = stack.pop()!;
+    const q = cur.producer;
+    if (!q || nodes.has(q)) continue;
+    if (nodes.size > 8) return null;
+    nodes.add(q);
+    for (const d of ctx.graph.dataInputs(q)) stack.push(d);
+  }
+  for (const n of nodes) {
+    for (const o of n.outputs) if (o && o !== v && o.consumers.some((u) => !nodes.has(u.node))) return null;
+    if (n !== p && ctx.graph.dataInputs(n).some((d) => !d.producer || !nodes.has(d.producer))) return null;
+  }
+  return [...nodes].sort((a, b) => (ctx.order.get(a) ?? 0) - (ctx.order.get(b) ?? 0));
 }
 
 function isChannelConcat(n: Node): boolean {

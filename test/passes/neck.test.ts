@@ -71,7 +71,10 @@ for (const m of ['yolov3-w25', 'yolov3-w25-raw']) {
 test('yolov5n: --to elan replaces the 5 C3 blocks of the neck (SiLU copied), output0 keeps name and shape and runs at both ORT levels; --to csp has nothing to convert', async () => {
   const { model, report } = convert(loadModel(f('yolov5n.onnx')), { to: 'elan' });
   const neck = report.converted.filter((c) => c.stage === NECK_STAGE);
-  assert.is(neck.length, 5);
+  // yolov5n has 8 C3 blocks; the backbone's last one (at P5, before SPPF) reads as a backbone stage
+  // since structure recognises cross-stage partials (issue 12), so the neck has 4 of them here
+  assert.is(neck.length, 4);
+  assert.is(report.converted.filter((c) => c.stage !== NECK_STAGE).length + neck.length, 8);
   assert.ok(neck.every((c) => c.change.startsWith('csp-c3 -> ELAN')));
   assert.ok(report.unconverted.some((u) => u.reason.startsWith('sppf')), 'SPPF listed as kept');
   assert.ok(model.graph.nodes.some((n) => n.name.startsWith('/neck/') && n.opType === 'Sigmoid'), 'SiLU written out as the source did');
