@@ -1,0 +1,210 @@
+/**
+ * Shared by the PyTorch export tests: for every fixture of one folder and each of its PRN / CSP /
+ * ELAN conversions (where the conversion applies), export to PyTorch, compute the expected outputs
+ * with onnxruntime-node on the ONNX model, and check all exported modules in ONE Python process
+ * (test/export/torch_check.py): eval outputs, one SGD step, torch.onnx.export.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { convert } from '../../src/passes/convert';
+import { exportPytorch, writePytorchExport, type ExportPytorchResult } from '../../src/export/pytorch';
+import { findTorchPython } from '../../src/export/python';
+import type { Model } from '../../src/ir/model';
+import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { analyzeModel } from '../../src/analysis/analyze';
+import { readNpy, repoRoot, skipTest, tmpDir } from '../helpers';
+
+export interface Form {
+  id: string;
+  fixture: string;
+  to: 'plain' | 'prn' | 'csp' | 'elan';
+  model: Model;
+  dir: string;
+  exported: ExportPytorchResult;
+}
+
+export interface CheckResult {
+  id: string;
+  error?: string;
+  eval?: { diff: number; tol: number; shape: number[] }[];
+  outputs?: number;
+  train?: { before: number; after: number; withGrad: number; parameters: number };
+  onnx?: string;
+}
+
+/** The Python with torch, or null after a counted skip (a failure under CI=true, where .ci/run installs it). */
+export function torchPythonOrSkip(what: string): string | null {
+  const { python, tried } = findTorchPython();
+  if (python) return python;
+  if (process.env.CI) throw new Error(`no Python with torch (tried ${tried.join(', ')}; apt-get install python3-torch): ${what} cannot run under CI`);
+  skipTest(`no Python with torch (tried ${tried.join(', ')}): ${what}`);
+  return null;
+}
+
+export function fixtureEntries(folder: string): { model: string; sampleInput: string }[] {
+  const dir = path.resolve(repoRoot, '..', 'shared', folder);
+  return JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).models.map((m: { model: string; sampleInput: string }) => ({
+    model: path.join(dir, m.model),
+    sampleInput: path.join(dir, m.sampleInput),
+  }));
+}
+
+/** Every form of every fixture in `folder`, exported into `work`; conversions that refuse are listed. */
+export function exportForms(folder: string, work: string): { forms: Form[]; refused: string[] } {
+  const forms: Form[] = [];
+  const refused: string[] = [];
+  for (const f of fixtureEntries(folder)) {
+    const src = loadModel(f.model);
+    const name = path.basename(f.model, '.onnx');
+    for (const to of ['plain', 'prn', 'csp', 'elan'] as const) {
+      let model: Model;
+      if (to === 'plain') model = src;
+      else {
+        try {
+          model = convert(src, { to }).model;
+        } catch (e) {
+          refused.push(`${name} ${to}: ${(e as Error).message.slice(0, 100)}`);
+          continue;
+        }
+      }
+      const id = `${name}.${to}`;
+      const dir = path.join(work, id);
+      const exported = exportPytorch(model);
+      writePytorchExport(exported, dir);
+      forms.push({ id, fixture: f.sampleInput, to, model, dir, exported });
+    }
+  }
+  return { forms, refused };
+}
+
+function writeF32(file: string, data: Float32Array): void {
+  fs.writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+}
+
+/** onnxruntime-node's outputs of each form on its fixture input, then the Python checks. */
+export async function checkForms(python: string, forms: Form[], work: string, opts: { train?: boolean; onnx?: boolean } = {}): Promise<Map<string, CheckResult>> {
+  for (const f of forms) await expectedOutputs(f);
+  return runJobs(python, forms.map((f) => jobFor(f, work, opts.train ?? true, opts.onnx !== false)));
+}
+
+/** onnxruntime-node's outputs of the form's ONNX model on its fixture input, written beside its export. */
+async function expectedOutputs(f: Form): Promise<void> {
+  const x = readNpy(f.fixture);
+  writeF32(path.join(f.dir, 'input.bin'), x.data);
+  const s = await ort.InferenceSession.create(saveModelToBuffer(f.model));
+  const out = await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', x.data, x.shape) });
+  s.outputNames.forEach((o, i) => writeF32(path.join(f.dir, `expected${i}.bin`), out[o].data as Float32Array));
+  fs.writeFileSync(path.join(f.dir, 'expected.json'), JSON.stringify(s.outputNames.map((o) => [...out[o].dims])));
+  await s.release();
+}
+
+function jobFor(f: Form, work: string, train: boolean, onnx = false) {
+  const x = readNpy(f.fixture);
+  const shapes = JSON.parse(fs.readFileSync(path.join(f.dir, 'expected.json'), 'utf8')) as number[][];
+  const batch = f.model.graph.inputs[0].shape?.[0];
+  return {
+    id: f.id,
+    dir: f.dir,
+    input: path.join(f.dir, 'input.bin'),
+    inputShape: x.shape,
+    expected: shapes.map((shape, i) => ({ path: path.join(f.dir, `expected${i}.bin`), shape })),
+    train,
+    trainShape: [typeof batch === 'number' ? batch : 2, ...x.shape.slice(1)],
+    onnx: onnx ? path.join(work, `${f.id}.torch.onnx`) : undefined,
+  };
+}
+
+/** All jobs in one Python process. */
+function runJobs(python: string, jobs: ReturnType<typeof jobFor>[]): Map<string, CheckResult> {
+  const r = spawnSync(python, [path.join(repoRoot, 'test', 'export', 'torch_check.py')], {
+    input: JSON.stringify(jobs),
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    timeout: 900_000,
+  });
+  if (r.status !== 0) throw new Error(`torch_check.py failed (${r.status}): ${r.stderr.slice(-3000)}`);
+  const results = new Map<string, CheckResult>();
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const res = JSON.parse(line) as CheckResult;
+    results.set(res.id, res);
+  }
+  return results;
+}
+
+/** The three checks over one fixture folder, as uvu tests (one Python process for all its models). */
+export function fixtureSuite(folder: string): void {
+  const work = tmpDir('gpt-export-');
+  let state: { forms: Form[]; refused: string[]; results: Map<string, CheckResult> } | null | undefined;
+  const prepare = async (): Promise<typeof state> => {
+    if (state !== undefined) return state;
+    const python = torchPythonOrSkip(`PyTorch export of ${folder}`);
+    if (!python) return (state = null);
+    const { forms, refused } = exportForms(folder, work);
+    state = { forms, refused, results: await checkForms(python, forms, work) };
+    return state;
+  };
+  const each = (s: NonNullable<typeof state>, fn: (f: Form, r: CheckResult) => void) => {
+    for (const f of s.forms) {
+      const r = s.results.get(f.id);
+      assert.ok(r, `${f.id}: no result from torch_check.py`);
+      assert.not.ok(r!.error, `${f.id}: ${r!.error}`);
+      fn(f, r!);
+    }
+  };
+
+  test(`${folder}: every fixture and each of its PRN / CSP / ELAN forms exports, and in eval mode gives onnxruntime's outputs (1e-4 x max(1, max |expected|))`, async () => {
+    const s = await prepare();
+    if (!s) return;
+    assert.ok(s.forms.length >= 6, `${s.forms.length} forms`);
+    each(s, (f, r) => {
+      assert.is(r.outputs, f.model.graph.outputs.length, `${f.id}: output count`);
+      r.eval!.forEach((e, i) => assert.ok(e.diff <= e.tol, `${f.id} output ${i}: max abs diff ${e.diff} > ${e.tol}`));
+    });
+    // the negative case: the PRN module of a fixture against the plain model's outputs differs
+    const plain = s.forms.find((x) => x.to === 'plain' && s.forms.some((y) => y.to === 'prn' && y.fixture === x.fixture && s.results.get(y.id)!.eval![0].diff > 0));
+    const prn = s.forms.find((y) => y.to === 'prn' && y.fixture === plain?.fixture);
+    if (plain && prn) {
+      const job = { ...jobFor(prn, work, false), expected: jobFor(plain, work, false).expected };
+      const r = runJobs(findTorchPython().python as string, [job]).get(prn.id)!;
+      assert.ok(r.eval![0].diff > r.eval![0].tol, `${prn.id} against ${plain.id}'s outputs: ${r.eval![0].diff} should exceed ${r.eval![0].tol}`);
+    }
+  });
+
+  test(`${folder}: in train mode one SGD step on a random batch runs, reaches every parameter and changes the loss`, async () => {
+    const s = await prepare();
+    if (!s) return;
+    each(s, (f, r) => {
+      const t = r.train!;
+      assert.ok(Number.isFinite(t.before) && Number.isFinite(t.after), `${f.id}: loss ${t.before} -> ${t.after}`);
+      assert.is.not(t.after, t.before, `${f.id}: the loss did not change`);
+      assert.ok(t.withGrad >= t.parameters - 2, `${f.id}: ${t.withGrad} of ${t.parameters} parameters got a gradient`);
+    });
+  });
+
+  test(`${folder}: torch.onnx.export of each module, read back by analyze, gives the exported model's params and MACs (and family, stages, blocks for the plain forms)`, async () => {
+    const s = await prepare();
+    if (!s) return;
+    each(s, (f, r) => {
+      assert.ok(r.onnx && fs.existsSync(r.onnx), `${f.id}: no ONNX written`);
+      const dims: Record<string, number> = {};
+      const x = readNpy(f.fixture);
+      (f.model.graph.inputs[0].shape ?? []).forEach((d, i) => { if (typeof d === 'string') dims[d] = x.shape[i]; });
+      const a = analyzeModel(f.model, { dims }).report;
+      const b = analyzeModel(loadModel(r.onnx!)).report;
+      assert.is(b.params, a.params, `${f.id}: params`);
+      assert.is(b.macs, a.macs, `${f.id}: MACs`);
+      if (f.to === 'plain') {
+        assert.is(b.family, a.family, `${f.id}: family`);
+        assert.equal(b.stages.map((st) => st.blockRules), a.stages.map((st) => st.blockRules), `${f.id}: stages and blocks`);
+      }
+    });
+  });
+
+  test.after(() => fs.rmSync(work, { recursive: true, force: true }));
+  test.run();
+}
