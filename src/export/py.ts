@@ -10,6 +10,16 @@ export function pyNum(x: number): string {
 
 /** A Python float literal (always with a decimal point or exponent). */
 export function pyFloat(x: number): string {
+  // the shortest decimal that is the same float32 (ONNX float attributes are float32: 0.1, not 0.10000000149011612)
+  if (Number.isFinite(x) && Math.fround(x) === x) {
+    for (let p = 1; p <= 9; p++) {
+      const d = Number(x.toPrecision(p));
+      if (Math.fround(d) === x) {
+        x = d;
+        break;
+      }
+    }
+  }
   const s = pyNum(x);
   return /^-?\d+$/.test(s) ? `${s}.0` : s;
 }

@@ -86,7 +86,7 @@ const conv: Emitter = (n, c) => {
   // beta is the folded bias (running mean 0, running var 1 - eps, gamma 1): the output is unchanged
   const eps = 1e-5;
   const beta = b ? Array.from(b.data() as Float32Array) : new Array(out).fill(0);
-  const bn = c.addModule(`${n.name}_bn`, `nn.BatchNorm${Math.max(1, k)}d(${out})`, [
+  const bn = c.addModule(`${n.name}/bn`, `nn.BatchNorm${Math.max(1, k)}d(${out})`, [
     floatState('weight', [out], new Array(out).fill(1)),
     floatState('bias', [out], beta),
     floatState('running_mean', [out], new Array(out).fill(0)),
@@ -132,17 +132,19 @@ const batchNorm: Emitter = (n, c) => {
   if (Math.abs(eps - 1e-5) > 1e-9) args.push(`eps=${pyFloat(Number(eps.toPrecision(7)))}`);
   if (Math.abs(momentum - 0.1) > 1e-7) args.push(`momentum=${pyFloat(Number(momentum.toPrecision(6)))}`);
   const st = [state('weight', scale), state('bias', bias)];
-  if (batchStats) args.push('track_running_stats=False');
-  else st.push(state('running_mean', mean), state('running_var', variance), { key: 'num_batches_tracked', dataType: DataType.INT64, dims: [], bytes: new Uint8Array(8) });
+  st.push(state('running_mean', mean), state('running_var', variance), { key: 'num_batches_tracked', dataType: DataType.INT64, dims: [], bytes: new Uint8Array(8) });
   const m = c.addModule(n.name, `${cls}(${args.join(', ')})`, st);
+  const x = c.v(n.inputs[0]);
+  // in eval mode too, the batch's statistics (momentum 0: the running ones stay as they are)
+  const y = batchStats ? `(${m}(${x}) if self.training else F.batch_norm(${x}, ${m}.running_mean, ${m}.running_var, ${m}.weight, ${m}.bias, True, 0.0, ${m}.eps))` : `${m}(${x})`;
   const extra = n.outputs.length - 1;
   if (extra > 0 && n.outputs.slice(1).some((o) => o && o.isRead)) {
     // the statistics outputs: what the layer holds (training-mode outputs are rarely read)
-    const more = batchStats ? [`${c.v(n.inputs[3])}`, `${c.v(n.inputs[4])}`] : [`${m}.running_mean`, `${m}.running_var`];
+    const more = [`${m}.running_mean`, `${m}.running_var`];
     while (more.length < extra) more.push('None');
-    return { expr: `(${m}(${c.v(n.inputs[0])}), ${more.slice(0, extra).join(', ')})`, tuple: extra + 1 };
+    return { expr: `(${y}, ${more.slice(0, extra).join(', ')})`, tuple: extra + 1 };
   }
-  return `${m}(${c.v(n.inputs[0])})`;
+  return y;
 };
 
 const gemm: Emitter = (n, c) => {
