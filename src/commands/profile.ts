@@ -39,6 +39,9 @@ export default class Profile extends GptCommand {
     'per-node': Flags.boolean({ description: "time every node with ORT's profiler: per op type, stage, block, provider, and the top 10 kernels" }),
     trace: Flags.string({ description: "keep onnxruntime's profile as FILE.json (Chrome trace format, opens in Perfetto); implies --per-node" }),
     'require-ep': Flags.boolean({ description: 'fail when nodes fell back to the CPU provider (--ep cuda / tensorrt; implies --per-node)' }),
+    backend: Flags.string({ description: 'onnxruntime, or torch: time the PyTorch export of each model in a Python with torch', options: ['onnxruntime', 'torch'], default: 'onnxruntime' }),
+    device: Flags.string({ description: 'torch backend: cpu or cuda', options: ['cpu', 'cuda'], default: 'cpu' }),
+    compile: Flags.boolean({ description: 'torch backend: torch.compile each module (PyTorch 2)' }),
     json: Flags.boolean({ description: 'print the report as JSON (validated against the shipped schema)' }),
     html: Flags.string({ description: 'write a self-contained HTML report to FILE' }),
   };
@@ -80,6 +83,9 @@ export default class Profile extends GptCommand {
         // which provider ran each node is known from the per-node profile only
         perNode: flags['per-node'] || (flags['require-ep'] && flags.ep !== 'cpu'),
         requireEp: flags['require-ep'],
+        backend: flags.backend as 'onnxruntime' | 'torch',
+        device: flags.device as 'cpu' | 'cuda',
+        compile: flags.compile,
         trace: flags.trace,
         // adaptive timing may stop before its budget: the ETA is an upper bound then
         onProgress: (f, what) => bar.update(f, what, { upTo: iterations === undefined && duration === undefined }),

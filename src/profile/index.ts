@@ -26,6 +26,7 @@ import { PerNodeReport, aggregateProfile, findProfileFile, readOrtProfile } from
 import { createSession, ortVersion } from './ort';
 import { EpName, EP_NAMES, ProviderEnvironment, ProviderStatus, detectProviders, unavailableEpError } from './providers';
 import { findTrtexec, runTrtexec, trtLayersAsProfile } from './trtexec';
+import { profileTorch } from './torch';
 import { envelope, ReportEnvelope } from '../report/envelope';
 
 export type { LatencyStats, RatioStats } from './measure';
@@ -67,6 +68,12 @@ export interface ProfileOptions {
   /** For tests: the binding / bin folder to detect providers from, and where trtexec is. */
   providerEnvironment?: ProviderEnvironment;
   trtexec?: string | null;
+  /** 'torch': time the PyTorch export of each model in a Python runner (src/profile/torch.ts). */
+  backend?: 'onnxruntime' | 'torch';
+  /** torch backend: 'cpu' (default) or 'cuda'. */
+  device?: 'cpu' | 'cuda';
+  /** torch backend: torch.compile each module (PyTorch 2). */
+  compile?: boolean;
 }
 
 export interface ModelRun {
@@ -97,7 +104,7 @@ export interface ModelProfile {
 
 export interface ProfileReport extends ReportEnvelope<'profile'> {
   ep: EpName;
-  backend: 'onnxruntime' | 'trtexec';
+  backend: 'onnxruntime' | 'trtexec' | 'torch';
   settings: {
     batches: number[] | null;
     warmup: number;
@@ -175,6 +182,7 @@ function recognizeSafely(model: Model, warnings: string[], label: string): Struc
 export async function profile(models: (string | Model)[], options: ProfileOptions = {}): Promise<ProfileReport> {
   checkOptions(options);
   if (models.length === 0) throw new GptError('E_ARG', 'no model to profile');
+  if (options.backend === 'torch') return profileTorch(models, options);
   const ep: EpName = options.ep ?? 'cpu';
   if (options.trace) options = { ...options, perNode: true };
   const warmup = options.warmup ?? 5;

@@ -1,0 +1,49 @@
+/**
+ * profile --backend torch: the exported modules timed by the Python runner (few iterations: this
+ * checks that it runs and reports like the onnxruntime path, not any latency).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { profile, validateProfileReport } from '../../src/profile';
+import { fixturePath } from '../helpers';
+import { torchPythonOrSkip } from '../export/harness';
+
+test('a fixture pair on torch cpu: interleaved samples, the same statistics and report as onnxruntime, valid against the schema', async () => {
+  if (!torchPythonOrSkip('profile --backend torch')) return;
+  const r = await profile([fixturePath('resnet18-w25.onnx'), fixturePath('darknet53-w25.onnx')], { backend: 'torch', device: 'cpu', iterations: 3, warmup: 1 });
+  validateProfileReport(JSON.parse(JSON.stringify(r)));
+  assert.is(r.backend, 'torch');
+  assert.is(r.ep, 'cpu');
+  assert.ok(r.settings.interleaved);
+  assert.is(r.models.length, 2);
+  for (const m of r.models) {
+    assert.equal(m.runs.map((x) => x.batch), [1]);
+    for (const run of m.runs) {
+      assert.is(run.samplesMs.length, 3);
+      assert.ok(run.samplesMs.every((s) => s > 0));
+      assert.ok(run.latencyMs.min <= run.latencyMs.p50 && run.latencyMs.p50 <= run.latencyMs.max);
+    }
+  }
+  assert.is(r.models[0].runs[0].vsBaseline, null);
+  const vs = r.models[1].runs[0].vsBaseline!;
+  assert.ok(vs.latencyRatioLow <= vs.latencyRatio && vs.latencyRatio <= vs.latencyRatioHigh);
+  // the MACs ratio is the cost model's (Darknet-53 w25 36.93 M over ResNet-18 w25's, batch 1)
+  assert.ok(Math.abs(vs.macsRatio - r.models[1].runs[0].macs / r.models[0].runs[0].macs) < 1e-12);
+});
+
+test('torch backend refuses what it cannot do: --per-node (E_ARG), cuda where torch has none (E_EP)', async () => {
+  let refused: unknown = null;
+  await profile([fixturePath('resnet18-w25.onnx')], { backend: 'torch', perNode: true, iterations: 1 }).catch((e) => (refused = e));
+  assert.is((refused as { code?: string } | null)?.code, 'E_ARG');
+  assert.match((refused as Error).message, /onnxruntime and trtexec backends only/);
+  if (!torchPythonOrSkip('profile --backend torch --device cuda')) return;
+  try {
+    await profile([fixturePath('resnet18-w25.onnx')], { backend: 'torch', device: 'cuda', iterations: 1, warmup: 0 });
+    // a machine with a CUDA build of PyTorch and a GPU: it ran, nothing to refuse
+  } catch (e) {
+    assert.is((e as { code: string }).code, 'E_EP');
+    assert.match((e as Error).message, /cuda/);
+  }
+});
+
+test.run();
