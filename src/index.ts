@@ -74,6 +74,13 @@ export type { VerifyOptions, VerifyReport, VerifySource, OutputVerification, Out
 export type { NpyArray } from './onnx/npy';
 export type { HtmlOptions } from './report/html';
 
+// export to PyTorch
+export { exportPytorch, writePytorchExport } from './export/pytorch';
+export type { ExportPytorchOptions, ExportPytorchResult } from './export/pytorch';
+export type { BnMode } from './export/bn-unfold';
+export { writeSafetensors, readSafetensors } from './export/safetensors';
+export type { NamedTensor } from './export/safetensors';
+
 // samples
 export { buildSample, SAMPLE_NAMES, DETECTOR_SAMPLE_NAMES, ALL_SAMPLE_NAMES } from './samples';
 export type { SampleName, DetectorSampleName, SampleOptions } from './samples';
