@@ -112,3 +112,8 @@ function findChromium(): string | null {
   }
   return null;
 }
+
+/** Arithmetic agreement of a derived figure with its hand value (recorded samples, never a timing bound). */
+export function assertNear(actual: number, expected: number, tolerance: number, what = 'value'): void {
+  if (!(Math.abs(actual - expected) <= tolerance)) throw new Error(`${what}: ${actual} is not ${expected} within ${tolerance}`);
+}

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { profile, validateProfileReport } from '../../src/profile';
 import type { ProviderEnvironment } from '../../src/profile/providers';
 import { findTrtexec, parseTrtexecProfile, parseTrtexecTimes, trtexecArgs } from '../../src/profile/trtexec';
-import { fixturePath, repoRoot, tmpDir } from '../helpers';
+import { fixturePath, repoRoot, tmpDir, assertNear } from '../helpers';
 
 const recorded = path.join(repoRoot, 'test', 'fixtures', 'trtexec');
 
@@ -65,8 +65,8 @@ test('profile --ep tensorrt without the ORT provider: measured by trtexec, mappe
     const run = r.models[0].runs[0];
     // the recorded latencies after the 2 warm-up runs: 0.52 0.50 0.51 0.49 0.53 0.50 0.52 0.48
     assert.is(run.iterations, 8);
-    assert.ok(Math.abs(run.latencyMs.mean - 4.05 / 8) < 1e-9);
-    assert.ok(Math.abs(run.latencyMs.p50 - 0.505) < 1e-9);
+    assertNear(run.latencyMs.mean, 4.05 / 8, 1e-9);
+    assertNear(run.latencyMs.p50, 0.505, 1e-9);
     assert.is(run.latencyMs.min, 0.48);
     const p = r.models[0].perNode[0];
     // the layer "/conv1/Conv + /relu/Relu" (0.060 ms) splits over Conv and Relu; the sum is the profile's 0.184 ms

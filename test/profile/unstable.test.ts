@@ -13,7 +13,7 @@ import { Measured, setSampleSource } from '../../src/profile/measure';
 import { profile, validateProfileReport } from '../../src/profile';
 import { profileHtml } from '../../src/report/html';
 import { RECORDED_BASELINE, RECORDED_MODEL, recorded } from '../fixtures/recorded-samples';
-import { fixturePath, repoRoot, tmpDir } from '../helpers';
+import { fixturePath, repoRoot, tmpDir, assertNear } from '../helpers';
 
 const r18 = fixturePath('resnet18-w25.onnx');
 const preload = path.join(__dirname, '..', 'fixtures', 'recorded-samples.js');
@@ -27,9 +27,9 @@ test('library: the budget, the cv and the wide interval are in warnings; the rat
   const conv = r.models[1].runs[0];
   assert.is(conv.stoppedBy, 'budget');
   // p50 of the recorded model: sorted 8 9 9 10 11 12 13 22 25 27 28 30 -> (12 + 13) / 2 = 12.5; baseline 10
-  assert.ok(Math.abs(conv.latencyMs.p50 - 12.5) < 1e-12);
-  assert.ok(Math.abs(r.models[0].runs[0].latencyMs.p50 - 10) < 1e-12);
-  assert.ok(Math.abs(conv.vsBaseline!.latencyRatio - 1.25) < 1e-12);
+  assertNear(conv.latencyMs.p50, 12.5, 1e-12);
+  assertNear(r.models[0].runs[0].latencyMs.p50, 10, 1e-12);
+  assertNear(conv.vsBaseline!.latencyRatio, 1.25, 1e-12);
   const unstable = r.warnings.filter((w) => w.startsWith('unstable: conv, batch 1'));
   assert.ok(unstable.some((w) => /budget ran out.*try --max-time 10/.test(w)), r.warnings.join('\n'));
   assert.ok(unstable.some((w) => /cv \d+\.\d% over 10\.0%/.test(w)), r.warnings.join('\n'));
@@ -53,7 +53,7 @@ test('library: a steady recorded run has no warning and no banner', async () => 
   const r = await profile([r18, r18], { labels: ['plain', 'conv'] });
   setSampleSource(null);
   assert.equal(r.warnings, []);
-  assert.ok(Math.abs(r.models[1].runs[0].vsBaseline!.latencyRatio - 0.8) < 1e-12);
+  assertNear(r.models[1].runs[0].vsBaseline!.latencyRatio, 0.8, 1e-12);
   assert.not.match(profileHtml(r), /data-banner/);
 });
 
