@@ -42,6 +42,7 @@ export default class Convert extends GptCommand {
     parts: Flags.string({ description: 'CSP / ELAN on a detector: which parts to convert', options: ['backbone', 'neck', 'all'], default: 'all' }),
     width: Flags.string({ description: 'ELAN: computational-block width as a share of the replaced blocks\' computational width (their 3x3 convs\' width: the bottleneck width in a bottleneck), in (0, 1]', default: '0.5' }),
     csp: Flags.boolean({ description: 'ELAN: also apply the CSP split (--split, --fusion, --split-op) to the converted stages' }),
+    'osa-input': Flags.string({ description: 'ELAN on VoVNet: what the next OSA module\'s first conv reads once a transition is removed (concat: the whole concatenation; last: the previous module\'s last layer); default concat, or last in a stage that concat would make larger', options: ['concat', 'last'] }),
     chart: Flags.string({ description: 'write an SVG chart of the shortest and longest gradient path per weight layer, before and after' }),
     'dry-run': Flags.boolean({ description: 'print the plan and the numbers; write nothing' }),
     strict: Flags.boolean({ description: 'fail when a block cannot be converted or a node matches no rule' }),
@@ -61,7 +62,7 @@ export default class Convert extends GptCommand {
       ratio: flags.to === 'prn', asymmetric: flags.to === 'prn', emit: flags.to === 'prn',
       split: flags.to === 'csp' || (flags.to === 'elan' && flags.csp), fusion: flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
       'split-op': flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
-      stack: flags.to === 'elan', width: flags.to === 'elan', csp: flags.to === 'elan', parts: flags.to !== 'prn',
+      stack: flags.to === 'elan', width: flags.to === 'elan', csp: flags.to === 'elan', 'osa-input': flags.to === 'elan', parts: flags.to !== 'prn',
     };
     for (const [f, ok] of Object.entries(applies)) {
       if (!ok && given(f)) {
@@ -90,7 +91,7 @@ export default class Convert extends GptCommand {
       const stack = parseIntRange(backboneStack, '--stack', 1, 16, 'e.g. --stack 2')!;
       const neckStack = neckStackText === undefined ? undefined : parseIntRange(neckStackText, '--stack (neck)', 1, 16, 'e.g. --stack 2,1')!;
       const width = parseDecimalRange(flags.width, '--width', 0, 1, { min: true }, 'e.g. --width 0.5')!;
-      options = { to: 'elan', stack, width, csp: flags.csp, ...(flags.csp ? cspSplit() : {}), parts: flags.parts as Parts, ...(neckStack !== undefined ? { neckStack } : {}), ...common };
+      options = { to: 'elan', stack, width, csp: flags.csp, ...(flags.csp ? cspSplit() : {}), parts: flags.parts as Parts, ...(neckStack !== undefined ? { neckStack } : {}), ...(flags['osa-input'] ? { osaInput: flags['osa-input'] as 'concat' | 'last' } : {}), ...common };
     }
     if (flags.chart) checkOutputPath(flags.chart);
     if (flags.output) checkOutputPath(flags.output);

@@ -154,7 +154,7 @@ export function sha256Of(model: Model): string {
 /** The option that makes a conversion smaller, for the growth line. */
 function smallerOption(options: ConvertOptions): string {
   if (options.to === 'csp') return options.fusion === 'last' ? 'a smaller --split' : '--fusion last (one 1x1 transition, on part 1 only)';
-  if (options.to === 'elan') return `a smaller --width (now ${options.width ?? 0.5} of the blocks' computational width)${options.csp ? ' or --fusion last' : ''}`;
+  if (options.to === 'elan') return `${options.osaInput === 'concat' ? '--osa-input last (VoVNet stages) or ' : ''}a smaller --width (now ${options.width ?? 0.5} of the blocks' computational width)${options.csp ? ' or --fusion last' : ''}`;
   return '--asymmetric';
 }
 

@@ -28,7 +28,7 @@ import { CspOptions, checkCspOptions } from './csp';
 import { describeCspAfterElan, planCspStages } from './csp-pass';
 import { applyCrossStagePartial } from './csp';
 import { ElanOptions, StackPlan, StackedBlock, applyStack, planStack } from './elan-stack';
-import { RelocationPlan, TransitionRelocation, applyRelocation, planRelocation } from './elan-relocate';
+import { OSA_INPUTS, OsaInput, RelocationPlan, TransitionRelocation, applyRelocation, planRelocation } from './elan-relocate';
 import { cloneModel } from './model-copy';
 import type { ElanConvertOptions } from './options';
 import { Pass, PassContext, PassOutcome, Plan, StepFigures, Unconverted, addTo } from './pass';
@@ -48,21 +48,26 @@ export function checkElanOptions(opts: ElanOptions): void {
 
 interface ElanPassOptions extends ElanOptions {
   csp?: CspOptions;
+  /** What the next OSA module's first conv reads after relocation; default per stage (elan-relocate.ts). */
+  osaInput?: OsaInput;
 }
 
 type StagePlan = { kind: 'relocated'; plan: RelocationPlan } | { kind: 'stacked'; plan: StackPlan };
 
 interface ElanPlan extends Plan {
   stages: StagePlan[];
+  /** Stages already in ELAN's form (a VoVNet stage of one OSA module), said in the report. */
+  already: string[];
 }
 
 /** Decide every stage's ELAN form (reads the graph only). */
-function planElan(ctx: PassContext, o: ElanOptions): ElanPlan {
-  const plan: ElanPlan = { stages: [], unconverted: [], warnings: [] };
+function planElan(ctx: PassContext, o: ElanPassOptions): ElanPlan {
+  const plan: ElanPlan = { stages: [], unconverted: [], warnings: [], already: [] };
   for (const stage of ctx.structure.stages) {
     if (stage.blocks.some((b) => b.kind === 'osa')) {
-      const r = planRelocation(ctx.model, stage);
+      const r = planRelocation(ctx.model, stage, o.osaInput);
       plan.unconverted.push(...r.skipped);
+      if (r.already) plan.already.push(r.already);
       if (r.plan) plan.stages.push({ kind: 'relocated', plan: r.plan });
     } else {
       const r = planStack(ctx.model, stage, o);
@@ -71,7 +76,7 @@ function planElan(ctx: PassContext, o: ElanOptions): ElanPlan {
     }
   }
   if (plan.stages.length === 0) {
-    const why = plan.unconverted.map((u) => `${u.block}: ${u.reason}`).join('; ');
+    const why = [...plan.unconverted.map((u) => `${u.block}: ${u.reason}`), ...plan.already].join('; ');
     throw new GptError('E_PATTERN', `no stage to convert to ELAN${why ? ` (${why})` : ''}`, {
       subject: ctx.subject,
       hint: ctx.structure.stages.length === 0
@@ -82,18 +87,26 @@ function planElan(ctx: PassContext, o: ElanOptions): ElanPlan {
   return plan;
 }
 
-/** The stage's blocks after relocation: transition nodes gone, each module's output its concatenation. */
+/**
+ * The stage's blocks after relocation: transition (and eSE / identity Add) nodes gone, each relocated
+ * module's output its concatenation; the last module without its identity Add.
+ */
 function describeRelocation(stage: Stage, r: TransitionRelocation): void {
+  const forget = (b: Block, gone: Set<Node>, roles: string[]) => {
+    const refs = blockRefs(b);
+    refs.nodes = refs.nodes.filter((n) => !gone.has(n));
+    for (const k of roles) refs.roles.set(k, []);
+    b.nodes = refs.nodes.map((n) => n.name);
+    b.roles = { ...b.roles, ...Object.fromEntries(roles.map((k) => [k, []])) };
+    return refs;
+  };
   for (const rel of r.relocated) {
     const b = stage.blocks.find((x) => x.id === rel.block)!;
-    const refs = blockRefs(b);
-    const gone = new Set(rel.transition);
+    const refs = forget(b, new Set(rel.transition), ['transition', 'attention', 'add']);
     const concat = refs.roles.get('concat')![0];
-    refs.nodes = refs.nodes.filter((n) => !gone.has(n));
-    refs.roles.set('transition', []);
     refs.output = concat.outputs[0]!;
-    b.nodes = refs.nodes.map((n) => n.name);
-    b.roles = { ...b.roles, transition: [] };
+    refs.residual = undefined;
+    delete b.residual;
     b.output = refs.output.name;
     b.channelsOut = channelsOf(refs.output);
     const next = stage.blocks[stage.blocks.indexOf(b) + 1];
@@ -102,6 +115,14 @@ function describeRelocation(stage: Stage, r: TransitionRelocation): void {
       next.input = b.output;
       next.channelsIn = b.channelsOut;
     }
+  }
+  if (r.droppedAdd) {
+    const b = stage.blocks.find((x) => x.id === r.droppedAdd!.block)!;
+    const refs = forget(b, new Set([r.droppedAdd.add]), ['add']);
+    refs.output = r.droppedAdd.branch;
+    refs.residual = undefined;
+    delete b.residual;
+    b.output = refs.output.name;
   }
 }
 
@@ -163,10 +184,16 @@ function applyElan(ctx: PassContext, plan: ElanPlan, outcome: PassOutcome, seede
       for (const rel of r.relocated) widened.set(rel.widened, 0);
       if (r.transition) widened.set(r.transition.conv, r.transition.carriedChannels);
       for (const rel of r.relocated) {
+        const what = [rel.attention ? 'its eSE attention' : '', rel.add ? 'its identity Add' : ''].filter(Boolean).join(' and ');
+        const reads = r.link === 'concat' ? `the next module reads the ${rel.channels}-channel concatenation` : `the next module's first conv reads this module's last layer (${rel.firstChannels} channels), its concat the ${rel.channels}-channel concatenation`;
         outcome.converted.push({
           block: rel.block, stage: stage.index,
-          change: `transition relocated: its ${rel.replacedChannels}-channel transition is removed; the next module reads the ${rel.channels}-channel concatenation`,
+          change: `transition relocated: its ${rel.replacedChannels}-channel transition${what ? ` (with ${what})` : ''} is removed; ${reads}`,
         });
+      }
+      if (sp.plan.linkReason) outcome.notes.push(`stage ${stage.index}: each next OSA module's first conv reads the previous module's last layer (--osa-input last): ${sp.plan.linkReason}; --osa-input concat to have it anyway`);
+      if (r.droppedAdd) {
+        outcome.notes.push(`stage ${stage.index}: the identity Add of ${r.droppedAdd.block} is removed: its shortcut was the previous module's output, which relocation removes; the stage input reaches the kept transition through the concatenation instead`);
       }
       if (r.transition) {
         outcome.converted.push({
@@ -228,17 +255,21 @@ export const elanPass: Pass<ElanPassOptions, ElanPlan> = {
     const e = o as ElanConvertOptions;
     const opts: ElanPassOptions = { stack: e.stack ?? ELAN_DEFAULTS.stack, width: e.width ?? ELAN_DEFAULTS.width };
     checkElanOptions(opts);
+    if (e.osaInput !== undefined) {
+      if (!OSA_INPUTS.includes(e.osaInput)) throw new GptError('E_ARG', `--osa-input ${String(e.osaInput)} is not one of ${OSA_INPUTS.join(', ')}`, { subject: 'osaInput', hint: 'concat: the next OSA module reads the whole concatenation; last: its last layer' });
+      opts.osaInput = e.osaInput;
+    }
     if (e.csp) opts.csp = checkCspOptions({ split: e.split, fusion: e.fusion, splitOp: e.splitOp });
     return opts;
   },
-  recorded: (o) => ({ stack: o.stack, width: o.width, csp: !!o.csp, ...(o.csp ? { split: o.csp.split, fusion: o.csp.fusion, splitOp: o.csp.splitOp } : {}) }),
+  recorded: (o) => ({ stack: o.stack, width: o.width, csp: !!o.csp, ...(o.csp ? { split: o.csp.split, fusion: o.csp.fusion, splitOp: o.csp.splitOp } : {}), ...(o.osaInput ? { osaInput: o.osaInput } : {}) }),
   plan(ctx, o) {
     const plan = planElan(ctx, o);
     if (o.csp) plan.unconverted.push(...dryRunCsp(ctx, o));
     return plan;
   },
   apply(ctx, plan, o) {
-    const outcome: PassOutcome = { converted: [], unconverted: [...plan.unconverted], freshParams: 0, warnings: [...plan.warnings], notes: [], added: new Map() };
+    const outcome: PassOutcome = { converted: [], unconverted: [...plan.unconverted], freshParams: 0, warnings: [...plan.warnings], notes: plan.already.map((a) => `${a}: left as it is`), added: new Map() };
     const kinds = new Set(plan.stages.map((s) => s.kind));
     ctx.step([kinds.has('relocated') ? 'transition relocation' : '', kinds.has('stacked') ? 'stacked computational blocks' : ''].filter(Boolean).join(' + '));
     // fresh parameters are counted at the end, on the layers as they are then (the CSP split narrows

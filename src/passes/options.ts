@@ -75,13 +75,19 @@ export interface ElanConvertOptions extends CommonOptions, CspSplitOptions {
   parts?: Parts;
   /** 2·neckStack 3x3 convs per ELAN block of a detector's neck; default: stack (the paper's "2, 1s" is stack 2, neckStack 1). */
   neckStack?: number;
+  /**
+   * VoVNet transition relocation: what the next OSA module's first conv reads, the whole
+   * concatenation ('concat') or the previous module's last layer ('last'); default per stage:
+   * 'concat' unless that makes the stage larger.
+   */
+  osaInput?: 'concat' | 'last';
 }
 
 export type ConvertOptions = PrnConvertOptions | CspConvertOptions | ElanConvertOptions;
 
 const COMMON = ['to', 'strict', 'rules', 'inPlace', 'dims'];
 const SPLIT = ['split', 'fusion', 'splitOp'];
-const OWN: Record<ConvertTarget, string[]> = { prn: ['ratio', 'asymmetric', 'emit'], csp: [...SPLIT, 'parts'], elan: ['stack', 'width', 'csp', 'parts', 'neckStack'] };
+const OWN: Record<ConvertTarget, string[]> = { prn: ['ratio', 'asymmetric', 'emit'], csp: [...SPLIT, 'parts'], elan: ['stack', 'width', 'csp', 'parts', 'neckStack', 'osaInput'] };
 
 /**
  * The target, after checking that every option given belongs to it: E_ARG "option 'ratio' does not

@@ -48,11 +48,8 @@ for (const fx of realworld()) {
     }
   });
 
-  // VoVNetV2's identity Add reads the module input, so ELAN cannot move a transition away from it (see below)
-  const vovnetElan = fx.model.startsWith('ese-vovnet');
   for (const to of ['csp', 'elan'] as const) {
     if (fx.family === 'cspdarknet53' && to === 'csp') continue;
-    if (vovnetElan && to === 'elan') continue;
     test(`${fx.model}: --to ${to} runs in onnxruntime with the source's input / output names and shapes`, async () => {
       const source = loadModel(realworldPath(fx.model));
       const { model, report } = convert(source, { to });
@@ -178,14 +175,6 @@ test('seresnet50: CSP keeps each SE inside its block with the squeeze width scal
   assert.equal(y.dims, [1, 10]);
 });
 
-test('ese-vovnet39b: --to elan says why each OSA module keeps its transition (eSE / identity Add), and fails', () => {
-  try {
-    convert(loadModel(realworldPath('ese-vovnet39b-w19.onnx')), { to: 'elan' });
-    assert.unreachable();
-  } catch (e) {
-    assert.ok(isGptError(e) && e.code === 'E_PATTERN');
-    assert.match((e as Error).message, /s3\.b1: vovnet-osa is not a plain OSA module \(attention or identity Add\)/);
-  }
-});
+// ELAN on VoVNetV2 (eSE, identity Add): test/passes/elan-relocate.test.ts
 
 test.run();

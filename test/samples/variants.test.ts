@@ -76,7 +76,6 @@ for (const [name, want] of Object.entries(PUBLISHED)) {
     assert.ok(s.stages.every((st) => st.blocks.every((b) => b.rule === want.rule)));
 
     for (const to of ['prn', 'csp', 'elan'] as const) {
-      if (name === 'vovnet39-ese' && to === 'elan') continue; // identity Add on the module input: see test/passes/realworld.test.ts
       const { model, report } = convert(m, { to });
       assert.equal(report.coverage.left, [], `${to}: ${report.coverage.left}`);
       if (to !== 'prn') assert.ok(report.after.params <= report.before.params && report.after.macs <= report.before.macs, `${to} grew the model: ${report.growth}`);
