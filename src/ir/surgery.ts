@@ -147,6 +147,19 @@ export function keepOutputChannels(model: Model, conv: Node, bn: Node | undefine
   }
 }
 
+/**
+ * Keep only channels `keep` of a depthwise conv (group = channels, one input channel per filter; a
+ * following BN too): its filters and input channels go together, and group follows the new width.
+ */
+export function keepDepthwiseChannels(model: Model, conv: Node, bn: Node | undefined, keep: number[]): void {
+  const g = model.graph;
+  const dims = g.constantTensor(conv.inputs[1] ?? null)?.dims;
+  if (!dims || dims[1] !== 1 || conv.int('group', 1) !== dims[0]) throw new GptError('E_SHAPE', 'not a depthwise conv (group = channels, one input channel per filter)', { subject: conv.name });
+  conv.setAttr('group', 1);
+  keepOutputChannels(model, conv, bn, keep);
+  conv.setAttr('group', keep.length);
+}
+
 /** Keep only input channels `keep` of a (non-grouped) conv. */
 export function keepInputChannels(model: Model, conv: Node, keep: number[]): void {
   const g = model.graph;

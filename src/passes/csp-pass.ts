@@ -80,7 +80,11 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
       outcome.freshParams += change.freshParams;
       addTo(outcome.added, s, change.addedNodes);
       outcome.converted.push({ block: `s${s}`, stage: s, change: describeCsp(change) });
-      for (const id of change.blocks) outcome.converted.push({ block: id, stage: s, change: 'part 1 block: input and output narrowed, middle widths kept' });
+      for (const id of change.blocks) {
+        const dw = change.depthwise.filter((d) => d.block === id);
+        const more = dw.length ? `; depthwise conv(s) reading the input narrowed with it, group = channels (${dw.map((d) => `'${d.conv}' ${d.channels}`).join(', ')})` : '';
+        outcome.converted.push({ block: id, stage: s, change: `part 1 block: input and output narrowed, middle widths kept${more}` });
+      }
       if (change.selection === 'first') {
         outcome.warnings.push(`stage ${s}: the layer before the split cannot be reordered, so part 1 is the first ${change.part1} channels rather than the most important ones`);
       }

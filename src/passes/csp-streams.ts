@@ -49,6 +49,12 @@ export interface Stream {
   /** Index of the stream's class (streams joined by identity shortcuts share their channels). */
   cls: number;
   /**
+   * Depthwise convs (+BN) that read the stream directly (a VoVNet _dw module without a 1x1 reduction):
+   * they narrow with it, group = the kept channels, and the convs after them (`readers`) read their
+   * kept channels.
+   */
+  depthwise?: Writer[];
+  /**
    * Convs inside the block that read a writer's output on the side (a channel attention's squeeze
    * FC reads the pooled features the expand conv writes): their input channels narrow with the stream.
    */
@@ -223,6 +229,44 @@ export function squeezeAfter(g: Graph, r: Reader, inBlock: Set<Node>): { conv: N
     }
   }
   return next.length ? { conv: r.conv, next, width } : null;
+}
+
+/** A depthwise conv: group = input channels = filters, one input channel per filter. */
+export function isDepthwise(g: Graph, conv: Node): boolean {
+  const dims = g.constantTensor(conv.inputs[1] ?? null)?.dims;
+  return !!dims && dims[1] === 1 && dims[0] > 1 && conv.int('group', 1) === dims[0];
+}
+
+/**
+ * A depthwise reader of a stream passes the stream's channels on one for one: the depthwise conv
+ * (and a BN after it) narrows with the stream, and the convs reading its output through pointwise
+ * activations read the same kept channels. Depthwise convs in a row are followed too.
+ */
+export function throughDepthwise(g: Graph, readers: Reader[], inBlock: Set<Node>, widthOf: (x: Value) => number, stage: Stage): { readers: Reader[]; depthwise: Writer[] } {
+  const out: Reader[] = [];
+  const depthwise: Writer[] = [];
+  const queue = [...readers];
+  while (queue.length) {
+    const r = queue.shift()!;
+    if (!isDepthwise(g, r.conv)) {
+      out.push(r);
+      continue;
+    }
+    if (r.offset !== 0 || g.constantTensor(r.conv.inputs[1])!.dims[0] !== r.width) throw patternError(stage, `the depthwise conv '${r.conv.name}' reads only part of the stream`);
+    let v = r.conv.outputs[0]!;
+    let bn: Node | undefined;
+    const only = v.consumers.length === 1 ? v.consumers[0].node : undefined;
+    if (only?.opType === 'BatchNormalization' && inBlock.has(only)) {
+      bn = only;
+      v = only.outputs[0]!;
+    }
+    depthwise.push({ conv: r.conv, bn });
+    // pointwise activations between the depthwise conv and its readers keep the channels apart
+    let next = v;
+    while (next.consumers.length === 1 && inBlock.has(next.consumers[0].node) && perChannel(g, next.consumers[0].node)?.data === next && perChannel(g, next.consumers[0].node)!.slope === undefined) next = next.consumers[0].node.outputs[0]!;
+    queue.push(...readersOf(g, next, r.width, inBlock, widthOf, stage));
+  }
+  return { readers: out, depthwise };
 }
 
 /** The convs that read the channels of `v` inside the block: directly, or through a Concat at an offset. */

@@ -36,12 +36,12 @@ import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { inferShapes } from '../analysis/shapes';
 import {
-  addConv, channelsOf, concatChannels, heNormalWeights, keepInputChannels, keepOutputChannels, range, roundHalfEven, seedOf, selectionWeights, splitChannels,
+  addConv, channelsOf, concatChannels, heNormalWeights, keepDepthwiseChannels, keepInputChannels, keepOutputChannels, range, roundHalfEven, seedOf, selectionWeights, splitChannels,
 } from '../ir/surgery';
 import { floatTensor, floatValues } from '../ir/float-data';
 import { CapturedActivation, blockActivation, emitActivation } from './activation';
 import {
-  Stream, Writer, complement, filterL1, floats, innerReadersOf, inputL1, meanOne, patternError, permutableProducers, readersOf, squeezeAfter, topK, upstreamWriter, writersOf,
+  Stream, Writer, complement, filterL1, floats, innerReadersOf, inputL1, meanOne, patternError, permutableProducers, readersOf, squeezeAfter, throughDepthwise, topK, upstreamWriter, writersOf,
 } from './csp-streams';
 import { FUSIONS, Fusion, SPLIT_OPS, SplitOp } from './options';
 
@@ -80,6 +80,8 @@ export interface CrossStagePartialChange {
   addedNodes: Node[];
   /** Parameters of the new layers (transitions, split convs). */
   freshParams: number;
+  /** Depthwise convs that read the narrowed stream: their new width (= group). */
+  depthwise: { block: string; conv: string; channels: number }[];
 }
 
 /** Check and default the CSP options; E_ARG names the bad one. */
@@ -171,7 +173,10 @@ export function planCrossStagePartial(model: Model, stage: Stage, options: Parti
   });
   blocks.forEach((b, i) => {
     const inBlock = blockNodes[i];
-    streams[i].readers.push(...readersOf(g, streams[i].value, streams[i].width, inBlock, widthOf, stage));
+    // a depthwise conv reading the stream (VoVNet _dw without a reduction) narrows with it, group = channels
+    const direct = throughDepthwise(g, readersOf(g, streams[i].value, streams[i].width, inBlock, widthOf, stage), inBlock, widthOf, stage);
+    streams[i].readers.push(...direct.readers);
+    if (direct.depthwise.length) streams[i].depthwise = [...(streams[i].depthwise ?? []), ...direct.depthwise];
     streams[i + 1].writers.push(...writersOf(g, streams[i + 1].value, streams[i].value, inBlock, stage, streams[i + 1].slopes));
     streams[i + 1].inner = streams[i + 1].writers.flatMap((w) => innerReadersOf(g, w, inBlock));
     // a writer that reads another writer's output (an attention gate: x * gate(conv(GAP(x)))) is
@@ -292,6 +297,7 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
   // narrow the blocks: readers keep the kept input channels of their stream, writers the kept filters
   for (const [conv, keep] of plan.readerKeep) keepInputChannels(model, conv, keep);
   for (const s of streams) for (const w of s.writers) keepOutputChannels(model, w.conv, w.bn, keepOf(s));
+  for (const s of streams) for (const d of s.depthwise ?? []) keepDepthwiseChannels(model, d.conv, d.bn, keepOf(s));
   for (const s of streams) for (const { node, input } of s.slopes) narrowSlope(model, node, input, keepOf(s));
   for (const q of plan.squeezes) {
     keepOutputChannels(model, q.conv, undefined, q.keep);
@@ -364,6 +370,8 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
     activation: plan.activation?.kind ?? null,
     addedNodes: g.nodes.filter((n) => !before.has(n)),
     freshParams: fresh,
+    // stream i is block i's input: its depthwise readers are in block i
+    depthwise: streams.flatMap((s, i) => (s.depthwise ?? []).map((d) => ({ block: plan.blocks[i].id, conv: d.conv.name, channels: keepOf(s).length }))),
   };
 }
 

@@ -75,6 +75,15 @@ function planElan(ctx: PassContext, o: ElanPassOptions): ElanPlan {
       else plan.stages.push({ kind: 'stacked', plan: r });
     }
   }
+  if (plan.stages.length === 0 && plan.unconverted.length === 0 && plan.already.length > 0) {
+    // VoVNet-19 and the _dw models: one OSA module per stage, one transition per stage already; as
+    // PRN on a VoVNet, the model is written unchanged with a warning (an error under --strict)
+    const msg = 'every stage has one OSA module, whose transition already is the stage\'s only one (ELAN\'s form), so ELAN has nothing to convert';
+    if (ctx.strict) throw new GptError('E_PATTERN', msg, { subject: ctx.subject, hint: 'ELAN relocates the transitions of VoVNet stages with several OSA modules; try --to csp' });
+    plan.warnings.push(`${msg}; the model is written unchanged`);
+    plan.already = [];
+    return plan;
+  }
   if (plan.stages.length === 0) {
     const why = [...plan.unconverted.map((u) => `${u.block}: ${u.reason}`), ...plan.already].join('; ');
     throw new GptError('E_PATTERN', `no stage to convert to ELAN${why ? ` (${why})` : ''}`, {
@@ -271,7 +280,7 @@ export const elanPass: Pass<ElanPassOptions, ElanPlan> = {
   apply(ctx, plan, o) {
     const outcome: PassOutcome = { converted: [], unconverted: [...plan.unconverted], freshParams: 0, warnings: [...plan.warnings], notes: plan.already.map((a) => `${a}: left as it is`), added: new Map() };
     const kinds = new Set(plan.stages.map((s) => s.kind));
-    ctx.step([kinds.has('relocated') ? 'transition relocation' : '', kinds.has('stacked') ? 'stacked computational blocks' : ''].filter(Boolean).join(' + '));
+    if (kinds.size > 0) ctx.step([kinds.has('relocated') ? 'transition relocation' : '', kinds.has('stacked') ? 'stacked computational blocks' : ''].filter(Boolean).join(' + '));
     // fresh parameters are counted at the end, on the layers as they are then (the CSP split narrows
     // some of them): new layers whole, widened convs over their new input channels, CSP's own layers
     const seeded = new Set<Node>();

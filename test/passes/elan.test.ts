@@ -298,17 +298,23 @@ test('--stack and --width outside their ranges are E_ARG', () => {
   checkElanOptions({ stack: 1, width: 1 });
 });
 
-test('a VoVNet with one module per stage has no transition to relocate: E_PATTERN', () => {
+test('a VoVNet with one module per stage has no transition to relocate: written unchanged with a warning; E_PATTERN under --strict', () => {
   //   stem ─ OSA ─ pool ─ OSA ─ pool ─ OSA ─ pool ─ OSA ─ head: every transition is its stage's own
   const b = new ModelBuilder({ seed: 0, batch: 1, moduleLists: ['layers'] });
   const x = b.input('input', 3, 64, 64);
   const m = b.finish(b.gemm(vovnet(b, x, { blocks: [1, 1, 1, 1] }, (c) => c / 8), 'fc', 10, 'logits'), 'vovnet-1111');
+  const { model, report } = elan(m);
+  assert.equal(report.converted, []);
+  assert.equal(report.unconverted, []);
+  assert.ok(report.warnings.some((w) => /every stage has one OSA module.*the model is written unchanged/.test(w)));
+  assert.is(report.after.params, report.before.params);
+  assert.is(model.graph.nodes.length, m.graph.nodes.length);
   try {
-    elan(m);
+    elan(m, { strict: true });
     assert.unreachable();
   } catch (e) {
     assert.is((e as GptError).code, 'E_PATTERN');
-    assert.match((e as GptError).message, /no stage to convert/);
+    assert.match((e as GptError).message, /ELAN has nothing to convert/);
   }
 });
 
