@@ -22,6 +22,7 @@ import type { Graph, Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { nodeOp } from '../ops/registry';
 import type { CostReport } from './cost';
+import { FpnLevel, fpnLevels, sharedTowers } from './detector-fpn';
 import { GradientPathReport, GradientPathSummary, StageSpec, isWeightLayer } from './gradient-path';
 import { Match, MatchContext, matchAll, selectMatches, throughIdentity } from './matcher';
 import { Rule, loadRules } from './rules';
@@ -74,8 +75,10 @@ export interface DetectorStructure {
     nodes: string[];
     taps: Tap[];
   };
-  neck: { nodes: string[]; blocks: NeckBlock[]; paths: NeckPath[]; unmatched: string[] };
-  heads: { convs: string[]; nodes: string[]; outputs: string[]; ops: Record<string, number> };
+  /** fpn: FPN levels (lateral 1x1, top-down merge, output conv) and extra levels (P6, P7), found by topology (detector-fpn.ts). */
+  neck: { nodes: string[]; blocks: NeckBlock[]; paths: NeckPath[]; fpn: { levels: FpnLevel[]; extra: string[] }; unmatched: string[] };
+  /** towers: convs run with shared weights on every level in front of the detection convs (RetinaNet's heads). */
+  heads: { convs: string[]; towers: string[]; nodes: string[]; outputs: string[]; ops: Record<string, number> };
   /** What the recognition saw, in sentences (printed by `gpt analyze`). */
   seen: string[];
 }
@@ -266,8 +269,8 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
   const empty: DetectorStructure = {
     detector: false,
     backbone: { family: structure.family, foundBy: 'none', stages: 0, nodes: [], taps: [] },
-    neck: { nodes: [], blocks: [], paths: [], unmatched: [] },
-    heads: { convs: names(convs), nodes: [], outputs: g.outputs.map((o) => o.name), ops: {} },
+    neck: { nodes: [], blocks: [], paths: [], fpn: { levels: [], extra: [] }, unmatched: [] },
+    heads: { convs: names(convs), towers: [], nodes: [], outputs: g.outputs.map((o) => o.name), ops: {} },
     seen: [],
   };
   if (convs.length < 2) {
@@ -275,10 +278,15 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
     return empty;
   }
   const headConvs = new Set(convs);
-  const afterUp = downstreamOf(g.nodes.filter((n) => UPSAMPLE_OPS.has(n.opType)));
+  // an upsample with no weight layer before it is input preprocessing (torchvision's transform
+  // resizes the image), not a top-down path
+  const weightLayers = g.nodes.filter((n) => isWeightLayer(g, n));
+  const afterWeights = downstreamOf(weightLayers);
+  const afterUp = downstreamOf(g.nodes.filter((n) => UPSAMPLE_OPS.has(n.opType) && afterWeights.has(n)));
   const bb = findBackbone(g, structure, afterUp, headConvs);
+  const towers = sharedTowers(g, convs, bb.nodes);
   const towardsHeads = upstreamOf(g, convs);
-  const neck = new Set(g.nodes.filter((n) => towardsHeads.has(n) && !bb.nodes.has(n) && !headConvs.has(n) && isData(n)));
+  const neck = new Set(g.nodes.filter((n) => towardsHeads.has(n) && !bb.nodes.has(n) && !headConvs.has(n) && !towers.has(n) && isData(n)));
   const heads = new Set(g.nodes.filter((n) => !bb.nodes.has(n) && !neck.has(n) && isData(n)));
 
   const stageOf = new Map<Value, number>();
@@ -287,7 +295,11 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
     if (out) stageOf.set(out, s.index);
   }));
   const taps: Value[] = [];
-  for (const n of bb.nodes) for (const o of n.outputs) if (o && !g.isConstant(o) && readers(o).some((r) => neck.has(r) || heads.has(r))) taps.push(o);
+  // feature maps only: the image and its size (read by an anchor generator or a box clip) are not taps
+  for (const n of bb.nodes) {
+    if (!afterWeights.has(n)) continue;
+    for (const o of n.outputs) if (o && !g.isConstant(o) && readers(o).some((r) => neck.has(r) || heads.has(r))) taps.push(o);
+  }
   taps.sort((a, b) => order.get(a.producer!)! - order.get(b.producer!)!);
 
   // neck blocks: the neck rules, matched on neck nodes only
@@ -303,6 +315,7 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
   // FPN top-down and PAN bottom-up merges
   const paths: NeckPath[] = [];
   const onPaths = new Set<Node>();
+  const topDown = new Map<Node, Node>();
   const stopAt = new Set<Value>([...taps, ...matches.map((m) => m.output)]);
   const strided = (n: Node) => n.ints('strides').some((s) => s > 1);
   for (const n of g.nodes) {
@@ -313,22 +326,24 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
       const via = ins.map((v) => ({ v, f: feeder(g, v, test, neck) })).find((x) => x.f);
       if (!via?.f) continue;
       for (const x of pathNodes(g, n, via.v, stopAt)) onPaths.add(x);
+      if (kind === 'top-down') topDown.set(n, via.f);
       paths.push({ kind, merge: n.name, via: via.f.name, lateral: ins.filter((v) => v !== via.v).map((v) => v.name), resolution: spatial(n.outputs[0]) });
       break;
     }
   }
-  const unmatched = [...neck].filter((n) => !inBlocks.has(n) && !onPaths.has(n));
+  const fpn = fpnLevels(g, neck, taps, topDown);
+  const unmatched = [...neck].filter((n) => !inBlocks.has(n) && !onPaths.has(n) && !fpn.nodes.has(n));
 
   const ops: Record<string, number> = {};
-  for (const n of heads) if (!headConvs.has(n)) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
+  for (const n of heads) if (!headConvs.has(n) && !towers.has(n)) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
   const result: DetectorStructure = {
     detector: true,
     backbone: {
       family: structure.family, foundBy: bb.foundBy, stages: bb.stages, nodes: names(bb.nodes),
       taps: taps.map((v) => ({ value: v.name, resolution: spatial(v), channels: ctx.channels(v), stage: stageOf.get(v) ?? null })),
     },
-    neck: { nodes: names(neck), blocks, paths, unmatched: names(unmatched) },
-    heads: { convs: names(convs), nodes: names(heads), outputs: g.outputs.map((o) => o.name), ops },
+    neck: { nodes: names(neck), blocks, paths, fpn: { levels: fpn.levels, extra: fpn.extra }, unmatched: names(unmatched) },
+    heads: { convs: names(convs), towers: names([...towers].filter((n) => isWeightLayer(g, n))), nodes: names(heads), outputs: g.outputs.map((o) => o.name), ops },
     seen: [],
   };
   result.seen = describe(result, structure);
@@ -349,8 +364,11 @@ function describe(d: DetectorStructure, structure: Structure): string[] {
   const rules: Record<string, number> = {};
   for (const x of d.neck.blocks) rules[x.rule] = (rules[x.rule] ?? 0) + 1;
   const td = d.neck.paths.filter((p) => p.kind === 'top-down').length, bu = d.neck.paths.length - td;
-  out.push(`neck: ${d.neck.nodes.length} nodes; blocks: ${Object.entries(rules).map(([r, n]) => `${n} ${r}`).join(', ') || 'none matched a neck rule'}; FPN top-down merges ${td}, PAN bottom-up merges ${bu}; ${d.neck.unmatched.length} node(s) in no block`);
-  out.push(`heads: ${d.heads.convs.length} detection conv(s) and ${d.heads.nodes.length - d.heads.convs.length} node(s) after them (${Object.entries(d.heads.ops).sort((x, y) => y[1] - x[1]).slice(0, 6).map(([o, n]) => `${o} ${n}`).join(', ') || 'none'}), left as they are; outputs ${d.heads.outputs.join(', ')}`);
+  const fpn = d.neck.fpn.levels.length ? `; FPN levels ${d.neck.fpn.levels.length} (lateral 1x1, top-down merge, output conv)${d.neck.fpn.extra.length ? ` and ${d.neck.fpn.extra.length} extra level(s) by stride-2 convs` : ''}` : '';
+  out.push(`neck: ${d.neck.nodes.length} nodes; blocks: ${Object.entries(rules).map(([r, n]) => `${n} ${r}`).join(', ') || 'none matched a neck rule'}; FPN top-down merges ${td}, PAN bottom-up merges ${bu}${fpn}; ${d.neck.unmatched.length} node(s) in no block`);
+  const towers = d.heads.towers.length ? `, ${d.heads.towers.length} tower conv(s) with weights shared across levels in front of them` : '';
+  const tail = d.heads.nodes.length - d.heads.convs.length - d.heads.towers.length;
+  out.push(`heads: ${d.heads.convs.length} detection conv(s)${towers} and ${tail} other node(s) (${Object.entries(d.heads.ops).sort((x, y) => y[1] - x[1]).slice(0, 6).map(([o, n]) => `${o} ${n}`).join(', ') || 'none'}), left as they are; outputs ${d.heads.outputs.join(', ')}`);
   if (!structure.stages.some((s) => s.blocks.some((x) => x.residual))) out.push('no residual block recognised: PRN has nothing to convert');
   return out;
 }
@@ -368,8 +386,8 @@ export interface PartFigures {
 /** The detector as `gpt analyze --json` reports it: the parts with their figures. */
 export interface DetectorReport {
   backbone: { family: string; foundBy: DetectorStructure['backbone']['foundBy']; stages: number; taps: Tap[]; part: PartFigures };
-  neck: { blocks: NeckBlock[]; paths: NeckPath[]; unmatched: string[]; part: PartFigures };
-  heads: { convs: string[]; outputs: string[]; ops: Record<string, number>; part: PartFigures };
+  neck: { blocks: NeckBlock[]; paths: NeckPath[]; fpn: DetectorStructure['neck']['fpn']; unmatched: string[]; part: PartFigures };
+  heads: { convs: string[]; towers: string[]; outputs: string[]; ops: Record<string, number>; part: PartFigures };
   seen: string[];
 }
 
@@ -394,8 +412,8 @@ export function detectorReport(model: Model, d: DetectorStructure, cost: CostRep
   const { family, foundBy, stages, taps } = d.backbone;
   return {
     backbone: { family, foundBy, stages, taps, part: figures(d.backbone.nodes, 0) },
-    neck: { blocks: d.neck.blocks, paths: d.neck.paths, unmatched: d.neck.unmatched, part: figures(d.neck.nodes, 1) },
-    heads: { convs: d.heads.convs, outputs: d.heads.outputs, ops: d.heads.ops, part: figures(d.heads.nodes, 2) },
+    neck: { blocks: d.neck.blocks, paths: d.neck.paths, fpn: d.neck.fpn, unmatched: d.neck.unmatched, part: figures(d.neck.nodes, 1) },
+    heads: { convs: d.heads.convs, towers: d.heads.towers, outputs: d.heads.outputs, ops: d.heads.ops, part: figures(d.heads.nodes, 2) },
     seen: d.seen,
   };
 }

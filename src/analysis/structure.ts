@@ -185,12 +185,14 @@ function candidatesIn(g: Graph, nodes: Iterable<Node>): Node[] {
   });
 }
 
-/** Distinct spatial sizes of feature maps made after the stem (global pooling's 1x1 left out). */
-function resolutionsAfter(g: Graph, stem: Set<Node>): number {
+/**
+ * Distinct spatial sizes (global pooling's 1x1 left out) of the feature maps that blocks make: the
+ * recognised blocks' outputs and the block-like nodes no rule explains. A plain conv chain at a new
+ * size (a detector's extra P6 / P7 levels, a classifier's last 1x1) holds no block to miss.
+ */
+function blockResolutions(g: Graph, stem: Set<Node>, outputs: Value[], candidates: Node[]): number {
   const seen = new Set<string>();
-  for (const n of g.nodes) {
-    if (stem.has(n) || n.opType === 'Identity') continue;
-    const o = n.outputs[0];
+  for (const o of [...outputs, ...candidates.filter((n) => !stem.has(n)).map((n) => n.outputs[0])]) {
     const s = o?.shape;
     if (!s || s.length !== 4 || g.isConstant(o!)) continue;
     if (s[2] === 1 && s[3] === 1) continue;
@@ -292,7 +294,7 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   const family = familyOf(blocks, warnings);
   const outside = [...stem, ...head, ...unmatched];
   const cands = candidatesIn(g, outside);
-  const resolutions = resolutionsAfter(g, stem);
+  const resolutions = blockResolutions(g, stem, blocks.map((b) => b.output), candidatesIn(g, g.nodes));
   const coverage = {
     blocks: blocks.length, candidates: blocks.length + cands.length, unexplained: names(cands), unmatched: names(unmatched), resolutions,
   };

@@ -19,7 +19,7 @@ import type { ActivationSpec, OpInfo, OpSpec } from './types';
 /** A pointwise activation: shape of its input, channels preserved. */
 const act = (activation: ActivationSpec = {}): OpSpec => ({ shape: ew.same, channels: 'preserve', activation });
 /** A pointwise op that is not an activation. */
-const unary: OpSpec = { shape: ew.same, channels: 'preserve' };
+const unary: OpSpec = { shape: ew.unary, channels: 'preserve' };
 const arithmetic: OpSpec = { shape: ew.broadcasting(), channels: 'preserve' };
 const commutative: OpSpec = { ...arithmetic, commutative: true };
 const comparison: OpSpec = { shape: ew.broadcasting(DataType.BOOL), channels: 'preserve' };

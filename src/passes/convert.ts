@@ -10,6 +10,8 @@ import { costModel, CostReport } from '../analysis/cost';
 import { gradientPaths, GradientPathSummary } from '../analysis/gradient-path';
 import { inferShapes } from '../analysis/shapes';
 import { recognize } from '../analysis/structure';
+import { DetectorStructure, recognizeDetector } from '../analysis/detector';
+import { NECK_STAGE } from './neck';
 import { recordStructure } from '../analysis/recorded-structure';
 import { AddedNodes, stageNodes, stageSpecs } from '../analysis/structure-refs';
 import type { Structure } from '../analysis/structure-types';
@@ -35,7 +37,8 @@ export interface ModelMetrics {
 }
 
 export interface StageMetrics extends ModelMetrics {
-  stage: number;
+  /** A backbone stage's index, or 'neck' (a detector's neck: its nodes, and what the pass put there). */
+  stage: number | 'neck';
   /** Gradient paths of the stage's weight layers (analyze's definitions). */
   maxShortest: number;
   longest: number;
@@ -48,7 +51,7 @@ export interface ConvertReport extends ReportEnvelope<'convert'> {
   source: { file: string | null; sha256: string };
   family: Structure['family'];
   /** What each converted block became. */
-  converted: { block: string; stage: number; change: string }[];
+  converted: { block: string; stage: number | 'neck'; change: string }[];
   /** Blocks or regions left as they were, with why. */
   unconverted: { block: string; reason: string }[];
   /** Nodes no rule recognised (by name). */
@@ -92,12 +95,13 @@ interface Measured {
  * (entry, blocks, and what a pass added to it), the largest live activation memory while one of
  * them runs, and the gradient paths of its weight layers.
  */
-function measure(model: Model, structure: Structure, dims: Record<string, number> | undefined, added?: AddedNodes): Measured {
+function measure(model: Model, structure: Structure, dims: Record<string, number> | undefined, added?: AddedNodes, neck?: string[]): Measured {
   const cost = costModel(model, { dims });
-  const specs = stageSpecs(structure, added);
+  const specs = [...stageSpecs(structure, added), ...(neck ? [{ name: 'neck', nodes: neck }] : [])];
   const paths = gradientPaths(model, { stages: specs });
   const byName = new Map(cost.nodes.map((n) => [n.name, n]));
-  const stages: StageMetrics[] = structure.stages.map((s, i) => {
+  const keys: (number | 'neck')[] = [...structure.stages.map((s) => s.index), ...(neck ? ['neck' as const] : [])];
+  const stages: StageMetrics[] = keys.map((stage, i) => {
     let params = 0, macs = 0, mac = 0, peak = 0;
     for (const n of specs[i].nodes) {
       const c = byName.get(n);
@@ -108,13 +112,19 @@ function measure(model: Model, structure: Structure, dims: Record<string, number
       peak = Math.max(peak, c.liveBytes);
     }
     const { maxShortest, longest, meanTimestamps } = paths.stages[i];
-    return { stage: s.index, params, macs, peakActivationBytes: peak, memoryAccessBytes: mac, maxShortest, longest, meanTimestamps };
+    return { stage, params, macs, peakActivationBytes: peak, memoryAccessBytes: mac, maxShortest, longest, meanTimestamps };
   });
   const t = cost.totals;
   return {
-    cost, stages, network: paths.network, stagePaths: paths.stages,
+    cost, stages, network: paths.network, stagePaths: paths.stages.slice(0, structure.stages.length),
     totals: { params: t.params, macs: t.macs, peakActivationBytes: t.peakActivationBytes, memoryAccessBytes: t.memoryAccessBytes },
   };
+}
+
+/** Names of a detector's nodes that are not missed blocks: the neck's explained nodes and the heads. */
+function explainedParts(d: DetectorStructure): Set<string> {
+  const unmatched = new Set(d.neck.unmatched);
+  return new Set([...d.neck.nodes.filter((n) => !unmatched.has(n)), ...d.heads.nodes]);
 }
 
 /** Shapes afresh after a rewrite (widths changed), in graph order. */
@@ -195,15 +205,26 @@ function convertOnce(source: Model, options: ConvertOptions): ConvertResult {
   if (structure.errors?.length) {
     throw new GptError('E_PATTERN', structure.errors[0], { subject, hint: 'add a rule file for the blocks that were missed (--rules); gpt analyze lists the block-like nodes no rule explains' });
   }
-  const before = measure(model, structure, options.dims);
+  // a detector (backbone + neck + heads) is read once here; the passes reuse it (ctx.detector)
+  const det = recognizeDetector(model, { rules: options.rules, structure });
+  const detector = det.detector ? det : null;
+  const neckBefore = detector && detector.neck.nodes.length ? detector.neck.nodes : undefined;
+  // the neck's nodes still in the graph and those a pass put there (the neck row of the stage table)
+  const liveNeck = (put: Node[] = []): string[] | undefined => {
+    if (!neckBefore) return undefined;
+    const live = new Set(model.graph.nodes);
+    const names = new Set([...model.graph.nodes].map((n) => n.name));
+    return [...new Set([...neckBefore.filter((n) => names.has(n)), ...put.filter((n) => live.has(n)).map((n) => n.name)])];
+  };
+  const before = measure(model, structure, options.dims, undefined, neckBefore);
   const existed = new Set(model.graph.nodes);
 
   const steps: { label: string; at: Measured }[] = [];
   const ctx: PassContext = {
-    model, structure, subject, strict: !!options.strict, rules: options.rules,
+    model, structure, subject, strict: !!options.strict, rules: options.rules, detector,
     step: (label) => {
       if (steps.length > 0) reinfer(model);
-      steps.push({ label, at: steps.length === 0 ? before : measure(model, structure, options.dims) });
+      steps.push({ label, at: steps.length === 0 ? before : measure(model, structure, options.dims, undefined, liveNeck()) });
     },
   };
   // plan: every change decided and checked; the model is untouched until apply
@@ -213,7 +234,12 @@ function convertOnce(source: Model, options: ConvertOptions): ConvertResult {
       subject, hint: 'add a rule file for the block (--rules), or drop --strict to convert the rest',
     });
   }
-  const unexplained = structure.coverage?.unexplained ?? [];
+  // a detector's neck nodes that its blocks, FPN / PAN paths and levels explain, and its heads (left
+  // as they are by design), are not block-like nodes missed
+  const neckSeen = detector ? explainedParts(detector) : new Set<string>();
+  const missed = (n: string) => !neckSeen.has(n);
+  const unexplained = (structure.coverage?.unexplained ?? []).filter(missed);
+  const unrecognized = structure.unmatched.filter(missed);
   const opOf = new Map(model.graph.nodes.map((n) => [n.name, n.opType]));
   const leftAdds = unexplained.filter((n) => opOf.get(n) === 'Add');
   if (options.strict && unexplained.length > 0) {
@@ -229,7 +255,7 @@ function convertOnce(source: Model, options: ConvertOptions): ConvertResult {
   reinfer(model);
   assertValid(model.graph, subject);
   const added = attributeAddedNodes(model, structure, existed, outcome.added);
-  const after = measure(model, structure, options.dims, added);
+  const after = measure(model, structure, options.dims, added, liveNeck(added.get(NECK_STAGE)));
   const figures: Figures = {
     before: { network: before.network, stages: before.stagePaths },
     after: { network: after.network, stages: after.stagePaths },
@@ -239,22 +265,28 @@ function convertOnce(source: Model, options: ConvertOptions): ConvertResult {
       return { label: s.label, from: fig(s.at), to: fig(to) };
     }),
   };
+  const notApplicable = new Set(plan.notApplicable ?? []);
   const nonResidual = new Set(structure.stages.flatMap((st) => st.blocks).filter((b) => !b.residual).map((b) => b.id));
   const recorded = pass.recorded(opts);
   const report: ConvertReport = {
     ...envelope('convert'), target, options: recorded, source: { file: source.sourcePath ?? null, sha256: sha },
-    family: structure.family, converted: outcome.converted, unconverted: outcome.unconverted, unrecognized: structure.unmatched,
-    warnings: [...shapeWarnings, ...structure.warnings, ...outcome.warnings],
+    family: structure.family,
+    converted: outcome.converted.map((c) => (c.stage === NECK_STAGE ? { ...c, stage: 'neck' as const } : c)),
+    unconverted: outcome.unconverted, unrecognized,
+    // the structure's count of unmatched nodes, less what the detector's parts explain
+    warnings: [...shapeWarnings, ...structure.warnings.flatMap((w) => (/node\(s\) match no rule/.test(w) ? (unrecognized.length ? [`${unrecognized.length} node(s) match no rule; they are listed in unmatched`] : []) : [w])), ...outcome.warnings],
     before: before.totals, after: after.totals, stages: { before: before.stages, after: after.stages },
     weightsCarriedOver: after.totals.params > 0 ? 1 - outcome.freshParams / after.totals.params : 1,
     gradientPaths: { before: before.network, after: after.network },
     notes: [...outcome.notes, ...(pass.notes?.(figures, outcome, structure) ?? [])],
     coverage: {
-      blocks: structure.coverage?.blocks ?? 0,
-      candidates: structure.coverage?.candidates ?? 0,
+      // a detector's neck blocks count as recognised; its FPN / PAN merges are explained by the paths
+      blocks: (structure.coverage?.blocks ?? 0) + (detector?.neck.blocks.length ?? 0),
+      candidates: (structure.coverage?.blocks ?? 0) + (detector?.neck.blocks.length ?? 0) + unexplained.length,
       converted: outcome.converted.length,
-      // PRN's candidates are the residual blocks: a VoVNet OSA module without an Add is not left undone
-      left: [...outcome.unconverted.filter((u) => target !== 'prn' || !nonResidual.has(u.block)).map((u) => u.block), ...unexplained],
+      // PRN's candidates are the residual blocks: a VoVNet OSA module without an Add is not left undone;
+      // a block the target does not apply to (a neck's SPP) is listed with its reason, not left undone
+      left: [...outcome.unconverted.filter((u) => (target !== 'prn' || !nonResidual.has(u.block)) && !notApplicable.has(u.block)).map((u) => u.block), ...unexplained],
     },
   };
   if (report.coverage.left.length) {

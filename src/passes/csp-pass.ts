@@ -52,8 +52,11 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
     const already = ctx.structure.stages.filter((s) => s.csp);
     if (already.length) {
       const s = already[0];
-      throw new GptError('E_PATTERN', `the model is already cross-stage partial (${already.length} of ${ctx.structure.stages.length} stages; stage ${s.index}: ${s.csp!.splitOp} into ${s.csp!.parts.map((p) => p ?? '?').join(' + ')} channels, fusion ${s.csp!.fusion}); CSP on top of CSP is refused`, {
-        subject: ctx.subject, hint: 'convert --to elan (it converts from the CSP form) or --to prn (it masks the residual adds inside the CSP stages)',
+      // a detector built of C3 blocks (YOLOv5, YOLOv4-CSP) has its neck in CSP form as well
+      const c3 = ctx.detector?.neck.blocks.filter((b) => b.rule === 'csp-c3').length ?? 0;
+      const neck = c3 ? `, and its neck's ${c3} C3 block(s) are CSP blocks too` : '';
+      throw new GptError('E_PATTERN', `the model is already cross-stage partial (${already.length} of ${ctx.structure.stages.length} stages; stage ${s.index}: ${s.csp!.splitOp} into ${s.csp!.parts.map((p) => p ?? '?').join(' + ')} channels, fusion ${s.csp!.fusion}${neck}); CSP on top of CSP is refused`, {
+        subject: ctx.subject, hint: `convert --to elan (it converts from the CSP form${c3 ? ', the neck\'s C3 blocks included' : ''}) or --to prn (it masks the residual adds inside the CSP stages)`,
       });
     }
     const plan = planCspStages(ctx, ctx.structure.stages, opts);

@@ -143,6 +143,10 @@ export function writersOf(g: Graph, v: Value, blockInput: Value, inBlock: Set<No
         slopes.push({ node: p, input: through.slope });
       }
       stack.push(through.data);
+    } else if ((p.opType === 'Add' || p.opType === 'Mul') && frozenBnOperand(g, p) !== null) {
+      // FrozenBatchNorm (torchvision) exported as Mul + Add of per-channel constants: narrowed as a slope is
+      slopes.push({ node: p, input: frozenBnOperand(g, p)! });
+      stack.push(g.dataInputs(p)[0]);
     } else if (p.opType === 'Add' || p.opType === 'Mul') {
       for (const i of p.inputs) {
         if (!i) continue;
@@ -153,6 +157,14 @@ export function writersOf(g: Graph, v: Value, blockInput: Value, inBlock: Set<No
     } else throw patternError(stage, `cannot narrow the output channels of '${p.name}' (${p.opType})`, 'only conv, BatchNormalization, Add, Mul and pointwise activations can be narrowed');
   }
   return out;
+}
+
+/** The input index of a per-channel constant ([C], [1,C,1,1]...) of a Mul / Add with one data operand, else null. */
+function frozenBnOperand(g: Graph, p: Node): number | null {
+  if (p.inputs.length !== 2 || g.dataInputs(p).length !== 1) return null;
+  const i = p.inputs.findIndex((v) => !!v && g.isConstant(v));
+  const t = i >= 0 ? g.constantTensor(p.inputs[i]) : null;
+  return t && t.size > 1 && t.dims.filter((d) => d !== 1).length === 1 ? i : null;
 }
 
 /** Another writer's conv that `conv`'s data input comes from, inside the block, or null. */

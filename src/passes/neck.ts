@@ -60,8 +60,9 @@ const FIRST_LAYER: Record<string, string> = { 'yolo-conv-set': 'reduce', 'csp-c3
  * same output width. A model that is not a detector plans nothing.
  */
 export function planNeck(ctx: PassContext, to: 'csp' | 'elan'): NeckPlan {
-  const d = recognizeDetector(ctx.model, { rules: ctx.rules, structure: ctx.structure });
-  const plan: NeckPlan = { sets: [], detector: d.detector ? d : null, unconverted: [], warnings: [] };
+  if (ctx.detector === null) return { sets: [], detector: null, unconverted: [], warnings: [] };
+  const d = ctx.detector ?? recognizeDetector(ctx.model, { rules: ctx.rules, structure: ctx.structure });
+  const plan: NeckPlan = { sets: [], detector: d.detector ? d : null, unconverted: [], notApplicable: [], warnings: [] };
   const refs = detectorRefs(d);
   if (!d.detector || !refs) return plan;
   const g = ctx.model.graph;
@@ -69,8 +70,14 @@ export function planNeck(ctx: PassContext, to: 'csp' | 'elan'): NeckPlan {
     const id = `neck.n${i}`;
     const first = FIRST_LAYER[m.rule.name];
     if (!first || (to === 'csp' && m.rule.name !== 'yolo-conv-set')) {
-      const why = m.rule.name === 'csp-c3' ? 'already a cross stage partial block' : `--to ${to} rewrites ${to === 'csp' ? 'YOLO conv sets' : 'YOLO conv sets and C3 blocks'} in the neck`;
+      const pooling = m.rule.name.startsWith('spp');
+      const why = m.rule.name === 'csp-c3'
+        ? 'already a cross stage partial block'
+        : pooling
+          ? 'a pooling block (one 1x1 before and after the max pools, no conv chain to split or restack; YOLOv7 keeps its SPP too)'
+          : `--to ${to} rewrites ${to === 'csp' ? 'YOLO conv sets' : 'YOLO conv sets and C3 blocks'} in the neck`;
       plan.unconverted.push({ block: id, reason: `${m.rule.name}: ${why}; kept` });
+      if (pooling) plan.notApplicable!.push(id);
       return;
     }
     const acts = lastOf(m, `${first}.act`);
@@ -135,7 +142,9 @@ export function applyNeck(model: Model, plan: NeckPlan, t: NeckTarget, outcome: 
   }
   if (plan.sets.length) {
     g.cleanup();
-    outcome.notes.push(`neck: ${plan.sets.length} conv set(s) rewritten; their new layers have seeded weights (train or fine-tune the model). Heads, decode and NMS are unchanged.`);
+    const by: Record<string, number> = {};
+    for (const x of plan.sets) by[x.rule] = (by[x.rule] ?? 0) + 1;
+    outcome.notes.push(`neck: ${plan.sets.length} block(s) rewritten (${Object.entries(by).map(([r, n]) => `${n} ${r}`).join(', ')}); their new layers have seeded weights (train or fine-tune the model). Heads, decode and NMS are unchanged.`);
   }
 }
 
@@ -188,7 +197,10 @@ export function withNeck(pass: AnyPass, target: (o: Record<string, unknown>) => 
           subject: ctx.subject, hint: 'the neck conversion applies to detectors whose neck has YOLO conv sets; see gpt analyze',
         });
       }
-      return { inner, neck, unconverted: [...(inner?.unconverted ?? []), ...neck.unconverted], warnings: [...(inner?.warnings ?? []), ...neck.warnings] };
+      return {
+        inner, neck, unconverted: [...(inner?.unconverted ?? []), ...neck.unconverted],
+        notApplicable: [...(inner?.notApplicable ?? []), ...(neck.notApplicable ?? [])], warnings: [...(inner?.warnings ?? []), ...neck.warnings],
+      };
     },
     apply(ctx, plan: Plan, o: Opts): PassOutcome {
       const p = plan as Both;

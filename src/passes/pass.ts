@@ -6,6 +6,7 @@
 import type { GradientPathSummary } from '../analysis/gradient-path';
 import type { Rule } from '../analysis/rules';
 import type { AddedNodes } from '../analysis/structure-refs';
+import type { DetectorStructure } from '../analysis/detector';
 import type { Structure } from '../analysis/structure-types';
 import type { Node } from '../ir/graph';
 import type { Model } from '../ir/model';
@@ -19,6 +20,8 @@ export interface PassContext {
   strict: boolean;
   /** The rules the structure was recognised with (undefined: the shipped ones). */
   rules?: Rule[];
+  /** The model read as a detector (backbone + neck + heads) before any change, or null when it is not one; undefined: not looked at. */
+  detector?: DetectorStructure | null;
   /**
    * A pass with several steps (ELAN, then the CSP split) calls this at the start of each: convert()
    * measures the model there and reports each step's effect. A one-step pass need not call it.
@@ -35,6 +38,11 @@ export interface Unconverted {
 export interface Plan {
   /** What the plan leaves as it was (under strict, convert() fails before applying anything). */
   unconverted: Unconverted[];
+  /**
+   * Ids among `unconverted` that the target does not apply to (a detector neck's SPP: a pooling
+   * block, no conv chain to restack): reported with their reason, not counted as left undone.
+   */
+  notApplicable?: string[];
   warnings: string[];
 }
 

@@ -15,7 +15,8 @@
  * Every trained weight is kept: the kept channels compute exactly what they did.
  */
 import { GptError } from '../errors';
-import { blockRefs } from '../analysis/structure-refs';
+import { detectorRefs } from '../analysis/detector';
+import { blockRefs, setBlockRefs } from '../analysis/structure-refs';
 import type { Block } from '../analysis/structure-types';
 import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
@@ -174,6 +175,59 @@ interface PrnPassOptions {
 
 interface PrnPlan extends Plan {
   blocks: { stage: number; plan: MaskedResidualPlan }[];
+  /** What PRN saw in a detector's neck (a note). */
+  neckSeen?: string;
+}
+
+/** Stage key of a detector neck's residual blocks (as neck.ts reports the neck). */
+const NECK = -1;
+
+/**
+ * The residual Adds inside a detector's neck blocks (a C3 with shortcut=True: bottleneck input +
+ * its 3x3 output), as blocks PRN can plan: the shortcut is the operand another node of the block
+ * reads too (the bottleneck's first 1x1), the branch the one only the Add reads. Blocks without
+ * such an Add (C3 with shortcut=False, SPP, conv sets) are counted for the note.
+ */
+function neckResiduals(ctx: Parameters<typeof prnPass.plan>[0]): { blocks: Block[]; seen: string } | null {
+  const d = ctx.detector;
+  const refs = d?.detector ? detectorRefs(d) : undefined;
+  if (!d || !refs || refs.blocks.length + d.neck.paths.length === 0) return null;
+  const g = ctx.model.graph;
+  // an Add a backbone rule already explains (a bottleneck read as a Darknet residual) is planned once, as that block
+  const known = new Set(ctx.structure.stages.flatMap((st) => st.blocks.map((b) => blockRefs(b).residual?.add)).filter((a): a is Node => !!a));
+  const blocks: Block[] = [];
+  const plain: Record<string, number> = {};
+  refs.blocks.forEach((m, i) => {
+    const inBlock = new Set(m.nodes);
+    let j = 0;
+    for (const add of m.nodes) {
+      const ins = add.opType === 'Add' ? g.dataInputs(add) : [];
+      if (known.has(add)) {
+        j++;
+        continue;
+      }
+      if (ins.length !== 2 || JSON.stringify(ins[0].shape) !== JSON.stringify(ins[1].shape) || ins[0].shape?.length !== 4) continue;
+      const sharedBy = (v: Value) => v.consumers.filter((u) => u.node !== add && inBlock.has(u.node)).length;
+      const [S, B] = sharedBy(ins[0]) > 0 && sharedBy(ins[1]) === 0 ? ins : sharedBy(ins[1]) > 0 && sharedBy(ins[0]) === 0 ? [ins[1], ins[0]] : [null, null];
+      if (!S || !B) continue;
+      const block: Block = {
+        id: `neck.n${i}.r${j++}`, rule: m.rule.name, kind: 'residual', nodes: [add.name], roles: {}, input: S.name, output: add.outputs[0]!.name,
+        residual: { add: add.name, shortcutValue: S.name, branchValue: B.name, shortcut: 'identity', projectionNodes: [], postAdd: [] },
+        channelsIn: channelsOf(S), channelsOut: channelsOf(add.outputs[0]),
+      };
+      setBlockRefs(block, { nodes: [add], input: S, output: add.outputs[0]!, parts: new Map(), roles: new Map(), residual: { add, shortcut: S, branch: B } });
+      blocks.push(block);
+    }
+    if (j === 0) plain[m.rule.name] = (plain[m.rule.name] ?? 0) + 1;
+  });
+  // the neck's residual adds: planned here, or already as a backbone rule's block
+  const residualAdds = blocks.length + [...known].filter((a) => refs.blocks.some((m) => m.nodes.includes(a))).length;
+  const kinds = Object.entries(plain).map(([r, n]) => `${n} ${r}`).join(', ');
+  const fpn = d.neck.paths.length ? `; its ${d.neck.paths.length} FPN / PAN merge(s) join two paths (not shortcuts) and are left as they are` : '';
+  return {
+    blocks,
+    seen: `neck: ${refs.blocks.length} block(s) recognised, ${residualAdds} residual add(s) in them${kinds ? `; without a residual add (nothing to mask): ${kinds}` : ''}${fpn}`,
+  };
 }
 
 /** convert --to prn: every recognised residual block gets a masked (and, where apt, asymmetric) residual. */
@@ -194,18 +248,20 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
     const all = structure.stages.flatMap((s) => s.blocks.map((b) => ({ stage: s.index, b })));
     const residual = all.filter(({ b }) => b.residual);
     for (const { b } of all) if (!b.residual && b.kind !== 'downsample') plan.unconverted.push({ block: b.id, reason: `${b.rule} has no residual connection` });
-    if (residual.length === 0) {
+    const neck = neckResiduals(ctx);
+    if (residual.length === 0 && !neck?.blocks.length) {
       const msg = structure.family === 'vovnet'
         ? 'a VoVNet has no residual connections, so PRN has nothing to convert'
         : 'no residual block was recognised, so PRN has nothing to convert';
       if (ctx.strict) throw new GptError('E_PATTERN', msg, { subject: ctx.subject, hint: 'PRN applies to ResNet and Darknet residual blocks; try --to csp or --to elan' });
       plan.warnings.push(`${msg}; the model is written unchanged`);
     }
-    for (const { stage, b } of residual) {
+    for (const { stage, b } of [...residual, ...(neck?.blocks ?? []).map((b) => ({ stage: NECK, b }))]) {
       const p = planBlock(ctx.model, b, { ratio: o.ratio, dropProjection: o.asymmetric });
       if (typeof p === 'string') plan.unconverted.push({ block: b.id, reason: p });
       else plan.blocks.push({ stage, plan: p });
     }
+    if (neck) plan.neckSeen = neck.seen;
     return plan;
   },
   apply(ctx, plan, o) {
@@ -213,6 +269,7 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
       converted: [], unconverted: [...plan.unconverted], freshParams: 0, warnings: [...plan.warnings], added: new Map(),
       notes: ['PRN keeps every trained weight: the converted model computes the same features except for the masked shortcut channels; a short fine-tune recovers accuracy.'],
     };
+    if (plan.neckSeen) outcome.notes.push(plan.neckSeen);
     for (const { stage, plan: p } of plan.blocks) {
       // the mask form cannot add a narrower block input (a dropped projection) nor a float16 mask: those stay split
       const masked = o.emit === 'mask' && p.kind !== 'projection-dropped' && elemTypeOf(p.shortcut) === 1;

@@ -8,6 +8,7 @@
  * A residual Add is found from the graph alone: an Add of two computed (non-constant) tensors of
  * the same channel count that fork from one tensor (the block input). The shortcut S is the side
  * with fewer nodes since the fork (identity: none; projection: conv [+ BN]); a tie is ambiguous.
+ * An Add whose longer side passes an upsample is a top-down merge (FPN), not a residual.
  */
 import { inferShapes } from '../analysis/shapes';
 import type { Graph, Node, Value } from '../ir/graph';
@@ -16,6 +17,7 @@ import { channelsOf, elemTypeOf, roundHalfEven } from '../ir/surgery';
 import { Tensor } from '../ir/tensor';
 
 const FLOAT = 1;
+const UPSAMPLE = new Set(['Resize', 'Upsample', 'ConvTranspose', 'DepthToSpace']);
 /** How far back (in nodes) a fork is looked for: a residual branch is a handful of layers. */
 const MAX_DEPTH = 64;
 
@@ -66,6 +68,10 @@ export function residualAdds(model: Model): ResidualAdd[] {
       void v;
     }
     if (!best || best.sa === best.sb) continue;
+    // a residual branch never raises the resolution: an Add whose longer side passes an upsample
+    // since the fork is an FPN top-down merge (lateral + upsampled coarser level), not a shortcut
+    const [far, dist] = best.sa < best.sb ? [db, best.sb] : [da, best.sa];
+    if ([...far].some(([v, d]) => d < dist && v.producer && UPSAMPLE.has(v.producer.opType))) continue;
     out.push(best.sa < best.sb ? { add, shortcut: a, branch: b, channels: C } : { add, shortcut: b, branch: a, channels: C });
   }
   return out;

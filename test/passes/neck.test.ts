@@ -8,7 +8,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadModel } from '../../src/onnx/io';
 import { convert } from '../../src/passes/convert';
-import { NECK_STAGE } from '../../src/passes/neck';
 import { createSession, runFloat } from '../../src/profile/ort';
 import { buildSample } from '../../src/samples';
 import { fixturesDir, maxAbsDiff, readNpy } from '../helpers';
@@ -53,8 +52,8 @@ for (const m of ['yolov3-w25', 'yolov3-w25-raw']) {
       const src = loadModel(f(`${m}.onnx`));
       const shapes = src.graph.outputs.map((o) => [o.name, o.shape]);
       const { model, report } = convert(src, { to });
-      assert.is(report.converted.filter((c) => c.stage === NECK_STAGE).length, 3);
-      assert.ok(report.converted.some((c) => c.stage >= 0), 'backbone converted too');
+      assert.is(report.converted.filter((c) => c.stage === 'neck').length, 3);
+      assert.ok(report.converted.some((c) => typeof c.stage === 'number'), 'backbone converted too');
       assert.equal(model.graph.outputs.map((o) => [o.name, o.shape]), shapes);
       for (const level of ['disabled', 'all'] as const) {
         const { names, out } = await runAll(model, `${m}.input.npy`, level);
@@ -70,11 +69,11 @@ for (const m of ['yolov3-w25', 'yolov3-w25-raw']) {
 
 test('yolov5n: --to elan replaces the 5 C3 blocks of the neck (SiLU copied), output0 keeps name and shape and runs at both ORT levels; --to csp has nothing to convert', async () => {
   const { model, report } = convert(loadModel(f('yolov5n.onnx')), { to: 'elan' });
-  const neck = report.converted.filter((c) => c.stage === NECK_STAGE);
+  const neck = report.converted.filter((c) => c.stage === 'neck');
   // yolov5n has 8 C3 blocks; the backbone's last one (at P5, before SPPF) reads as a backbone stage
   // since structure recognises cross-stage partials (issue 12), so the neck has 4 of them here
   assert.is(neck.length, 4);
-  assert.is(report.converted.filter((c) => c.stage !== NECK_STAGE).length + neck.length, 8);
+  assert.is(report.converted.filter((c) => c.stage !== 'neck').length + neck.length, 8);
   assert.ok(neck.every((c) => c.change.startsWith('csp-c3 -> ELAN')));
   assert.ok(report.unconverted.some((u) => u.reason.startsWith('sppf')), 'SPPF listed as kept');
   assert.ok(model.graph.nodes.some((n) => n.name.startsWith('/neck/') && n.opType === 'Sigmoid'), 'SiLU written out as the source did');
@@ -84,6 +83,28 @@ test('yolov5n: --to elan replaces the 5 C3 blocks of the neck (SiLU copied), out
     assert.ok(out.output0.data.every(Number.isFinite));
   }
   assert.throws(() => convert(loadModel(f('yolov5n.onnx')), { to: 'csp' }), (e: { code?: string }) => e.code === 'E_PATTERN');
+});
+
+test('yolov5n coverage: the neck\'s C3 blocks and SPPF count as recognised, its FPN / PAN concats as explained; nothing is left undone by ELAN or PRN', () => {
+  // 8 C3 (4 read as backbone CSP stages, 4 in the neck) and one SPPF; the 4 FPN / PAN concats join paths
+  const elan = convert(loadModel(f('yolov5n.onnx')), { to: 'elan' }).report;
+  assert.is(elan.coverage.blocks, elan.coverage.candidates);
+  assert.equal(elan.coverage.left, []);
+  assert.is(elan.incomplete, undefined);
+  const sppf = elan.unconverted.find((u) => u.reason.startsWith('sppf'));
+  assert.ok(sppf && /pooling block/.test(sppf.reason), 'SPPF is listed, with why it is kept');
+  assert.equal(elan.unrecognized, []);
+  // PRN: the neck's C3 blocks are shortcut=False: nothing to mask there, and it says so
+  const prn = convert(loadModel(f('yolov5n.onnx')), { to: 'prn' }).report;
+  assert.is(prn.converted.length, 7, 'the backbone C3s hold 1 + 2 + 3 + 1 bottleneck shortcuts');
+  assert.equal(prn.coverage.left, []);
+  assert.ok(prn.notes.some((n) => /neck: 5 block\(s\) recognised, 0 residual add\(s\) in them; without a residual add \(nothing to mask\): 1 sppf, 4 csp-c3/.test(n)), prn.notes.join(' / '));
+  // the stage table has the neck as a row of its own; its params are what the parts add up to
+  const neck = elan.stages.before.find((s) => s.stage === 'neck')!;
+  assert.ok(neck.params > 0 && neck.macs > 0);
+  assert.ok(elan.stages.after.find((s) => s.stage === 'neck')!.params !== neck.params, 'the neck changed');
+  // negative: --to csp is refused as already CSP, and the message names the neck's C3 blocks
+  assert.throws(() => convert(loadModel(f('yolov5n.onnx')), { to: 'csp' }), (e: Error) => /already cross-stage partial.*neck's 4 C3 block\(s\) are CSP blocks too/.test(e.message));
 });
 
 test('yolov3-tiny-w25: no residual -> PRN says nothing to convert; plain model runs with opt off (ORT default level differs: PadFusion)', async () => {
@@ -102,7 +123,7 @@ test('full-size YOLOv3 at 416 (gpt sample yolov3): CSP (split 0.5, fusion both) 
   const elan = convert(buildSample('yolov3'), { to: 'elan', inPlace: true }).report;
   for (const [r, bound] of [[csp, 0.78], [elan, 0.74]] as const) {
     assert.ok(r.after.macs / r.before.macs <= bound, `${r.target}: ${(r.after.macs / r.before.macs).toFixed(3)}x`);
-    assert.is(r.converted.filter((c) => c.stage === NECK_STAGE).length, 3);
+    assert.is(r.converted.filter((c) => c.stage === 'neck').length, 3);
   }
 });
 
@@ -123,14 +144,14 @@ test('neck MACs by hand: CSP (split 0.5, fusion both) saves 28.75 M^2 HW per set
   const elan1 = convert(buildSample('yolov3'), { to: 'elan', parts: 'neck', neckStack: 1, inPlace: true }).report;
   assert.is(elan1.before.macs - elan1.after.macs, 36.8125 * M2HW);
   // the backbone is left alone with parts: 'neck'
-  assert.ok(base.converted.every((c) => c.stage === NECK_STAGE));
+  assert.ok(base.converted.every((c) => c.stage === 'neck'));
 });
 
 test('parts add up: CSP all = backbone + neck savings; backbone only leaves the neck conv sets', () => {
   const r = (parts: 'all' | 'backbone' | 'neck') => convert(buildSample('yolov3'), { to: 'csp', parts, inPlace: true }).report;
   const [all, bb, neck] = [r('all'), r('backbone'), r('neck')];
   assert.is(all.before.macs - all.after.macs, (bb.before.macs - bb.after.macs) + (neck.before.macs - neck.after.macs));
-  assert.is(bb.converted.filter((c) => c.stage === NECK_STAGE).length, 0);
+  assert.is(bb.converted.filter((c) => c.stage === 'neck').length, 0);
   assert.is(all.options.parts, undefined);
   assert.is(neck.options.parts, 'neck');
 });

@@ -10,6 +10,35 @@ import { broadcastAll, ShapeRule } from './context';
 /** Output 0 has input 0's shape (and its tracked values: Identity, Cast of a shape...). */
 export const same: ShapeRule = (c) => [{ shape: c.shape(0), values: c.values(0) }];
 
+/** float32 arithmetic for FLOAT tensors (as the runtime computes them), doubles otherwise. */
+function rounder(elemType: number): (x: number) => number {
+  return elemType === DataType.FLOAT ? Math.fround : (x) => x;
+}
+
+const UNARY: Record<string, (x: number) => number> = {
+  Floor: Math.floor, Ceil: Math.ceil, Neg: (x) => -x, Abs: Math.abs, Reciprocal: (x) => 1 / x, Sqrt: Math.sqrt,
+  // ONNX Round: half to even
+  Round: (x) => (Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : Math.round(x)),
+};
+/** Ops that leave a whole, non-negative dim (a symbol too) as it is. */
+const KEEPS_DIMS = new Set(['Identity', 'Floor', 'Ceil', 'Round', 'Abs']);
+
+/**
+ * A pointwise op without parameters: input 0's shape; tracked values computed for the ops above
+ * (torchvision's transform works out its resize scale with Reciprocal / Min / Floor on constants).
+ * Any other op (Exp, Sin...) tracks no values.
+ */
+export const unary: ShapeRule = (c) => {
+  const op = c.node.opType;
+  const v = c.values(0);
+  let values: Dim[] | undefined;
+  if (v && v.every(known) && UNARY[op]) {
+    const r = rounder(c.elemType(0));
+    values = (v as number[]).map((x) => r(UNARY[op](x)));
+  } else if (v && KEEPS_DIMS.has(op)) values = v;
+  return [{ shape: c.shape(0), values }];
+};
+
 /** Element-wise arithmetic on tracked values (PyTorch does shape maths with Mul/Div/Add). */
 function arithmetic(op: string, a: Dim[], b: Dim[]): Dim[] | undefined {
   if (a.length !== b.length && a.length !== 1 && b.length !== 1) return undefined;
@@ -34,14 +63,37 @@ export function broadcasting(elemType?: number): ShapeRule {
     let values: Dim[] | undefined;
     const a = c.values(0), b = c.values(1);
     const integer = c.elemType(0) === DataType.INT64 || c.elemType(0) === DataType.INT32;
+    const float = c.elemType(0) === DataType.FLOAT || c.elemType(0) === DataType.DOUBLE;
     const op = c.node.opType;
     if (integer && a && b && shape.length <= 1 && (op === 'Add' || op === 'Sub' || op === 'Mul' || op === 'Div')) {
       values = arithmetic(op, a, b);
+    } else if (shape.length <= 1 && (float || integer) && FLOAT_OPS.has(op)) {
+      values = floatArithmetic(op, c.node.inputs.map((_, i) => c.numbers(i)), rounder(c.elemType(0)), integer);
     } else if (a && b && shape.length <= 1 && op === 'Equal') {
       values = equal(a, b);
     }
     return [{ shape, elemType, values }];
   };
+}
+
+const FLOAT_OPS = new Set(['Add', 'Sub', 'Mul', 'Div', 'Min', 'Max']);
+
+/**
+ * Element-wise arithmetic on known numbers (float scales; Min / Max of integers too), rounded as
+ * the element type is; undefined when an input is not known.
+ */
+function floatArithmetic(op: string, ins: (number[] | undefined)[], r: (x: number) => number, integer: boolean): number[] | undefined {
+  if (ins.length === 0 || ins.some((v) => !v)) return undefined;
+  const vs = ins as number[][];
+  const n = Math.max(...vs.map((v) => v.length));
+  if (vs.some((v) => v.length !== 1 && v.length !== n)) return undefined;
+  const at = (v: number[], i: number) => v[v.length === 1 ? 0 : i];
+  const f: Record<string, (xs: number[]) => number> = {
+    Add: ([x, y]) => x + y, Sub: ([x, y]) => x - y, Mul: ([x, y]) => x * y, Div: ([x, y]) => x / y,
+    Min: (xs) => Math.min(...xs), Max: (xs) => Math.max(...xs),
+  };
+  if (integer && op !== 'Min' && op !== 'Max') return undefined;
+  return Array.from({ length: n }, (_, i) => r(f[op](vs.map((v) => r(at(v, i))))));
 }
 
 /** Equal on tracked values (PyTorch's index broadcasting: Where(Equal(shape, -1), ...)); undefined when a symbol makes it unknown. */

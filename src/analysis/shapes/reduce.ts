@@ -2,6 +2,10 @@
 import { DataType } from '../../onnx/schema';
 import type { Out, ShapeContext } from './context';
 
+const FOLD: Partial<Record<string, (a: number, b: number) => number>> = {
+  ReduceMin: (a, b) => Math.min(a, b), ReduceMax: (a, b) => Math.max(a, b), ReduceSum: (a, b) => a + b, ReduceProd: (a, b) => a * b,
+};
+
 export function reduce(c: ShapeContext): Out[] {
   const x = c.shape(0);
   const keep = c.node.int('keepdims', 1) === 1;
@@ -17,7 +21,12 @@ export function reduce(c: ShapeContext): Out[] {
     axes = x.map((_, i) => i);
   }
   const set = new Set(axes.map((a) => c.axis(a, x.length)));
-  return [{ shape: keep ? x.map((d, i) => (set.has(i) ? 1 : d)) : x.filter((_, i) => !set.has(i)) }];
+  const shape = keep ? x.map((d, i) => (set.has(i) ? 1 : d)) : x.filter((_, i) => !set.has(i));
+  // a whole small tensor reduced to one number (torchvision's transform: min / max of the image size)
+  const v = c.numbers(0);
+  const f = FOLD[c.node.opType];
+  const values = v && v.length > 0 && f && x.every((_, i) => set.has(i)) ? [v.reduce(f)] : undefined;
+  return [{ shape, values }];
 }
 
 export function argReduce(c: ShapeContext): Out[] {

@@ -1,0 +1,53 @@
+"""
+Export a torchvision RetinaNet (ResNet-18-FPN backbone, FrozenBatchNorm2d, random weights, fixed
+seed) with torch.onnx.export, as a detection engineer would: the postprocess (score threshold,
+top-k, batched NMS, box decoding) is in the graph, NMS inside If / Loop. A small image (128x128 via
+min_size / max_size) keeps the export and the run short.
+
+usage: python3 torchvision_detector.py OUT_DIR
+writes OUT_DIR/retinanet.onnx, OUT_DIR/input.npy (3x128x128 uniform [0,1), the one image the model takes), OUT_DIR/meta.json
+(torch and torchvision versions, output names, the eager outputs' shapes).
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torchvision
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.retinanet import RetinaNet
+from torchvision.ops import misc as misc_nn_ops
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+torch.manual_seed(1234)
+# the backbone as torchvision's retinanet_resnet50_fpn builds it (FrozenBatchNorm2d, FPN on C3..C5,
+# P6 / P7 from P5), with ResNet-18 and an FPN 64 wide instead of 256 so the graph stays small
+body = torchvision.models.resnet18(weights=None, norm_layer=misc_nn_ops.FrozenBatchNorm2d)
+# FrozenBatchNorm's buffers are 1/0 after init: give them seeded values so the Mul + Add are not identities
+with torch.no_grad():
+    for m in body.modules():
+        if isinstance(m, misc_nn_ops.FrozenBatchNorm2d):
+            m.weight.uniform_(0.5, 1.0)
+            m.bias.normal_(0, 0.1)
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+backbone = BackboneWithFPN(body, {'layer2': '0', 'layer3': '1', 'layer4': '2'}, [128, 256, 512], 64, extra_blocks=LastLevelP6P7(64, 64))
+# score_thresh below the classification prior (0.01) so that random weights still leave detections
+model = RetinaNet(backbone, num_classes=4, min_size=128, max_size=128, score_thresh=0.001, detections_per_img=20, topk_candidates=50)
+model.eval()
+
+x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(7))
+np.save(os.path.join(out, 'input.npy'), x[0].numpy().astype(np.float32))
+with torch.no_grad():
+    eager = model([x[0]])[0]
+names = ['boxes', 'scores', 'labels']
+torch.onnx.export(model, ([x[0]],), os.path.join(out, 'retinanet.onnx'), opset_version=11,
+                  input_names=['image'], output_names=names, do_constant_folding=True)
+json.dump({
+    'torch': torch.__version__, 'torchvision': torchvision.__version__, 'outputs': names,
+    'eagerShapes': [list(eager[n].shape) for n in names],
+}, open(os.path.join(out, 'meta.json'), 'w'))
+print('ok')
