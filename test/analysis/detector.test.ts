@@ -61,6 +61,10 @@ test('yolov5n: C3 blocks and SPPF in the neck, 2 FPN top-down and 2 PAN bottom-u
   assert.ok(rules.filter((r) => r === 'csp-c3').length >= 4, rules.join(','));
   assert.equal(d.neck.paths.map((p) => p.kind).sort(), ['bottom-up', 'bottom-up', 'top-down', 'top-down']);
   assert.is(d.heads.convs.length, 3);
+  // negative for the FPN-level and shared-tower readings: YOLOv5 concatenates its taps (no lateral
+  // 1x1 added to an upsample) and its three detection convs have weights of their own
+  assert.equal(d.neck.fpn, { levels: [], extra: [] });
+  assert.equal(d.heads.towers, []);
 });
 
 test('negative: a classifier (darknet53 sample) is not a detector', () => {
