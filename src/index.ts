@@ -40,6 +40,7 @@ export { validateAnalyzeReport } from './report/analyze-report';
 export type { AnalyzeReport, AnalyzeOptions, AnalyzeResult, StageAnalysis } from './analysis/analyze';
 export { recognizeDetector, detectorReport } from './analysis/detector';
 export type { DetectorStructure, DetectorReport, DetectorOptions, NeckBlock, NeckPath, PartFigures, Tap } from './analysis/detector';
+export type { FpnLevel } from './analysis/detector-fpn';
 export { recognize } from './analysis/structure';
 export type { RecognizeOptions, RecognizedStage } from './analysis/structure';
 export type { Structure, Stage, Block, Coverage, CrossStagePartial } from './analysis/structure-types';
