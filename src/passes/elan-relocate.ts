@@ -49,6 +49,9 @@ export interface RelocatedTransition {
   widened: Node;
   /** Its input channels now (the concatenation's, or the last layer's). */
   firstChannels: number;
+  /** With the 'last' link the module's own Concat is read by nothing: removed too; the module ends at this layer. */
+  droppedConcat?: Node;
+  lastLayer: Value;
 }
 
 export interface TransitionRelocation {
@@ -233,6 +236,9 @@ export function applyRelocation(model: Model, plan: RelocationPlan): TransitionR
     const flat = [...nextConcat.inputs.slice(0, at), ...concat.inputs, ...nextConcat.inputs.slice(at + 1)];
     flat.forEach((v, k) => nextConcat.setInput(k, v));
     for (const n of removed) if (g.nodes.includes(n)) g.removeNode(n);
+    // with the 'last' link nothing reads the module's own Concat any more (its inputs moved to the next one)
+    const droppedConcat = plan.link === 'last' && C.consumers.length === 0 && !g.isGraphOutput(C) ? concat : undefined;
+    if (droppedConcat) g.removeNode(droppedConcat);
     // the first conv reads features it never saw: every input channel is new
     const firstChannels = requireChannels(read, m.id);
     result.freshParams += widenInputChannels(model, first, firstChannels, () => null);
@@ -240,7 +246,7 @@ export function applyRelocation(model: Model, plan: RelocationPlan): TransitionR
     setChannels(model, nextConcat.outputs[0]!, concatLayout(nextConcat).reduce((a, p) => a + p.width, 0));
     result.relocated.push({
       block: m.id, transition: removed, attention: removed.filter((n) => role(m, 'attention').includes(n)).length, add: role(m, 'add').length > 0,
-      channels: wC, replacedChannels: wT, widened: first, firstChannels,
+      channels: wC, replacedChannels: wT, widened: first, firstChannels, droppedConcat, lastLayer,
     });
   }
   if (plan.lastAdd) {

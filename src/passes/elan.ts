@@ -111,9 +111,10 @@ function describeRelocation(stage: Stage, r: TransitionRelocation): void {
   };
   for (const rel of r.relocated) {
     const b = stage.blocks.find((x) => x.id === rel.block)!;
-    const refs = forget(b, new Set(rel.transition), ['transition', 'attention', 'add']);
-    const concat = refs.roles.get('concat')![0];
-    refs.output = concat.outputs[0]!;
+    const gone = [...rel.transition, ...(rel.droppedConcat ? [rel.droppedConcat] : [])];
+    const refs = forget(b, new Set(gone), ['transition', 'attention', 'add', ...(rel.droppedConcat ? ['concat'] : [])]);
+    // the module ends at its concatenation, or at its last layer where the 'last' link dropped the concatenation
+    refs.output = rel.droppedConcat ? rel.lastLayer : refs.roles.get('concat')![0].outputs[0]!;
     refs.residual = undefined;
     delete b.residual;
     b.output = refs.output.name;

@@ -136,6 +136,21 @@ test('ese-vovnet39b-w19 through gpt convert --to elan: runs in onnxruntime with 
   assert.ok(y.data.every(Number.isFinite));
 });
 
+test('gpt convert --osa-input: last / concat are taken by --to elan; another value, or --to csp, is a one-line error', () => {
+  const gpt = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'run.js'), 'convert', realworldPath('ese-vovnet39b-w19.onnx'), '--dry-run', '--json', ...args], { encoding: 'utf8' });
+  const ok = gpt('--to', 'elan', '--osa-input', 'concat');
+  assert.is(ok.status, 0, ok.stderr);
+  assert.is(JSON.parse(ok.stdout).options.osaInput, 'concat');
+  assert.match(ok.stderr, /^gpt: grows: .*--osa-input last/m);
+  // without --json: one line on stderr, exit status 2
+  for (const bad of [['--to', 'elan', '--osa-input', 'dense'], ['--to', 'csp', '--osa-input', 'last']]) {
+    const r = gpt(...bad).status === 0 ? null : spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'run.js'), 'convert', realworldPath('ese-vovnet39b-w19.onnx'), '--dry-run', ...bad], { encoding: 'utf8' });
+    assert.ok(r && r.status === 2, r?.stderr);
+    assert.is(r!.stderr.trim().split('\n').length, 1, r!.stderr);
+    assert.match(r!.stderr, /^gpt: .*--osa-input/);
+  }
+});
+
 test('ese-vovnet39b-w19 --csp and --osa-input concat: both run; concat grows the model and says so', async () => {
   const src = loadModel(realworldPath('ese-vovnet39b-w19.onnx'));
   const x = readNpy(realworldPath('ese-vovnet39b-w19.input.npy'));
