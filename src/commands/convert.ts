@@ -38,7 +38,7 @@ export default class Convert extends GptCommand {
     split: Flags.string({ description: 'CSP: share of each stage\'s channels that go through its blocks (part 1), in (0, 1)', default: '0.5' }),
     fusion: Flags.string({ description: 'CSP: where the 1x1 transitions go (both: CSPNet\'s own; first: after the concat; last: on part 1 only); default both, or last / first where both would make the model larger', options: ['both', 'first', 'last'] }),
     'split-op': Flags.string({ description: 'CSP: how the stage input is split (slice: a zero-parameter Split; conv: two 1x1 convs)', options: ['slice', 'conv'], default: 'slice' }),
-    stack: Flags.string({ description: 'ELAN: pairs of 3x3 convs in a stacked computational block (2 x N convs), a whole number from 1 to 16; a detector may take backbone,neck (e.g. 2,1)', default: '2' }),
+    stack: Flags.string({ description: 'ELAN: pairs of 3x3 convs in a stacked computational block (2 x N convs), a whole number from 1 to 16; a detector may take backbone,neck (e.g. 2,1); default 2, or, with --width not given either, per neck block and CSP-form stage the first setting that does not grow it', default: '2' }),
     parts: Flags.string({ description: 'CSP / ELAN on a detector: which parts to convert', options: ['backbone', 'neck', 'all'], default: 'all' }),
     width: Flags.string({ description: 'ELAN: computational-block width as a share of the replaced blocks\' computational width (their 3x3 convs\' width: the bottleneck width in a bottleneck), in (0, 1]', default: '0.5' }),
     csp: Flags.boolean({ description: 'ELAN: also apply the CSP split (--split, --fusion, --split-op) to the converted stages' }),
@@ -91,7 +91,10 @@ export default class Convert extends GptCommand {
       const stack = parseIntRange(backboneStack, '--stack', 1, 16, 'e.g. --stack 2')!;
       const neckStack = neckStackText === undefined ? undefined : parseIntRange(neckStackText, '--stack (neck)', 1, 16, 'e.g. --stack 2,1')!;
       const width = parseDecimalRange(flags.width, '--width', 0, 1, { min: true }, 'e.g. --width 0.5')!;
-      options = { to: 'elan', stack, width, csp: flags.csp, ...(flags.csp ? cspSplit() : {}), parts: flags.parts as Parts, ...(neckStack !== undefined ? { neckStack } : {}), ...(flags['osa-input'] ? { osaInput: flags['osa-input'] as 'concat' | 'last' } : {}), ...common };
+      // stack / width left at their defaults are not passed: ELAN then chooses them per neck block
+      // (and per CSP-form stage) so that no block grows (passes/elan-fit.ts)
+      const explicit = (f: string) => !metadata.flags[f]?.setFromDefault;
+      options = { to: 'elan', ...(explicit('stack') ? { stack } : {}), ...(explicit('width') ? { width } : {}), csp: flags.csp, ...(flags.csp ? cspSplit() : {}), parts: flags.parts as Parts, ...(neckStack !== undefined ? { neckStack } : {}), ...(flags['osa-input'] ? { osaInput: flags['osa-input'] as 'concat' | 'last' } : {}), ...common };
     }
     if (flags.chart) checkOutputPath(flags.chart);
     if (flags.output) checkOutputPath(flags.output);

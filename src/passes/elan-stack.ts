@@ -21,6 +21,7 @@ import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { addConvBnAct, concatChannels, requireChannels } from '../ir/surgery';
 import { CapturedActivation, blockActivation, emitActivation } from './activation';
+import { FitFreedom, describeFit, fitSetting, layersCost, nodesCost, positions, stackedElanLayers } from './elan-fit';
 
 export interface ElanOptions {
   /** Pairs of 3x3 convs in a stacked block: 2·stack convs, every second one aggregated. Integer >= 1. */
@@ -60,6 +61,8 @@ export interface StackPlan {
   form: { batchNorm: boolean; epsilon?: number; act: CapturedActivation | null };
   /** Groups of the stacked 3x3 convs: the replaced blocks' channels per group kept (ResNeXt stays grouped), 1 for dense blocks. */
   group: number;
+  /** Set when the defaults were replaced by a setting that does not grow the stage's blocks: what and why. */
+  fitted?: string;
 }
 
 /**
@@ -131,7 +134,7 @@ export function stackedRegion(stage: Stage): { kept?: Block; replaced: Block[] }
 }
 
 /** Decide a stage's ELAN block, reading the graph only: the plan, or why the stage stays. */
-export function planStack(model: Model, stage: Stage, opts: ElanOptions): StackPlan | { reason: string } {
+export function planStack(model: Model, stage: Stage, opts: ElanOptions, free?: FitFreedom): StackPlan | { reason: string } {
   const g = model.graph;
   const region = stackedRegion(stage);
   if ('reason' in region) return region;
@@ -152,10 +155,23 @@ export function planStack(model: Model, stage: Stage, opts: ElanOptions): StackP
     }
   }
   const bn = nodes.find((n) => n.opType === 'BatchNormalization');
-  const c = Math.max(1, Math.round(opts.width * computationalWidth(model, replaced, C)));
+  const cw = computationalWidth(model, replaced, C);
+  const widthOf = (w: number) => Math.max(1, Math.round(w * cw));
+  let setting = { stack: opts.stack, width: opts.width };
+  let fitted: string | undefined;
+  if (stage.csp && free && (free.stack || free.width)) {
+    // a stage already in CSP form holds few, narrow residual blocks (part 1 only): a stack-2 ELAN
+    // block can outweigh them, so the defaults give way to the first setting that does not (elan-fit.ts)
+    const source = nodesCost(g, nodes);
+    const cin = requireChannels(x, replaced[0].id), hw = positions(y);
+    const fit = fitSetting(setting, free, source, (s) => layersCost(stackedElanLayers(cin, C, widthOf(s.width), s.stack, stackGroups(model, replaced, widthOf(s.width))), hw, !!bn));
+    fitted = describeFit(fit, setting, source) || undefined;
+    setting = fit.setting;
+  }
+  const c = widthOf(setting.width);
   return {
-    stage, kept, replaced, nodes, x, y, channels: C, width: c, stack: opts.stack, group: stackGroups(model, replaced, c),
-    form: { batchNorm: !!bn, epsilon: bn?.float('epsilon', 1e-5), act: blockActivation(g, replaced) },
+    stage, kept, replaced, nodes, x, y, channels: C, width: c, stack: setting.stack, group: stackGroups(model, replaced, c),
+    form: { batchNorm: !!bn, epsilon: bn?.float('epsilon', 1e-5), act: blockActivation(g, replaced) }, ...(fitted ? { fitted } : {}),
   };
 }
 

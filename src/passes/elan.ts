@@ -28,6 +28,7 @@ import { CspOptions, checkCspOptions } from './csp';
 import { describeCspAfterElan, planCspStages } from './csp-pass';
 import { applyCrossStagePartial } from './csp';
 import { ElanOptions, StackPlan, StackedBlock, applyStack, planStack } from './elan-stack';
+import type { FitFreedom } from './elan-fit';
 import { OSA_INPUTS, OsaInput, RelocationPlan, TransitionRelocation, applyRelocation, planRelocation } from './elan-relocate';
 import { cloneModel } from './model-copy';
 import type { ElanConvertOptions } from './options';
@@ -36,6 +37,12 @@ import { human } from '../report/format';
 
 export type { ElanOptions };
 export const ELAN_DEFAULTS: ElanOptions = { stack: 2, width: 0.5 };
+
+/** Neither stack nor width given: the defaults may give way per block (elan-fit.ts); one given, both are kept as they are. */
+export function defaultsFree(e: { stack?: number; width?: number; neckStack?: number }): FitFreedom {
+  const free = e.stack === undefined && e.width === undefined && e.neckStack === undefined;
+  return { stack: free, width: free };
+}
 
 export function checkElanOptions(opts: ElanOptions): void {
   if (!(Number.isInteger(opts.stack) && opts.stack >= 1)) {
@@ -50,6 +57,8 @@ interface ElanPassOptions extends ElanOptions {
   csp?: CspOptions;
   /** What the next OSA module's first conv reads after relocation; default per stage (elan-relocate.ts). */
   osaInput?: OsaInput;
+  /** Stack / width not given: a CSP-form stage takes the first setting that does not grow it (elan-fit.ts). */
+  free?: FitFreedom;
 }
 
 type StagePlan = { kind: 'relocated'; plan: RelocationPlan } | { kind: 'stacked'; plan: StackPlan };
@@ -70,7 +79,7 @@ function planElan(ctx: PassContext, o: ElanPassOptions): ElanPlan {
       if (r.already) plan.already.push(r.already);
       if (r.plan) plan.stages.push({ kind: 'relocated', plan: r.plan });
     } else {
-      const r = planStack(ctx.model, stage, o);
+      const r = planStack(ctx.model, stage, o, o.free);
       if ('reason' in r) plan.unconverted.push({ block: `s${stage.index}`, reason: r.reason });
       else plan.stages.push({ kind: 'stacked', plan: r });
     }
@@ -221,8 +230,9 @@ function applyElan(ctx: PassContext, plan: ElanPlan, outcome: PassOutcome, seede
       outcome.converted.push({
         block: ids, stage: stage.index,
         change: `${r.replaced.length} residual block(s) -> ELAN block: 2 x 1x1 -> ${r.width}, ${2 * r.stack} x 3x3 ${r.width}${r.group > 1 ? ` (group ${r.group})` : ''}, concat ${(2 + r.stack) * r.width} -> 1x1 ${r.channels}${act}` +
-          (r.kept ? ` (after ${r.kept}, kept as the stage input)` : ''),
+          (r.kept ? ` (after ${r.kept}, kept as the stage input)` : '') + (sp.plan.fitted ?? ''),
       });
+      if (sp.plan.fitted) outcome.notes.push(`stage ${stage.index} (CSP form): ELAN defaults for this stage stack ${r.stack}, width ${r.width} channels, so the ELAN block is no larger than the residual blocks it replaces; give --stack / --width to have one setting everywhere`);
       describeStack(stage, r);
     }
   }
@@ -263,7 +273,7 @@ export const elanPass: Pass<ElanPassOptions, ElanPlan> = {
   target: 'elan',
   options(o) {
     const e = o as ElanConvertOptions;
-    const opts: ElanPassOptions = { stack: e.stack ?? ELAN_DEFAULTS.stack, width: e.width ?? ELAN_DEFAULTS.width };
+    const opts: ElanPassOptions = { stack: e.stack ?? ELAN_DEFAULTS.stack, width: e.width ?? ELAN_DEFAULTS.width, free: defaultsFree(e) };
     checkElanOptions(opts);
     if (e.osaInput !== undefined) {
       if (!OSA_INPUTS.includes(e.osaInput)) throw new GptError('E_ARG', `--osa-input ${String(e.osaInput)} is not one of ${OSA_INPUTS.join(', ')}`, { subject: 'osaInput', hint: 'concat: the next OSA module reads the whole concatenation; last: its last layer' });

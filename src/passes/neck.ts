@@ -19,6 +19,8 @@ import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { addConvBnAct, concatChannels, requireChannels, roundHalfEven, sliceChannels } from '../ir/surgery';
 import { CapturedActivation, captureActivation, emitActivation } from './activation';
+import { ElanSetting, FitFreedom, describeFit, fitSetting, neckElanLayers, neckElanWidths, nodesCost, layersCost, positions } from './elan-fit';
+import { defaultsFree } from './elan';
 import { PARTS, Parts } from './options';
 import type { Fusion } from './options';
 import type { AnyPass, PassContext, PassOutcome, Plan } from './pass';
@@ -40,6 +42,9 @@ interface ConvSetPlan {
   width: number;
   act: CapturedActivation;
   batchNorm: boolean;
+  /** ELAN: this block's stack and width (the defaults, or the first setting that does not grow it), and why. */
+  elan?: ElanSetting;
+  fitted?: string;
 }
 
 export interface NeckPlan extends Plan {
@@ -59,7 +64,7 @@ const FIRST_LAYER: Record<string, string> = { 'yolo-conv-set': 'reduce', 'csp-c3
  * cross stage partial: kept); ELAN replaces each conv set and each C3 block by an ELAN block of the
  * same output width. A model that is not a detector plans nothing.
  */
-export function planNeck(ctx: PassContext, to: 'csp' | 'elan'): NeckPlan {
+export function planNeck(ctx: PassContext, to: 'csp' | 'elan', elan?: { setting: ElanSetting; free: FitFreedom }): NeckPlan {
   if (ctx.detector === null) return { sets: [], detector: null, unconverted: [], warnings: [] };
   const d = ctx.detector ?? recognizeDetector(ctx.model, { rules: ctx.rules, structure: ctx.structure });
   const plan: NeckPlan = { sets: [], detector: d.detector ? d : null, unconverted: [], notApplicable: [], warnings: [] };
@@ -85,11 +90,20 @@ export function planNeck(ctx: PassContext, to: 'csp' | 'elan'): NeckPlan {
       plan.unconverted.push({ block: id, reason: `${m.rule.name} without an activation on its first layer; kept` });
       return;
     }
-    plan.sets.push({
+    const set: ConvSetPlan = {
       id, rule: m.rule.name, input: m.input, reduced: m.rule.name === 'yolo-conv-set' ? m.values.get('reduce')?.at(-1) ?? null : null,
       output: m.output, pairs: m.values.get('pair')?.length ?? 0,
       width: requireChannels(m.output, id), act: captureActivation(g, acts), batchNorm: lastOf(m, `${first}.bn`).length > 0,
-    });
+    };
+    if (to === 'elan' && elan) {
+      // the block's own setting: the defaults unless they make it larger than the block it replaces
+      const source = nodesCost(g, m.nodes);
+      const cin = requireChannels(m.input, id), hw = positions(m.output);
+      const fit = fitSetting(elan.setting, elan.free, source, (s) => layersCost(neckElanLayers(cin, set.width, s), hw, set.batchNorm));
+      set.elan = fit.setting;
+      set.fitted = describeFit(fit, elan.setting, source);
+    }
+    plan.sets.push(set);
   });
   return plan;
 }
@@ -126,14 +140,14 @@ export function applyNeck(model: Model, plan: NeckPlan, t: NeckTarget, outcome: 
       change = `${s.rule} -> CSP block: first 1x1 kept, split ${p1} + ${M - p1}, ${s.pairs} pair(s) of 3x3 ${p1}->${2 * p1} / 1x1 ${2 * p1}->${p1} on part 1, fusion ${t.fusion}, output ${M}`;
     } else {
       if (t.to !== 'elan') continue; // (a CSP plan holds conv sets only)
-      const h = Math.max(2, roundHalfEven(M * t.width));
-      const q = Math.max(1, Math.floor(h / 2));
+      const { stack, width } = s.elan ?? t;
+      const { h, q } = neckElanWidths(M, width);
       const cv1 = layer(s.input, 'cv1', h, 1);
       let y = layer(s.input, 'cv2', h, 1);
       const cat = [cv1, y];
-      for (let i = 0; i < 2 * t.stack; i++) cat.push((y = layer(y, `conv${i}`, q, 3)));
+      for (let i = 0; i < 2 * stack; i++) cat.push((y = layer(y, `conv${i}`, q, 3)));
       out = layer(concatChannels(model, cat, `/neck/${s.id}/concat`), 'transition', M, 1);
-      change = `${s.rule} -> ELAN block: 1x1 ${requireChannels(s.input, s.id)}->${h} twice, ${2 * t.stack} chained 3x3 ${h}->${q}, concat of all ${2 * h + 2 * t.stack * q}, 1x1 -> ${M}`;
+      change = `${s.rule} -> ELAN block: 1x1 ${requireChannels(s.input, s.id)}->${h} twice, ${2 * stack} chained 3x3 ${h}->${q}, concat of all ${2 * h + 2 * stack * q}, 1x1 -> ${M}${s.fitted ?? ''}`;
     }
     for (const n of g.nodes) if (!added.includes(n) && n.outputs.includes(out)) added.push(n);
     g.replaceAllUses(s.output, out);
@@ -144,6 +158,11 @@ export function applyNeck(model: Model, plan: NeckPlan, t: NeckTarget, outcome: 
     g.cleanup();
     const by: Record<string, number> = {};
     for (const x of plan.sets) by[x.rule] = (by[x.rule] ?? 0) + 1;
+    const fitted = plan.sets.filter((x) => x.fitted && x.elan);
+    if (fitted.length) {
+      const what = fitted.map((x) => `${x.id} stack ${x.elan!.stack}, width ${x.elan!.width}`).join('; ');
+      outcome.notes.push(`ELAN defaults per neck block (none larger than the block it replaces): ${what}; give --stack / --width to have one setting everywhere`);
+    }
     outcome.notes.push(`neck: ${plan.sets.length} block(s) rewritten (${Object.entries(by).map(([r, n]) => `${n} ${r}`).join(', ')}); their new layers have seeded weights (train or fine-tune the model). Heads, decode and NMS are unchanged.`);
   }
 }
@@ -183,7 +202,13 @@ export function withNeck(pass: AnyPass, target: (o: Record<string, unknown>) => 
     // parts is recorded when it narrows the conversion (the default, all, is what every model had before)
     recorded: (o: Opts) => ({ ...pass.recorded(o.inner), ...(o.neck.parts !== 'all' ? { parts: o.neck.parts } : {}), ...(o.neck.neckStack !== undefined ? { neckStack: o.neck.neckStack } : {}) }),
     plan(ctx, o: Opts): Both {
-      const neck = o.neck.parts === 'backbone' ? empty() : planNeck(ctx, o.all.to === 'csp' ? 'csp' : 'elan');
+      const to = o.all.to === 'csp' ? 'csp' : 'elan';
+      // ELAN's neck blocks: stack / width not given are chosen per block so that none grows (elan-fit.ts)
+      const t = target({ ...o.all, ...(o.inner as object), ...(o.neck.neckStack !== undefined ? { stack: o.neck.neckStack } : {}) });
+      const elan = t.to === 'elan'
+        ? { setting: { stack: t.stack, width: t.width }, free: defaultsFree(o.all) }
+        : undefined;
+      const neck = o.neck.parts === 'backbone' ? empty() : planNeck(ctx, to, elan);
       let inner: Plan | null = null;
       if (o.neck.parts !== 'neck') {
         try {

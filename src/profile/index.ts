@@ -22,7 +22,7 @@ import schema from '../schemas/profile.schema.json';
 import { reportValidator } from '../report/schema';
 import { LatencyStats, MeasureTarget, Measured, latencyStats, makeFeeds, measureAdaptive, resolveInputs, ResolvedInputs } from './measure';
 import { RATIO_METHOD, StopReason, TARGET_PRECISION, ratioOfMedians, relativeHalfWidth, stabilityWarnings } from './stats';
-import { PerNodeReport, aggregateProfile, findProfileFile, readOrtProfile } from './node-profile';
+import { PerNodeReport, aggregateProfile, detectorPlaces, findProfileFile, readOrtProfile } from './node-profile';
 import { createSession, ortVersion } from './ort';
 import { EpName, EP_NAMES, ProviderEnvironment, ProviderStatus, detectProviders, unavailableEpError } from './providers';
 import { findTrtexec, runTrtexec, trtLayersAsProfile } from './trtexec';
@@ -254,7 +254,7 @@ export async function profile(models: (string | Model)[], options: ProfileOption
         samples.push(r.samplesMs);
         if (options.perNode) {
           nodeReports[i] = aggregateProfile(trtLayersAsProfile(r.layers, loaded[i].model.graph), {
-            batch: resolved[i].batch, ep, skipRuns: 0, graph: loaded[i].model.graph, structure: loaded[i].structure,
+            batch: resolved[i].batch, ep, skipRuns: 0, graph: loaded[i].model.graph, structure: loaded[i].structure, detector: detectorPlaces(loaded[i].model, loaded[i].structure),
           });
         }
       }
@@ -420,7 +420,7 @@ async function ortNodeProfile(
         throw new GptError('E_IO', `cannot write the trace: ${(e as Error).message}`, { subject: keep });
       }
     }
-    return aggregateProfile(readOrtProfile(file), { batch: r.batch, ep, skipRuns: skip, graph: l.model.graph, structure: l.structure });
+    return aggregateProfile(readOrtProfile(file), { batch: r.batch, ep, skipRuns: skip, graph: l.model.graph, structure: l.structure, detector: detectorPlaces(l.model, l.structure) });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -10,8 +10,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Graph } from '../ir/graph';
+import type { Graph, Node } from '../ir/graph';
 import type { Structure } from '../analysis/structure-types';
+import { recognizeDetector } from '../analysis/detector';
+import type { Model } from '../ir/model';
 import { shortProviderName } from './providers';
 
 export interface KernelEvent {
@@ -86,16 +88,74 @@ export interface NodePlace {
   block: string | null;
 }
 
-/** Node name -> stage / block, from the recognised structure ('stem', 'stage N', 'head', 'other'). */
-export function structurePlaces(structure: Structure | null): Map<string, { stage: string; block: string | null }> {
+/** A detector's neck (its blocks by id) and heads, by node name (analysis/detector.ts). */
+export interface DetectorPlaces {
+  neck: { nodes: string[]; blocks: { id: string; nodes: string[] }[] };
+  heads: { nodes: string[] };
+  /** Backbone nodes no stage lists (a CSP-form stage's split and transitions once converted), by the stage of their neighbours. */
+  backbone?: Map<string, string>;
+}
+
+/** The neck and heads of a detector, or null (not a detector, or the recognition failed: the stages still attribute). */
+export function detectorPlaces(model: Model, structure: Structure | null): DetectorPlaces | null {
+  if (!structure) return null;
+  try {
+    const d = recognizeDetector(model, { structure });
+    return d.detector ? { neck: d.neck, heads: d.heads, backbone: backboneStages(model, structure, d.backbone.nodes) } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The stage of each backbone node no stage lists: its producers' stage, else its consumers'. */
+function backboneStages(model: Model, structure: Structure, nodes: string[]): Map<string, string> {
+  const placed = structurePlaces(structure);
+  const stageOf = (n: string) => {
+    const s = placed.get(n)?.stage;
+    return s?.startsWith('stage ') ? s : undefined;
+  };
+  const wanted = new Set(nodes.filter((n) => !stageOf(n)));
+  const out = new Map<string, string>();
+  const g = model.graph;
+  const set = (n: Node, s: string | undefined) => {
+    if (!s) return;
+    out.set(n.name, s);
+    placed.set(n.name, { stage: s, block: null });
+  };
+  for (const n of g.nodes) if (wanted.has(n.name)) set(n, n.inputs.map((v) => v?.producer && stageOf(v.producer.name)).find(Boolean) || undefined);
+  for (const n of [...g.nodes].reverse()) {
+    if (wanted.has(n.name) && !out.has(n.name)) set(n, n.outputs.flatMap((o) => o?.consumers.map((u) => stageOf(u.node.name)) ?? []).find(Boolean));
+  }
+  return out;
+}
+
+/**
+ * Node name -> stage / block, from the recognised structure ('stem', 'stage N', 'head', 'other');
+ * a detector's neck nodes are 'neck' (its blocks neck.nK) and its heads 'heads', where no backbone
+ * stage holds them (a classifier's structure reads a detector's neck and heads as its head, or none).
+ */
+export function structurePlaces(structure: Structure | null, detector: DetectorPlaces | null = null): Map<string, { stage: string; block: string | null }> {
   const m = new Map<string, { stage: string; block: string | null }>();
   if (!structure) return m;
   for (const n of structure.stem) m.set(n, { stage: 'stem', block: null });
   for (const s of structure.stages) {
     for (const n of s.entry) m.set(n, { stage: `stage ${s.index}`, block: null });
     for (const b of s.blocks) for (const n of b.nodes) m.set(n, { stage: `stage ${s.index}`, block: b.id });
+    // a stage already in CSP form: its split, transitions and concat are the stage's too
+    const c = s.csp;
+    if (c) for (const n of [...c.expand, ...c.split, ...c.transitionBefore, c.concat, ...c.transitionAfter]) m.set(n, { stage: `stage ${s.index}`, block: null });
   }
   for (const n of structure.head) m.set(n, { stage: 'head', block: null });
+  if (detector) {
+    const put = (n: string, place: { stage: string; block: string | null }) => {
+      if (!m.get(n)?.stage.startsWith('stage ')) m.set(n, place);
+    };
+    for (const n of detector.neck.nodes) put(n, { stage: 'neck', block: null });
+    // the block ids convert reports (neck.nK)
+    for (const b of detector.neck.blocks) for (const n of b.nodes) put(n, { stage: 'neck', block: b.id.startsWith('neck.') ? b.id : `neck.${b.id}` });
+    for (const n of detector.heads.nodes) put(n, { stage: 'heads', block: null });
+    for (const [n, s] of detector.backbone ?? []) put(n, { stage: s, block: null });
+  }
   return m;
 }
 
@@ -158,6 +218,8 @@ export interface AggregateOptions {
   skipRuns: number;
   graph: Graph;
   structure: Structure | null;
+  /** A detector's neck and heads (detectorPlaces), so their kernels count there rather than in 'other'. */
+  detector?: DetectorPlaces | null;
 }
 
 function sortedShares<T extends { ms: number }>(rows: T[], total: number): (T & TimeShare)[] {
@@ -169,7 +231,7 @@ export function aggregateProfile(p: ParsedProfile, o: AggregateOptions): PerNode
   const keptRuns = p.runsUs.map((d, i) => ({ d, i })).filter((r) => r.i >= o.skipRuns);
   const runs = Math.max(1, keptRuns.length);
   const kernels = p.kernels.filter((k) => k.run >= o.skipRuns);
-  const places = structurePlaces(o.structure);
+  const places = structurePlaces(o.structure, o.detector ?? null);
   const perKernel = new Map<string, { name: string; node: string | null; opType: string; provider: string; stage: string; block: string | null; us: number; layoutFor: string | null }>();
   for (const k of kernels) {
     // ORT names several layout kernels alike ("ReorderInput"): one row per kernel they serve
@@ -232,12 +294,12 @@ export function topKernels(p: PerNodeReport, n = 10): { name: string; opType: st
   }));
 }
 
-/** stem, stage 0, stage 1, ..., head, other, unattributed. */
+/** stem, stage 0, stage 1, ..., neck, head / heads, other, unattributed. */
 function stageOrder(s: string): number {
   if (s === 'stem') return -1;
   const m = /^stage (\d+)$/.exec(s);
   if (m) return Number(m[1]);
-  return s === 'head' ? 1e6 : s === 'other' ? 1e6 + 1 : 1e6 + 2;
+  return s === 'neck' ? 1e6 - 1 : s === 'head' || s === 'heads' ? 1e6 : s === 'other' ? 1e6 + 1 : 1e6 + 2;
 }
 
 /** The profile file ORT wrote under `dir` (the newest .json whose name starts with `prefix`). */
