@@ -65,7 +65,11 @@ export interface CspConvertOptions extends CommonOptions, CspSplitOptions {
 
 export interface ElanConvertOptions extends CommonOptions, CspSplitOptions {
   to: 'elan';
-  /** 2·stack 3x3 convs per stacked block; default 2. */
+  /**
+   * 2·stack 3x3 convs per stacked block; default 2. With neither stack, width nor neckStack given, a
+   * neck block or a backbone stage in CSP form takes the first setting from the defaults down that
+   * does not make it larger (passes/elan-fit.ts); any of them given, every block keeps the values.
+   */
   stack?: number;
   /** Computational-block width as a share of the replaced blocks' computational width (their 3x3 convs' width: the bottleneck width in a bottleneck), in (0, 1]; default 0.5. */
   width?: number;
