@@ -31,6 +31,31 @@ test('a fixture pair on torch cpu: interleaved samples, the same statistics and 
   assert.ok(Math.abs(vs.macsRatio - r.models[1].runs[0].macs / r.models[0].runs[0].macs) < 1e-12);
 });
 
+test('the same fixture pair on torch cpu and on onnxruntime cpu: both give a latency ratio with its interval, in the same report shape (few iterations: that it runs, not what it measures)', async () => {
+  if (!torchPythonOrSkip('profile --backend torch against onnxruntime')) return;
+  const pair = [fixturePath('resnet18-w25.onnx'), fixturePath('darknet53-w25.onnx')];
+  const opts = { device: 'cpu' as const, ep: 'cpu' as const, iterations: 3, warmup: 1 };
+  const torch = await profile(pair, { ...opts, backend: 'torch' });
+  const ort = await profile(pair, opts);
+  assert.is(torch.backend, 'torch');
+  assert.is.not(ort.backend, 'torch');
+  for (const r of [torch, ort]) validateProfileReport(JSON.parse(JSON.stringify(r)));
+  // the same models, batches and columns on both paths
+  assert.equal(torch.models.map((m) => m.runs.map((x) => x.batch)), ort.models.map((m) => m.runs.map((x) => x.batch)));
+  assert.equal(torch.models.map((m) => m.runs.map((x) => x.macs)), ort.models.map((m) => m.runs.map((x) => x.macs)));
+  assert.equal(Object.keys(torch.models[1].runs[0].vsBaseline!).sort(), Object.keys(ort.models[1].runs[0].vsBaseline!).sort());
+  for (const r of [torch, ort]) {
+    for (const run of r.models[1].runs) {
+      const vs = run.vsBaseline!;
+      assert.ok(Number.isFinite(vs.latencyRatio) && Math.sign(vs.latencyRatio) === 1, `${r.backend}: ratio ${vs.latencyRatio}`);
+      assert.ok(vs.latencyRatioLow <= vs.latencyRatio && vs.latencyRatio <= vs.latencyRatioHigh, `${r.backend}: interval`);
+    }
+    for (const run of r.models[0].runs) assert.is(run.vsBaseline, null);
+  }
+  // the negative case: a baseline has no ratio on either path, checked above; and the MACs ratio does not depend on the backend
+  assert.equal(torch.models[1].runs.map((x) => x.vsBaseline!.macsRatio), ort.models[1].runs.map((x) => x.vsBaseline!.macsRatio));
+});
+
 test('torch backend refuses what it cannot do: --per-node (E_ARG), cuda where torch has none (E_EP)', async () => {
   let refused: unknown = null;
   await profile([fixturePath('resnet18-w25.onnx')], { backend: 'torch', perNode: true, iterations: 1 }).catch((e) => (refused = e));
