@@ -1,14 +1,15 @@
 /**
  * `exportPytorch(model)`: a self-contained PyTorch module (model.py, torch and the standard library
  * only) and its weights (model.safetensors) that compute what the ONNX model computes.
- * Every node becomes one line of `forward` (torch-ops.ts has the op table); weight layers become
- * modules, constants buffers. `--bn unfold` (bn-unfold.ts) puts folded BatchNorms back.
+ * The recognised structure is the module tree (module-tree.ts: stem, stages[i], neck, Detect / Head,
+ * each a class, class-text.ts); inside them every node becomes one line of `forward` (torch-ops.ts
+ * has the op table); weight layers become modules, constants buffers. `--bn unfold` (bn-unfold.ts)
+ * puts folded BatchNorms back; structure-py.ts keeps a converted model's structure through
+ * `Net.export_onnx`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { inferShapes } from '../analysis/shapes';
-import { recognize } from '../analysis/structure';
-import { blockRefs, hasBlockRefs } from '../analysis/structure-refs';
 import { GptError } from '../errors';
 import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
@@ -19,6 +20,10 @@ import { convsToUnfold, type BnMode } from './bn-unfold';
 import type { EmitContext } from './context';
 import { Names, pyIdent, pyStr, torchDtype } from './py';
 import { PY_HEADER, PY_HELPERS, PY_LOADER } from './runtime-py';
+import { PY_EXPORT_ONNX, PY_ONNX_RECORD, pyStructure, structureTemplate } from './structure-py';
+import { planModuleTree, type Group } from './module-tree';
+import { classLayerName, classText, roleNote } from './class-text';
+import { STRUCTURE_KEY } from '../analysis/recorded-structure';
 import { writeSafetensors, type NamedTensor } from './safetensors';
 import { emitterFor } from './torch-ops';
 
@@ -67,7 +72,7 @@ interface Scope {
 
 function newScope(prefix: string, namePrefix: string): Scope {
   return {
-    attrNames: new Names(['load', 'forward', 'training', 'INPUTS', 'OUTPUTS', 'stages']),
+    attrNames: new Names(['load', 'forward', 'training', 'export_onnx', 'INPUTS', 'OUTPUTS', 'STRUCTURE', 'stem', 'stages', 'entry', 'blocks', 'neck', 'detect', 'head', 'residual']),
     localNames: new Names(['self', 'torch', 'nn', 'F', 'json', 'os']),
     init: [],
     body: [],
@@ -81,6 +86,7 @@ function newScope(prefix: string, namePrefix: string): Scope {
 
 /** '/layer1/layer1.0/conv1/Conv' -> 'layer1_0_conv1'; in a block whose nodes share '/layer1/layer1.0/', 'conv1'. */
 function layerName(scope: Scope, node: string): string {
+  if (scope.prefix) return classLayerName(node);
   const s = node.startsWith(scope.namePrefix) ? node.slice(scope.namePrefix.length) : node;
   // drop op-type segments ('Conv', 'LeakyRelu_1') and a segment the next one repeats ('layer1/layer1.0')
   const parts = s.split('/').filter((p) => p && !/^[A-Z][A-Za-z]+(_\d+)?$/.test(p));
@@ -211,52 +217,109 @@ export function exportPytorch(model: Model, options: ExportPytorchOptions = {}):
     scope.body.push(`        ${lhs} = ${expr}  # ${n.opType} ${oneLine(n.name)}`);
   };
 
-  // the readable layer: each recognised block becomes a small class named for its rule
-  const plans = planBlocks(model, isConstantNode, constTensor);
+  // the readable layer: the recognised structure as the module tree (module-tree.ts), each part a small class
+  const { root, structure } = planModuleTree(model, (n) => !isConstantNode(n), (v) => !!constTensor(v));
+  const order = new Map(g.nodes.map((n, i) => [n, i]));
   const classes = new Map<string, { name: string; text: string }>();
   const classNames = new Names([className, 'Net']);
-  const blockAt = new Map<Node, BlockPlan>();
-  const inBlock = new Set<Node>();
-  for (const p of plans) {
-    blockAt.set(p.nodes[0], p);
-    for (const n of p.nodes) inBlock.add(n);
-  }
-  const stageLists: string[][] = [];
-  const netCtx = contextFor(net);
-  for (const n of g.nodes) {
-    const p = blockAt.get(n);
-    if (p) {
-      const scope = newScope(`stages.${p.stage}.${p.index}.`, p.namePrefix);
-      const args = p.inputs.map((v, i) => scope.localNames.take(p.inputs.length === 1 ? 'x' : `x${i}`));
-      p.inputs.forEach((v, i) => scope.locals.set(v, { name: args[i] }));
-      scope.device = `${args[0]}.device`;
-      const ctx = contextFor(scope);
-      const inside = new Set(p.nodes);
-      for (const bn of p.nodes) if (!isConstantNode(bn)) emitNode(scope, ctx, bn, (v) => p.outputs.includes(v) && !inside.has(v.producer as Node));
-      const { ctorArgs, text } = blockClass(scope, args, p.outputs.map((o) => ctx.v(o)));
-      const key = `${p.className}\n${text}`;
-      let cls = classes.get(key);
-      if (!cls) {
-        cls = { name: classNames.take(p.className), text };
-        classes.set(key, cls);
+  const instances: Record<string, number> = {};
+  const paths = new Map<Group, string>();
+
+  /** A group's nodes into `scope`: its own nodes op by op, each child module as one call. */
+  const emitBody = (grp: Group, scope: Scope, ctx: EmitContext, readOutside: (v: Value) => boolean, path: string, literal: boolean) => {
+    const childOf = new Map<Node, Group>();
+    for (const c of grp.children) for (const n of c.nodes) childOf.set(n, c);
+    // children's classes first (their lines go to the top of __init__)
+    const lists = new Map<string, { c: Group; name: string; args: number[] }[]>();
+    const ctorLines: string[] = [];
+    const built = new Map<Group, { name: string; args: number[] }>();
+    // a group that could not be one call leaves its children to its parent: two 'entry' there are entry, entry_1
+    const attrNames = new Names();
+    const attrOf = new Map<string, string>();
+    for (const c of grp.children) {
+      if (!c.list) c.attr = attrNames.take(c.attr);
+      else if (!attrOf.has(c.attr)) attrOf.set(c.attr, attrNames.take(c.attr));
+      const items = lists.get(c.attr);
+      const index = items?.length ?? 0;
+      const childPath = `${path ? `${path}.` : ''}${c.attr}${c.list ? `.${index}` : ''}`;
+      paths.set(c, childPath);
+      const b = buildClass(c, `${childPath}.`, childPath);
+      built.set(c, b);
+      instances[b.name] = (instances[b.name] ?? 0) + 1;
+      if (!c.list) ctorLines.push(`        self.${c.attr} = ${b.name}(${b.args.join(', ')})`);
+      else if (items) items.push({ c, ...b });
+      else {
+        lists.set(c.attr, [{ c, ...b }]);
+        ctorLines.push(`\u0000${c.attr}`);
       }
-      (stageLists[p.stage] ??= [])[p.index] = `${cls.name}(${ctorArgs.join(', ')})`;
-      const outNames = p.outputs.map((o) => {
-        const l = { name: net.localNames.take(`t${net.locals.size}`) };
-        net.locals.set(o, l);
+    }
+    const sequential = new Set<string>();
+    for (const [attr, items] of lists) {
+      const same = items.every((x) => x.name === items[0].name && x.args.join() === items[0].args.join());
+      const chain = items.every((x, j) => x.c.inputs.length === 1 && x.c.outputs.length === 1 &&
+        (j === items.length - 1 || (items[j + 1].c.inputs[0] === x.c.outputs[0] && x.c.outputs[0].consumers.every((u) => items[j + 1].c.nodes.includes(u.node)) && !g.outputs.includes(x.c.outputs[0]))));
+      const line = same && chain && items.length > 1
+        ? `nn.Sequential(*(${items[0].name}(${items[0].args.join(', ')}) for _ in range(${items.length})))`
+        : `nn.ModuleList([${items.map((x) => `${x.name}(${x.args.join(', ')})`).join(', ')}])`;
+      if (same && chain && items.length > 1) sequential.add(attr);
+      const i = ctorLines.indexOf(`\u0000${attr}`);
+      ctorLines[i] = `        self.${attr} = ${line}`;
+    }
+    scope.init.unshift(...ctorLines);
+    const call = (c: Group, target: string, inputs: Value[], outputs: Value[], note: string) => {
+      const outNames = outputs.map((o) => {
+        const l = { name: scope.localNames.take(`t${scope.locals.size}`) };
+        scope.locals.set(o, l);
         return l.name;
       });
-      net.body.push(`        ${outNames.join(', ')} = self.stages[${p.stage}][${p.index}](${p.inputs.map((v) => netCtx.v(v)).join(', ')})  # ${p.rule} ${p.id}`);
-      continue;
+      scope.body.push(`        ${outNames.join(', ')} = self.${target}(${inputs.map((v) => ctx.v(v)).join(', ')})${literal ? `  # ${note}` : ''}`);
+    };
+    const done = new Set<Group>();
+    const emitCall = (c: Group) => {
+      if (done.has(c)) return;
+      done.add(c);
+      const items = lists.get(c.attr);
+      if (c.list && sequential.has(c.attr) && items) {
+        items.forEach((x) => done.add(x.c));
+        call(c, c.attr, c.inputs, items[items.length - 1].c.outputs, `${items.length} x ${items[0].name}`);
+      } else {
+        const index = c.list && items ? items.findIndex((x) => x.c === c) : -1;
+        call(c, `${c.attr}${index >= 0 ? `[${index}]` : ''}`, c.inputs, c.outputs, roleNote(c));
+      }
+    };
+    // calls in the order of their places (module-tree.ts), each before the first own node after it
+    const pending = [...grp.children].sort((x, y) => (x.emitAt ?? 0) - (y.emitAt ?? 0));
+    for (const n of grp.nodes) {
+      if (childOf.has(n) || isConstantNode(n)) continue;
+      const here = order.get(n) as number;
+      while (pending.length && (pending[0].emitAt ?? 0) < here) emitCall(pending.shift() as Group);
+      emitNode(scope, ctx, n, readOutside);
     }
-    if (inBlock.has(n) || isConstantNode(n)) continue;
-    emitNode(net, netCtx, n, (v) => g.outputs.includes(v));
-  }
+    pending.forEach(emitCall);
+  };
+
+  /** One group as a class: its widths as constructor arguments; classes with the same text are one class. */
+  const buildClass = (grp: Group, prefix: string, path: string): { name: string; args: number[] } => {
+    const scope = newScope(prefix, grp.namePrefix);
+    const args = grp.inputs.map((_v, i) => scope.localNames.take(grp.inputs.length === 1 ? 'x' : `x${i}`));
+    grp.inputs.forEach((v, i) => scope.locals.set(v, { name: args[i] }));
+    scope.device = `${args[0]}.device`;
+    const ctx = contextFor(scope);
+    emitBody(grp, scope, ctx, (v) => grp.outputs.includes(v), path, false);
+    const { ctorArgs, text } = classText(scope, args, grp.outputs.map((o) => ctx.v(o)));
+    const key = `${grp.className}\n${text}`;
+    let cls = classes.get(key);
+    if (!cls) {
+      cls = { name: classNames.take(grp.className), text };
+      classes.set(key, cls);
+    }
+    return { name: cls.name, args: ctorArgs };
+  };
+
+  const netCtx = contextFor(net);
+  emitBody(root, net, netCtx, (v) => g.outputs.includes(v), '', true);
   const ret = g.outputs.map((o) => netCtx.v(o));
-  if (stageLists.length) {
-    const stagesInit = stageLists.map((l) => `            nn.ModuleList([\n${(l ?? []).map((b) => `                ${b},`).join('\n')}\n            ]),`).join('\n');
-    net.init.unshift(`        self.stages = nn.ModuleList([\n${stagesInit}\n        ])`);
-  }
+  const record = model.metadata()[STRUCTURE_KEY] ? structureTemplate(root, structure, paths) : null;
 
   const inputSpec = inputs.map((v) => `(${pyStr(v.name)}, [${(v.shape ?? []).map((d) => (typeof d === 'number' ? String(d) : d === null ? 'None' : pyStr(d))).join(', ')}], ${pyStr(dtypeName(v.type?.elemType))})`);
   const code = [
@@ -266,6 +329,7 @@ export function exportPytorch(model: Model, options: ExportPytorchOptions = {}):
     `"""`,
     PY_HEADER,
     PY_LOADER,
+    PY_ONNX_RECORD,
     ...[...helpers].sort((a, b) => (a === '_ints' ? -1 : b === '_ints' ? 1 : a.localeCompare(b))).map((h) => PY_HELPERS[h]),
     ...[...classes.values()].map((c) => `\nclass ${c.name}(nn.Module):\n${c.text}`),
     '',
@@ -273,6 +337,8 @@ export function exportPytorch(model: Model, options: ExportPytorchOptions = {}):
     `    # (name, shape, dtype) of each input; None or a name: a free dim`,
     `    INPUTS = [${inputSpec.join(', ')}]`,
     `    OUTPUTS = [${g.outputs.map((o) => pyStr(o.name)).join(', ')}]`,
+    `    # what export_onnx records for gpt analyze: the module of each stage and block (None: nothing recorded)`,
+    pyStructure(record),
     '',
     '    def __init__(self):',
     '        super().__init__()',
@@ -289,108 +355,13 @@ export function exportPytorch(model: Model, options: ExportPytorchOptions = {}):
     '        state = read_safetensors(os.path.join(directory, "model.safetensors"))',
     '        net.load_state_dict(state)',
     '        return net.to(map_location)',
-    '',
+    PY_EXPORT_ONNX,
   ].join('\n');
   const weights = writeSafetensors(tensors, { format: 'pt', producer: `gpt ${TOOL_VERSION}` });
   return {
     code, weights, files: { 'model.py': code, 'model.safetensors': weights }, unfolded: [...unfold].map((n) => n.name), modules, ops,
-    blocks: Object.fromEntries([...classes.values()].map((c) => [c.name, plans.filter((p) => stageLists[p.stage]?.[p.index]?.startsWith(`${c.name}(`)).length])),
+    blocks: instances,
   };
-}
-
-/**
- * A block class's text: its layers' channel widths become constructor arguments (c1, c2... in order
- * of first appearance), so blocks that differ only in width share one class.
- */
-function blockClass(scope: Scope, args: string[], returns: string[]): { ctorArgs: number[]; text: string } {
-  const widths: number[] = [];
-  const param = (w: string) => {
-    const n = Number(w);
-    let i = widths.indexOf(n);
-    if (i < 0) i = widths.push(n) - 1;
-    return `c${i + 1}`;
-  };
-  const init = scope.init.map((l) => l
-    .replace(/nn\.(Conv\dd|ConvTranspose\dd|Linear)\((\d+), (\d+)/, (_m, cls: string, a: string, b: string) => `nn.${cls}(${param(a)}, ${param(b)}`)
-    .replace(/nn\.(BatchNorm\dd)\((\d+)/, (_m, cls: string, a: string) => `nn.${cls}(${param(a)}`));
-  const text = [
-    `    def __init__(self${widths.map((_, i) => `, c${i + 1}`).join('')}):`,
-    '        super().__init__()',
-    ...init,
-    '',
-    `    def forward(self, ${args.join(', ')}):`,
-    ...scope.body.map((l) => l.replace(/  # .*$/, '')),
-    `        return ${returns.join(', ')}`,
-    '',
-  ].join('\n');
-  return { ctorArgs: widths, text };
-}
-
-interface BlockPlan {
-  id: string;
-  rule: string;
-  className: string;
-  stage: number;
-  index: number;
-  nodes: Node[];
-  inputs: Value[];
-  outputs: Value[];
-  namePrefix: string;
-}
-
-/**
- * The recognised blocks that can be written as one call: every value they read from outside is
- * computed before their first node. Blocks that cannot stay op by op in the Net.
- */
-function planBlocks(model: Model, isConstantNode: (n: Node) => boolean, constTensor: (v: Value) => Tensor | null): BlockPlan[] {
-  let structure;
-  try {
-    structure = recognize(model);
-  } catch {
-    return [];
-  }
-  const g = model.graph;
-  const order = new Map(g.nodes.map((n, i) => [n, i]));
-  const plans: BlockPlan[] = [];
-  structure.stages.forEach((stage, si) => {
-    let index = 0;
-    for (const b of stage.blocks) {
-      if (!hasBlockRefs(b)) continue;
-      const nodes = [...blockRefs(b).nodes].sort((x, y) => (order.get(x) ?? 0) - (order.get(y) ?? 0));
-      const set = new Set(nodes);
-      const data = nodes.filter((n) => !isConstantNode(n));
-      if (data.length === 0 || nodes.some((n) => n.hasSubgraphs || !order.has(n))) continue;
-      const first = order.get(nodes[0]) as number;
-      const inputs: Value[] = [];
-      const outputs: Value[] = [];
-      let ok = true;
-      for (const n of data) {
-        for (const v of n.inputs) {
-          if (!v || constTensor(v) || (v.producer && set.has(v.producer)) || inputs.includes(v)) continue;
-          if (v.producer && (order.get(v.producer) ?? Infinity) >= first) ok = false;
-          inputs.push(v);
-        }
-        for (const o of n.outputs) {
-          if (o && (o.consumers.some((u) => !set.has(u.node)) || g.outputs.includes(o)) && !outputs.includes(o)) outputs.push(o);
-        }
-      }
-      if (!ok || inputs.length === 0 || outputs.length === 0) continue;
-      const names = data.map((n) => n.name);
-      let prefix = names[0].slice(0, names[0].lastIndexOf('/') + 1);
-      while (prefix && !names.every((nm) => nm.startsWith(prefix))) prefix = prefix.slice(0, prefix.slice(0, -1).lastIndexOf('/') + 1);
-      plans.push({ id: b.id, rule: b.rule, className: pascal(b.rule), stage: plans.filter((p) => p.stage === si).length === 0 && index === 0 ? si : si, index: index++, nodes, inputs, outputs, namePrefix: prefix });
-    }
-  });
-  // stage numbers without gaps (a stage with no written block has no ModuleList)
-  const used = [...new Set(plans.map((p) => p.stage))].sort((a, b) => a - b);
-  for (const p of plans) p.stage = used.indexOf(p.stage);
-  return plans;
-}
-
-/** 'darknet-residual' -> 'DarknetResidual'. */
-function pascal(rule: string): string {
-  const s = rule.split(/[^A-Za-z0-9]+/).filter(Boolean).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
-  return /^[A-Za-z]/.test(s) ? s : `Block${s}`;
 }
 
 /** Write the export's files into `dir` (created if missing). */

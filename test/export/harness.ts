@@ -16,6 +16,7 @@ import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { analyzeModel } from '../../src/analysis/analyze';
+import { STRUCTURE_KEY } from '../../src/analysis/recorded-structure';
 import { readNpy, repoRoot, skipTest, tmpDir } from '../helpers';
 
 export interface Form {
@@ -139,6 +140,22 @@ function runJobs(python: string, jobs: ReturnType<typeof jobFor>[]): Map<string,
 }
 
 /** The three checks over one fixture folder, as uvu tests (one Python process for all its models). */
+/**
+ * torch.onnx.export folds each eval-mode BN into the conv before it: its scale and shift (2C
+ * parameters) become the conv's bias (C new ones, none when the conv had a bias).
+ */
+function foldedParams(model: Model): number {
+  let folded = 0;
+  for (const n of model.graph.nodes) {
+    const conv = n.inputs[0]?.producer;
+    if (n.opType !== 'BatchNormalization' || n.outputs.filter(Boolean).length > 1 || n.int('training_mode', 0) === 1) continue;
+    if (!conv || conv.opType !== 'Conv' || n.inputs[0]!.consumers.length !== 1) continue;
+    const c = model.graph.constantTensor(n.inputs[1])?.dims[0] ?? 0;
+    folded += conv.inputs[2] ? 2 * c : c;
+  }
+  return folded;
+}
+
 export function fixtureSuite(folder: string): void {
   const work = tmpDir('gpt-export-');
   let state: { forms: Form[]; refused: string[]; results: Map<string, CheckResult> } | null | undefined;
@@ -188,33 +205,49 @@ export function fixtureSuite(folder: string): void {
     });
   });
 
-  test(`${folder}: torch.onnx.export of each module, read back by analyze, gives the exported model's params and MACs (and family, stages, blocks for the plain forms)`, async () => {
+  test(`${folder}: Net.export_onnx of each module, read back by analyze, gives the exported model's family, stages, blocks, params and MACs; a plain torch.onnx.export the same params and MACs`, async () => {
     const s = await prepare();
     if (!s) return;
+    const direct: string[] = [];
     each(s, (f, r) => {
       assert.ok(r.onnx && fs.existsSync(r.onnx), `${f.id}: no ONNX written`);
       const dims: Record<string, number> = {};
       const x = readNpy(f.fixture);
       (f.model.graph.inputs[0].shape ?? []).forEach((d, i) => { if (typeof d === 'string') dims[d] = x.shape[i]; });
       const a = analyzeModel(f.model, { dims }).report;
-      const b = analyzeModel(loadModel(r.onnx!)).report;
-      // torch.onnx.export folds each eval-mode BN into the conv before it: its scale and shift (2C
-      // parameters) become the conv's bias (C new ones, none when the conv had a bias)
-      let folded = 0;
-      for (const n of f.model.graph.nodes) {
-        const conv = n.inputs[0]?.producer;
-        if (n.opType !== 'BatchNormalization' || n.outputs.filter(Boolean).length > 1 || n.int('training_mode', 0) === 1) continue;
-        if (!conv || conv.opType !== 'Conv' || n.inputs[0]!.consumers.length !== 1) continue;
-        const c = f.model.graph.constantTensor(n.inputs[1])?.dims[0] ?? 0;
-        folded += conv.inputs[2] ? 2 * c : c;
-      }
-      assert.is(b.params, a.params - folded, `${f.id}: params (${a.params} less ${folded} folded into the convs)`);
-      assert.is(b.macs, a.macs, `${f.id}: MACs`);
-      if (f.to === 'plain') {
-        assert.is(b.family, a.family, `${f.id}: family`);
-        assert.equal(b.stages.map((st) => st.blockRules), a.stages.map((st) => st.blockRules), `${f.id}: stages and blocks`);
+      const folded = foldedParams(f.model);
+      const written = loadModel(r.onnx!);
+      // what torch.onnx.export alone writes: the same bytes without the record export_onnx appends
+      const stripped = loadModel(r.onnx!);
+      stripped.setMetadata(STRUCTURE_KEY, '');
+      const plain = loadModel(saveModelToBuffer(stripped));
+      for (const [how, m] of [['export_onnx', written], ['torch.onnx.export', plain]] as const) {
+        const b = analyzeModel(m).report;
+        assert.is(b.params, a.params - folded, `${f.id} ${how}: params (${a.params} less ${folded} folded into the convs)`);
+        assert.is(b.macs, a.macs, `${f.id} ${how}: MACs`);
+        const same = b.family === a.family && JSON.stringify(b.stages.map((st) => st.blockRules)) === JSON.stringify(a.stages.map((st) => st.blockRules));
+        if (how === 'export_onnx' || f.to === 'plain') {
+          assert.is(b.family, a.family, `${f.id} ${how}: family`);
+          assert.equal(b.stages.map((st) => st.blockRules), a.stages.map((st) => st.blockRules), `${f.id} ${how}: stages and blocks`);
+          assert.equal(b.stages.map((st) => st.blocks), a.stages.map((st) => st.blocks), `${f.id} ${how}: block counts`);
+        } else if (!same) direct.push(`${f.id} (${b.family}, ${b.stages.length} stages)`);
       }
     });
+    // what a plain torch.onnx.export of a converted model loses (the record is not written): said, not hidden
+    if (direct.length) console.log(`  ${folder}: plain torch.onnx.export read back by the rules alone, structure differs: ${direct.join(', ')}`);
+  });
+
+  test(`${folder}: the negative case: an export_onnx file without gpt's record reads as the rules see it (the record is what carries a converted structure)`, async () => {
+    const s = await prepare();
+    if (!s) return;
+    const f = s.forms.find((x) => x.to === 'elan' && s.results.get(x.id)?.onnx);
+    if (!f) return;
+    const m = loadModel(s.results.get(f.id)!.onnx!);
+    assert.ok(m.metadata()[STRUCTURE_KEY], `${f.id}: export_onnx wrote no gpt.structure`);
+    const withRecord = analyzeModel(m).report;
+    m.setMetadata(STRUCTURE_KEY, '');
+    const without = analyzeModel(loadModel(saveModelToBuffer(m))).report;
+    assert.is.not(JSON.stringify(without.stages.map((st) => st.blockRules)), JSON.stringify(withRecord.stages.map((st) => st.blockRules)), `${f.id}: the rules alone read the ELAN stages the same`);
   });
 
   test.after(() => fs.rmSync(work, { recursive: true, force: true }));
