@@ -68,6 +68,8 @@ interface Scope {
   /** Node-name prefix dropped from its layer names. */
   namePrefix: string;
   device: string;
+  /** Node name -> the attribute its module got. */
+  moduleOf: Map<string, string>;
 }
 
 function newScope(prefix: string, namePrefix: string): Scope {
@@ -81,6 +83,7 @@ function newScope(prefix: string, namePrefix: string): Scope {
     prefix,
     namePrefix,
     device: 'x.device',
+    moduleOf: new Map(),
   };
 }
 
@@ -163,7 +166,10 @@ export function exportPytorch(model: Model, options: ExportPytorchOptions = {}):
       },
       addModule(base, ctor, state) {
         const op = /^nn\.(\w+)/.exec(ctor)?.[1] ?? ctor;
-        const name = scope.attrNames.take(layerName(scope, base));
+        // a conv's unfolded BN is named after the conv ('m_1' -> 'm_1_bn')
+        const conv = base.endsWith('/bn') ? scope.moduleOf.get(base.slice(0, -3)) : undefined;
+        const name = scope.attrNames.take(conv ? `${conv}_bn` : layerName(scope, base));
+        scope.moduleOf.set(base, name);
         scope.init.push(`        self.${name} = ${ctor}`);
         modules[op] = (modules[op] ?? 0) + 1;
         for (const st of state) tensors.push({ name: `${scope.prefix}${name}.${st.key}`, dataType: st.dataType, dims: st.dims, bytes: st.bytes });
