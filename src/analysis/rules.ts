@@ -292,21 +292,49 @@ function newBudget(_file: string): Budget {
 }
 
 /**
- * How many ways the matcher may have to try one pattern against one place: op alternatives count once
- * (a node has one op type), unit alternatives add up, a repeat multiplies by its number of lengths, an
- * optional element adds its absence. A rough measure of backtracking, capped at Infinity.
+ * How many ways the matcher may have to try one pattern against one place: a repeat multiplies by its
+ * number of lengths, an optional element adds its absence. Alternatives add up only where they can
+ * start at the same node: a node has one op type, so alternatives whose first ops differ (Relu, SiLU's
+ * Sigmoid -> Mul, HardSwish's Add -> Clip -> Mul -> Div, Mish's Softplus -> Tanh -> Mul) exclude each
+ * other, and the element counts the largest group of alternatives sharing a first op. A rough measure
+ * of backtracking, capped at Infinity.
  */
 export function patternShapes(pattern: Element[]): number {
   let total = 1;
   for (const el of pattern) {
-    let alts = el.alternatives.some((a) => 'op' in a) ? 1 : 0;
-    for (const alt of el.alternatives) if (!('op' in alt)) alts += patternShapes(alt.pattern);
-    let ways = alts * (el.repeat ? el.repeat.max - el.repeat.min + 1 : 1);
+    let ways = alternativeShapes(el.alternatives) * (el.repeat ? el.repeat.max - el.repeat.min + 1 : 1);
     if (el.optional) ways += 1;
     total *= ways;
     if (!Number.isFinite(total) || total > MAX_PATTERN_SHAPES * 1000) return Infinity;
   }
   return total;
+}
+
+/** The op types a pattern's first node can have, or null when any (it does not start from its input). */
+function firstOps(pattern: Element[]): Set<string> | null {
+  const out = new Set<string>();
+  for (const [i, el] of pattern.entries()) {
+    if (i === 0 ? el.inputs.some((r) => r !== '$in') : !el.inputs.every((r) => r === pattern[i - 1].id)) return null;
+    for (const alt of el.alternatives) {
+      const ops = 'op' in alt ? new Set([alt.op]) : firstOps(alt.pattern);
+      if (!ops) return null;
+      ops.forEach((o) => out.add(o));
+    }
+    if (!el.optional && !(el.repeat && el.repeat.min === 0)) return out;
+  }
+  return null; // every element may be absent
+}
+
+/** The largest sum of shapes over alternatives that may start at the same node (first ops overlapping, or unknown). */
+function alternativeShapes(alts: Alternative[]): number {
+  const items = alts.map((a) => ('op' in a ? { ops: new Set([a.op]) as Set<string> | null, shapes: 1 } : { ops: firstOps(a.pattern), shapes: patternShapes(a.pattern) }));
+  const group = items.map((_, i) => i);
+  const find = (i: number): number => (group[i] === i ? i : (group[i] = find(group[i])));
+  const overlap = (a: Set<string> | null, b: Set<string> | null) => !a || !b || [...a].some((o) => b.has(o));
+  for (let i = 0; i < items.length; i++) for (let j = 0; j < i; j++) if (overlap(items[i].ops, items[j].ops)) group[find(i)] = find(j);
+  const sums = new Map<number, number>();
+  items.forEach((it, i) => sums.set(find(i), (sums.get(find(i)) ?? 0) + it.shapes));
+  return Math.max(0, ...sums.values());
 }
 
 function collectUnits(files: { file: string; spec: RuleFile }[], into = new Map<string, UnitEntry>()): Map<string, UnitEntry> {

@@ -32,17 +32,21 @@ interface ActivationStep {
 }
 
 export interface CapturedActivation {
-  /** What it is: 'SiLU', 'HardSwish' (written out) or the op type of a single-op activation. */
+  /** What it is: 'SiLU', 'HardSwish', 'HardSigmoid', 'Mish' (written out) or the op type of a single-op activation. */
   kind: string;
   steps: ActivationStep[];
   /** Width of the layer it was taken from (a per-channel constant has this many values). */
   channels: number | null;
 }
 
+/** The name of a written-out activation (the spellings of the `act` unit), else its op types. */
 function kindOf(steps: ActivationStep[]): string {
   const ops = steps.map((s) => s.opType).join(',');
   if (ops === 'Sigmoid,Mul') return 'SiLU';
-  if (ops === 'HardSigmoid,Mul') return 'HardSwish';
+  if (ops === 'Softplus,Tanh,Mul') return 'Mish';
+  // x * HardSigmoid(x); x * relu6(x + 3) / 6 and x * (relu6(x + 3) / 6), by Div or by Mul with 1/6
+  if (ops === 'HardSigmoid,Mul' || /^Add,(Relu,)?Clip,(Mul|Div),(Mul|Div)$/.test(ops)) return 'HardSwish';
+  if (/^Add,(Relu,)?Clip,(Mul|Div)$/.test(ops)) return 'HardSigmoid';
   return ops;
 }
 

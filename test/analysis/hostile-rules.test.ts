@@ -56,6 +56,17 @@ test('an optional bomb (24 optional Relus before a Conv) is refused by rules val
   assert.is(validateRuleFile(ruleFile('few-optional', { kind: 'plain', pattern: few })).name, 'few-optional');
 });
 
+test('alternatives that start with different ops exclude each other at a node; ones that share a first op add up', () => {
+  // a unit with 4 alternatives, each 3 optional-free nodes long; the pattern uses it 12 times, plus one optional:
+  // disjoint first ops (Relu / Sigmoid / Tanh / Elu): 1 way per use, so 2 ways in all (the optional);
+  // one shared first op (4 x Relu-first): 4 ways per use, 4^12 x 2 = 3.4e7 ways, over the bound
+  const unitsWith = (first: string[]) => Object.fromEntries(first.map((op, i) => [`a${i}`, { pattern: [{ id: 'p', op }, { id: 'q', op: 'Mul', inputs: ['$in', 'p'] }, { id: 'r', op: 'Neg' }] }]));
+  const pattern = (n: number) => [...Array.from({ length: 12 }, (_, i) => ({ id: `u${i}`, op: Array.from({ length: n }, (_, k) => `a${k}`).join('|') })), { id: 'o', op: 'Relu', optional: true }];
+  assert.is(validateRuleFile(ruleFile('disjoint', { kind: 'plain', units: unitsWith(['Relu', 'Sigmoid', 'Tanh', 'Elu']), pattern: pattern(4) })).name, 'disjoint');
+  const e = ruleError(() => validateRuleFile(ruleFile('shared', { kind: 'plain', units: unitsWith(['Relu', 'Relu', 'Relu', 'Relu']), pattern: pattern(4) })));
+  assert.match(e.message, /can be tried in 3\.4e\+7 ways/);
+});
+
 /** x -> Relu x n -> y (a chain), as a model. */
 function reluChain(n: number, op = 'Relu') {
   const nodes = Array.from({ length: n }, (_, i) => node(op, [i ? `v${i}` : 'x'], [`v${i + 1}`], `n${i}`));

@@ -29,6 +29,16 @@ function act(t: Tiny, x: Value, name: string, kind: string): Value {
       return t.op('Mul', `${name}.mul`, [x, t.op('Tanh', `${name}.tanh`, [t.op('Softplus', `${name}.softplus`, [x])])]);
     case 'relu6-clip':
       return t.op('Clip', `${name}.clip`, [x, scalar(t, 0), scalar(t, 6)]);
+    case 'hardswish-sixth': // x * relu6(x + 3) * (1/6)
+      return t.op('Mul', `${name}.sixth`, [t.op('Mul', `${name}.mul`, [x, t.op('Clip', `${name}.clip`, [t.op('Add', `${name}.add`, [x, scalar(t, 3)]), scalar(t, 0), scalar(t, 6)])]), scalar(t, 1 / 6)]);
+    case 'hardswish-gate-op': // x * HardSigmoid(x), PyTorch's nn.Hardswish before opset 14
+      return t.op('Mul', `${name}.mul`, [t.op('HardSigmoid', `${name}.gate`, [x], {}), x]);
+    case 'hardsigmoid-add': // relu6(x + 3) / 6 as a layer's activation
+      return t.op('Div', `${name}.div`, [t.op('Clip', `${name}.clip`, [t.op('Add', `${name}.add`, [x, scalar(t, 3)]), scalar(t, 0), scalar(t, 6)]), scalar(t, 6)]);
+    case 'silu-of-other': // y * Sigmoid(block input): a product of two unrelated tensors
+      return t.op('Mul', `${name}.mul`, [x, t.op('Sigmoid', `${name}.sigmoid`, [t.x])]);
+    case 'hardswish-of-other': // y * relu6(block input + 3) / 6
+      return t.op('Div', `${name}.div`, [t.op('Mul', `${name}.mul`, [x, t.op('Clip', `${name}.clip`, [t.op('Add', `${name}.add`, [t.x, scalar(t, 3)]), scalar(t, 0), scalar(t, 6)])]), scalar(t, 6)]);
     case 'broken-mish': // tanh(softplus(x)) without the product: not an activation of x
       return t.op('Tanh', `${name}.tanh`, [t.op('Softplus', `${name}.softplus`, [x])]);
     default:
@@ -36,16 +46,16 @@ function act(t: Tiny, x: Value, name: string, kind: string): Value {
   }
 }
 
-/** Darknet block, 16 channels, with activation `kind` after each conv-BN. */
-function darknet(kind: string): Tiny {
+/** Darknet block, 16 channels, with activation `kind` after each conv-BN (the second one only with `secondOnly`). */
+function darknet(kind: string, secondOnly = false): Tiny {
   const t = new Tiny(16);
-  const a = act(t, t.bn(t.conv(t.x, 'b1.conv', 8, 1), 'b1.bn'), 'b1.act', kind);
+  const a = act(t, t.bn(t.conv(t.x, 'b1.conv', 8, 1), 'b1.bn'), 'b1.act', secondOnly ? 'silu' : kind);
   const b = act(t, t.bn(t.conv(a, 'b2.conv', 16, 3), 'b2.bn'), 'b2.act', kind);
   t.head(t.op('Add', 'add', [t.x, b]));
   return t;
 }
 
-for (const kind of ['relu6-clip', 'silu', 'HardSwish', 'Mish']) {
+for (const kind of ['hardswish-add', 'hardswish-gate-add', 'hardswish-sixth', 'hardswish-gate-op', 'hardsigmoid-add', 'mish-tanh', 'relu6-clip', 'silu', 'HardSwish', 'HardSigmoid', 'Mish']) {
   test(`darknet block with ${kind}: every node of the activation belongs to the block`, () => {
     const t = darknet(kind);
     const m = at(t, 'darknet-residual');
@@ -56,9 +66,9 @@ for (const kind of ['relu6-clip', 'silu', 'HardSwish', 'Mish']) {
   });
 }
 
-test('darknet negative: Softplus -> Tanh without the product is no activation the rules know; HardSwish and Mish written out are not yet activations of conv-BN-act (pattern-shape bound)', () => {
+test('darknet negative: Softplus -> Tanh without the product, or a Mul of the layer and an unrelated tensor, is no activation', () => {
   assert.is(at(darknet('broken-mish'), 'darknet-residual'), null);
-  for (const kind of ['hardswish-add', 'hardswish-gate-add', 'mish-tanh']) assert.is(at(darknet(kind), 'darknet-residual'), null, kind);
+  for (const kind of ['silu-of-other', 'hardswish-of-other']) assert.is(at(darknet(kind, true), 'darknet-residual'), null, kind);
 });
 
 /**

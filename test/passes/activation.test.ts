@@ -1,7 +1,9 @@
 /**
  * The activation of new layers: CSP's transitions and ELAN's new layers copy the activation the
  * matcher matched in the blocks they join — op for op, attribute for attribute, constant for
- * constant (PRelu's slope resized to the new width) — and the converted model runs in onnxruntime.
+ * constant (PRelu's slope resized to the new width) — and the converted model runs in onnxruntime;
+ * PRN on the same network is exact against the masked-residual reference. Every spelling PyTorch's
+ * exporter writes: SiLU, HardSwish and Mish as one op or written out, HardSigmoid, ReLU6 as Clip.
  * Also float16: new tensors take the element type of the model.
  */
 import * as ort from 'onnxruntime-node';
@@ -14,6 +16,7 @@ import type { Model } from '../../src/ir/model';
 import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
 import { DataType } from '../../src/onnx/schema';
 import { convert } from '../../src/passes/convert';
+import { verify } from '../../src/verify';
 import { Tiny } from '../fixtures/tiny-graph';
 import { fixturesDir } from '../helpers';
 import * as path from 'node:path';
@@ -27,12 +30,38 @@ function node(t: Tiny, opType: string, name: string, inputs: (Value | null)[], a
 const scalar = (t: Tiny, name: string, v: number) => t.g.addInitializer(floatTensor(name, [], Float32Array.of(v), t.elemType));
 const single = (opType: string, attrs: Parameters<Graph['addNode']>[0]['attrs'] = {}): Act => (t, x, n) => node(t, opType, n, [x], attrs);
 
+/** ReLU6 as Clip(y, 0, 6): bounds as inputs (opset 11+) or attributes; F.relu6 as PyTorch 1.x exports it: Relu, then Clip with Constant-node bounds. */
+function clip(t: Tiny, y: Value, n: string, bounds: 'inputs' | 'attributes' | 'relu-clip'): Value {
+  if (bounds === 'relu-clip') {
+    const c = (name: string, v: number) => node(t, 'Constant', `${n}.${name}`, [], { value: floatTensor(`${n}.${name}_t`, [], Float32Array.of(v)) });
+    return node(t, 'Clip', n, [node(t, 'Relu', `${n}.relu`, [y]), c('min', 0), c('max', 6)]);
+  }
+  return bounds === 'inputs'
+    ? node(t, 'Clip', n, [y, scalar(t, `${n}.min`, 0), scalar(t, `${n}.max`, 6)])
+    : node(t, 'Clip', n, [y], { min: { float: 0 }, max: { float: 6 } });
+}
+
+/** HardSwish written out as PyTorch code spells it: x * relu6(x + 3) / 6, the product first or the gate first, by Div(6) or Mul(1/6). */
+function hardSwish(t: Tiny, x: Value, n: string, o: { div: boolean; gateFirst: boolean; clip: 'inputs' | 'attributes' | 'relu-clip' }): Value {
+  const r6 = clip(t, node(t, 'Add', `${n}.add`, [x, scalar(t, `${n}.three`, 3)]), `${n}.clip`, o.clip);
+  const sixth = (y: Value) => (o.div ? node(t, 'Div', `${n}.div`, [y, scalar(t, `${n}.six`, 6)]) : node(t, 'Mul', `${n}.sixth`, [y, scalar(t, `${n}.sixth_c`, 1 / 6)]));
+  return o.gateFirst ? node(t, 'Mul', `${n}.mul`, [x, sixth(r6)]) : sixth(node(t, 'Mul', `${n}.mul`, [x, r6]));
+}
+
 /** Every activation kind, with the opset it needs. */
 const KINDS: { kind: string; opset: number; act: Act }[] = [
   { kind: 'SiLU as Mul(x, Sigmoid(x))', opset: 13, act: (t, x, n) => t.silu(x, n) },
   { kind: 'HardSwish', opset: 14, act: single('HardSwish') },
   { kind: 'HardSwish as Mul(x, HardSigmoid(x))', opset: 13, act: (t, x, n) => node(t, 'Mul', `${n}.mul`, [x, node(t, 'HardSigmoid', `${n}.gate`, [x], { alpha: { float: 1 / 6 }, beta: { float: 0.5 } })]) },
+  { kind: 'HardSwish as x * Clip(x + 3, 0, 6) / 6', opset: 13, act: (t, x, n) => hardSwish(t, x, n, { div: true, gateFirst: false, clip: 'inputs' }) },
+  { kind: 'HardSwish as x * (Clip(x + 3, 0, 6) / 6)', opset: 13, act: (t, x, n) => hardSwish(t, x, n, { div: true, gateFirst: true, clip: 'inputs' }) },
+  { kind: 'HardSwish as x * Clip(x + 3, 0, 6) * (1/6)', opset: 13, act: (t, x, n) => hardSwish(t, x, n, { div: false, gateFirst: false, clip: 'inputs' }) },
+  { kind: 'HardSwish as x * (Clip(x + 3) * (1/6)), Clip bounds as attributes (opset 10)', opset: 10, act: (t, x, n) => hardSwish(t, x, n, { div: false, gateFirst: true, clip: 'attributes' }) },
+  { kind: 'HardSwish as x * F.relu6(x + 3) / 6 (Relu, then Clip with Constant-node bounds)', opset: 13, act: (t, x, n) => hardSwish(t, x, n, { div: true, gateFirst: false, clip: 'relu-clip' }) },
+  { kind: 'HardSigmoid', opset: 13, act: single('HardSigmoid', { alpha: { float: 1 / 6 }, beta: { float: 0.5 } }) },
+  { kind: 'HardSigmoid as Clip(x + 3, 0, 6) / 6', opset: 13, act: (t, x, n) => node(t, 'Div', `${n}.div`, [clip(t, node(t, 'Add', `${n}.add`, [x, scalar(t, `${n}.three`, 3)]), `${n}.clip`, 'inputs'), scalar(t, `${n}.six`, 6)]) },
   { kind: 'Mish', opset: 18, act: single('Mish') },
+  { kind: 'Mish as x * Tanh(Softplus(x))', opset: 13, act: (t, x, n) => node(t, 'Mul', `${n}.mul`, [x, node(t, 'Tanh', `${n}.tanh`, [node(t, 'Softplus', `${n}.softplus`, [x])])]) },
   { kind: 'Relu', opset: 13, act: single('Relu') },
   { kind: 'ReLU6 as Clip with input bounds', opset: 13, act: (t, x, n) => node(t, 'Clip', n, [x, scalar(t, `${n}.min`, 0), scalar(t, `${n}.max`, 6)]) },
   { kind: 'ReLU6 as Clip with attribute bounds (opset 10)', opset: 10, act: single('Clip', { min: { float: 0 }, max: { float: 6 } }) },
@@ -119,7 +148,13 @@ for (const { kind, opset, act } of KINDS) {
     const src = darknet(act, DataType.FLOAT, opset);
     const structure = recognize(src);
     assert.is(structure.stages.length, 2, 'two stages recognised');
-    const template = src.graph.nodes.filter((n) => n.name.startsWith('s0.b0.c1.act'));
+    assert.equal(structure.unmatched, [], 'every node of every activation belongs to a block or layer');
+    // PRN: every residual Add masked, the output exactly the masked-residual reference's (built from the source alone)
+    const prn = convert(src, { to: 'prn' });
+    assert.is(prn.report.incomplete ?? null, null);
+    const checked = await verify(src, prn.model);
+    assert.ok(checked.expectation === 'exact' && checked.passed, `prn: ${JSON.stringify(checked.outputs.map((o) => o.maxAbsDiff))}`);
+    const template = src.graph.nodes.filter((n) => n.name.startsWith('s0.b0.c1.act') && n.opType !== 'Constant'); // Constant-node bounds are copied as initializers
     const expected = signature(src.graph, template);
     for (const [to, layers] of [['csp', 4], ['elan', 14]] as const) {
       const { model } = convert(src, { to });
