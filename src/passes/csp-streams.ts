@@ -7,7 +7,7 @@ import { GptError } from '../errors';
 import type { Stage } from '../analysis/structure-types';
 import type { Graph, Node, Value } from '../ir/graph';
 import { floatValues } from '../ir/float-data';
-import { convProducer, range } from '../ir/surgery';
+import { channelsOf, convProducer, range } from '../ir/surgery';
 import { nodeOp } from '../ops/registry';
 
 /**
@@ -148,8 +148,11 @@ export function writersOf(g: Graph, v: Value, blockInput: Value, inBlock: Set<No
       slopes.push({ node: p, input: frozenBnOperand(g, p)! });
       stack.push(g.dataInputs(p)[0]);
     } else if (p.opType === 'Add' || p.opType === 'Mul') {
+      const data = g.dataInputs(p);
       for (const i of p.inputs) {
         if (!i) continue;
+        // ECA's gate follows the width of what it scales by itself: nothing in it to narrow
+        if (p.opType === 'Mul' && data.length === 2 && followsWidth(g, i, data[0] === i ? data[1] : data[0], channelsOf(cur), inBlock)) continue;
         if (g.isConstant(i)) {
           if ((g.constantTensor(i)?.size ?? 2) > 1) throw patternError(stage, `'${p.name}' has a per-channel constant operand; it cannot be narrowed`);
         } else stack.push(i);
@@ -165,6 +168,46 @@ function frozenBnOperand(g: Graph, p: Node): number | null {
   const i = p.inputs.findIndex((v) => !!v && g.isConstant(v));
   const t = i >= 0 ? g.constantTensor(p.inputs[i]) : null;
   return t && t.size > 1 && t.dims.filter((d) => d !== 1).length === 1 ? i : null;
+}
+
+const SHAPE_OPS = new Set(['Reshape', 'Expand', 'Squeeze', 'Unsqueeze', 'Flatten', 'Transpose', 'Shape', 'GlobalAveragePool', 'ReduceMean']);
+
+/**
+ * Whether `gate` (a Mul's operand inside the block) is a channel attention computed from `x` (the
+ * other operand) whose width follows x by itself: ECA's pool -> row -> 1-D conv with one input and one
+ * output channel (a single kernel slid along the channel axis) -> gate -> back -> Expand to x's shape.
+ * Its weights fit any width, so narrowing x changes nothing in it. The kernel size stays the trained
+ * one: timm picks it from the width (k = odd(|log2 C + 1| / 2), at least 3), but that is a design-time
+ * choice, and a new k would discard the learned taps. A constant shape that names x's width would have
+ * to change: not followed (the stage is refused as before).
+ */
+export function followsWidth(g: Graph, gate: Value, x: Value, width: number | null, inBlock: Set<Node>): boolean {
+  const seen = new Set<Value>();
+  const stack = [gate];
+  let fromX = false;
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (v === x) {
+      fromX = true;
+      continue;
+    }
+    if (seen.has(v)) continue;
+    seen.add(v);
+    const p = v.producer;
+    if (!p || !inBlock.has(p)) return false;
+    const constants = p.inputs.filter((i): i is Value => !!i && g.isConstant(i)).map((i) => g.constantTensor(i));
+    if (p.opType === 'Conv') {
+      const w = constants[0];
+      if (!w || w.dims[0] !== 1 || w.dims[1] !== 1 || p.int('group', 1) !== 1) return false;
+    } else if (SHAPE_OPS.has(p.opType)) {
+      if (width === null || constants.some((t) => !t || ((p.opType === 'Reshape' || p.opType === 'Expand') && t.numbers().some((n) => n === width)))) return false;
+    } else if (nodeOp(p)?.channels === 'preserve' || ['Add', 'Mul', 'Div', 'Sub'].includes(p.opType)) {
+      // an activation or a written-out gate (HardSigmoid as (x + 3) / 6): scalar constants only
+      if (constants.some((t) => !t || t.size !== 1)) return false;
+    } else return false;
+    stack.push(...g.dataInputs(p));
+  }
+  return fromX;
 }
 
 /** Another writer's conv that `conv`'s data input comes from, inside the block, or null. */
