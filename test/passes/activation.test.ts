@@ -201,6 +201,18 @@ test('the report names the activation the new layers got', () => {
   assert.ok(csp.converted.filter((c) => c.block.match(/^s\d$/)).every((c) => /transitions with SiLU/.test(c.change)));
 });
 
+test('the report names a written-out activation by what it computes (HardSwish, HardSigmoid, Mish), a single op by its op', () => {
+  const byKind = (kind: string) => KINDS.find((k) => k.kind === kind)!;
+  for (const [kind, name] of [
+    ['HardSwish as x * Clip(x + 3, 0, 6) / 6', 'HardSwish'], ['HardSwish as x * (Clip(x + 3) * (1/6)), Clip bounds as attributes (opset 10)', 'HardSwish'],
+    ['HardSigmoid as Clip(x + 3, 0, 6) / 6', 'HardSigmoid'], ['Mish as x * Tanh(Softplus(x))', 'Mish'], ['Relu', 'Relu'],
+  ] as const) {
+    const k = byKind(kind);
+    const { report } = convert(darknet(k.act, DataType.FLOAT, k.opset), { to: 'elan' });
+    assert.ok(report.converted.every((c) => c.change.endsWith(`, ${name}`)), `${kind}: ${report.converted.map((c) => c.change).join('; ')}`);
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // A real export: timm's Darknet-53 with SiLU, exported by PyTorch as Mul(x, Sigmoid(x))
 
