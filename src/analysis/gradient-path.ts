@@ -301,6 +301,22 @@ function normAxis(axis: number, r: number | null): number | null {
 
 /** Constant integers of input i, else of attribute `name` (older opsets); undefined: neither is
  * given; null: given but not constant. */
+/**
+ * Input i of node as a constant per-channel 0/1 mask of `width` channels against data of rank
+ * `dataRank` (N, C, ...): dims [C, 1, ..., 1] or [1, C, 1, ..., 1], broadcast onto the channel axis.
+ */
+function channelMask(graph: Graph, node: Node, i: number, width: number, dataRank: number): boolean[] | null {
+  const t = i >= 0 && i < node.inputs.length ? graph.constantTensor(node.inputs[i]) : undefined;
+  if (!t) return null;
+  const dims = t.dims;
+  const c = dims.findIndex((d) => d !== 1);
+  if (c < 0 || dims[c] !== width || dims.slice(c + 1).some((d) => d !== 1)) return null;
+  // right-aligned broadcasting: the mask's axis c lands on the data's axis 1
+  if (dims.length - 1 - c !== dataRank - 2 || dims.length > dataRank) return null;
+  const v = t.numbers();
+  return v.every((x) => x === 0 || x === 1) ? v.map((x) => x === 1) : null;
+}
+
 function constInts(graph: Graph, node: Node, i: number, name: string): number[] | null | undefined {
   const v = node.inputs[i];
   if (v) {
@@ -404,6 +420,18 @@ export function gradientPaths(model: Model, opts: GradientPathOptions = {}): Gra
     if (weight.get(n)) return uniform(w, pool.shift(mixedOutputs(n)));
     const flow = nodeOp(n)?.channels ?? 'mix';
     const out = n.outputs[0];
+    // a constant 0/1 channel mask (PRN's masked residual in its mask form): channels multiplied by 0
+    // send no gradient back, as the channels a Slice leaves out
+    const dataRank = rank(n.inputs[i]) ?? (out ? rank(out) : null);
+    const mask = n.opType === 'Mul' && w !== null && out && dataRank !== null ? channelMask(graph, n, 1 - i, w, dataRank) : null;
+    if (mask && out && w !== null) {
+      const om = chanOf(out);
+      if (om.width === w) {
+        const segs: Seg[] = [];
+        for (let c = 0; c < w; c++) pushSeg(segs, 1, mask[c] ? setAt(om, c) : EMPTY);
+        return { width: w, segs };
+      }
+    }
     const routes = flow === 'concat' || flow === 'split' || flow === 'slice' || flow === 'preserve';
     const used = (o: Value | null): o is Value => !!o && (o.consumers.length > 0 || graph.isGraphOutput(o));
     if (routes && (w === null || n.outputs.some((o) => used(o) && channels(o) === null))) unknownWidths++;

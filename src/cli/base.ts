@@ -11,6 +11,7 @@ import { GptError, isGptError } from '../errors';
 import type { Model } from '../ir/model';
 import { escapeText } from '../report/escape';
 import { closest } from './suggest';
+import { progressBar, steps, Steps } from './progress';
 
 export abstract class GptCommand extends Command {
   /** -q / -v on every command. */
@@ -22,6 +23,14 @@ export abstract class GptCommand extends Command {
   /** -q: warnings and progress are not printed. */
   protected get quiet(): boolean {
     return this.argv.includes('-q') || this.argv.includes('--quiet');
+  }
+
+  /**
+   * Progress over steps of the given relative weights: a bar with an ETA on stderr when it is a TTY,
+   * nothing when piped, with --json or -q. Call done() before printing the result.
+   */
+  protected progress(weights: number[], json: boolean): Steps {
+    return steps(progressBar(!json && !this.quiet && !!process.stderr.isTTY), weights);
   }
 
   /** A warning on stderr, unless -q. */

@@ -27,7 +27,8 @@ export function progressBar(enabled: boolean, stream: NodeJS.WriteStream = proce
   const started = now();
   let shown = false;
   let last = 0;
-  const cols = () => Math.min(119, (stream.columns ?? 100) - 1);
+  // a pty without a window size reports 0 columns: draw 100 then
+  const cols = () => Math.max(20, Math.min(119, (stream.columns || 100) - 1));
   return {
     update: (f, what, opts) => {
       if (!enabled) return;
@@ -41,5 +42,38 @@ export function progressBar(enabled: boolean, stream: NodeJS.WriteStream = proce
       if (shown) stream.write(`\r${' '.repeat(cols())}\r`);
       shown = false;
     },
+  };
+}
+
+/**
+ * Work in steps of known relative cost (weights measured on full-size models: loading, converting,
+ * writing, running). The fraction done is the weight of the finished steps plus the share reported
+ * within the current one, so the ETA follows the work left rather than the steps left. Synchronous
+ * steps redraw the bar only between steps.
+ */
+export interface Steps {
+  /** The previous step is done; `what` starts (weight in the order given). */
+  next: (what: string) => void;
+  /** Progress within the current step, 0..1 (for work that reports its own, e.g. profiling). */
+  within: (fraction: number, what?: string, opts?: { upTo?: boolean }) => void;
+  done: () => void;
+}
+
+export function steps(bar: ProgressBar, weights: number[]): Steps {
+  const total = weights.reduce((a, w) => a + w, 0) || 1;
+  let index = -1;
+  let before = 0;
+  let label = '';
+  const show = (f: number, what: string, opts?: { upTo?: boolean }) =>
+    bar.update((before + (weights[index] ?? 0) * Math.min(1, Math.max(0, f))) / total, weights.length > 1 ? `${what} (${index + 1}/${weights.length})` : what, opts);
+  return {
+    next: (what) => {
+      if (index >= 0) before += weights[index] ?? 0;
+      index = Math.min(index + 1, weights.length - 1);
+      label = what;
+      show(0, what);
+    },
+    within: (f, what, opts) => show(f, what ?? label, opts),
+    done: () => bar.done(),
   };
 }

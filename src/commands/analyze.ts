@@ -77,16 +77,27 @@ export default class Analyze extends GptCommand {
     const files = [args.model, args.model2].filter((f): f is string => !!f);
     if (flags.chart) checkOutputPath(flags.chart);
     const dims = parseDims(flags.dim);
-    const models = files.map((f) => ({ file: f, model: loadModel(f) }));
-    if (flags.chart) checkOutputs([{ path: flags.chart, flag: '--chart' }], [...models.flatMap((m) => modelInputFiles(m.model)), ...ruleInputFiles(flags.rules)]);
-    checkDimNames(dims, models);
-    const results = models.map(({ file: f, model }) => {
-      assertValid(model.graph, f);
-      return { file: f, ...withFile(f, () => analyzeModel(model, { rules, dims })) };
-    });
-    if (flags.chart) {
-      const svg = gradientPathChart(results.map((r) => chartSeries(path.basename(r.file), r.gradient)), { title: 'Gradient paths per weight layer' });
-      writeFileAtomic(flags.chart, svg, { inputs: models.flatMap((m) => modelInputFiles(m.model)) });
+    // per model: loading 1, recognition + gradient paths + cost 1 (full-size models: about a second each)
+    const progress = this.progress(files.flatMap(() => [1, 1]), !!flags.json);
+    let results;
+    try {
+      const models = files.map((f) => {
+        progress.next(`loading ${f}`);
+        return { file: f, model: loadModel(f) };
+      });
+      if (flags.chart) checkOutputs([{ path: flags.chart, flag: '--chart' }], [...models.flatMap((m) => modelInputFiles(m.model)), ...ruleInputFiles(flags.rules)]);
+      checkDimNames(dims, models);
+      results = models.map(({ file: f, model }) => {
+        progress.next(`analyzing ${f}`);
+        assertValid(model.graph, f);
+        return { file: f, ...withFile(f, () => analyzeModel(model, { rules, dims })) };
+      });
+      if (flags.chart) {
+        const svg = gradientPathChart(results.map((r) => chartSeries(path.basename(r.file), r.gradient)), { title: 'Gradient paths per weight layer' });
+        writeFileAtomic(flags.chart, svg, { inputs: models.flatMap((m) => modelInputFiles(m.model)) });
+      }
+    } finally {
+      progress.done();
     }
     if (flags.json) {
       for (const r of results) validateAnalyzeReport(r.report);

@@ -11,8 +11,9 @@ import { aggregateWarnings } from '../report/warnings';
 import { convert, ConvertOptions, stageSpecs } from '../passes/convert';
 import type { Fusion, Parts, PrnEmit, SplitOp } from '../passes/options';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
+import type { ConvertReport } from '../passes/convert';
 import { formatVerifyReport } from '../report/verify-report';
-import { validateVerifyReport } from '../verify';
+import { validateVerifyReport, VerifyReport } from '../verify';
 import { verifyFiles, verifyFailure } from './verify';
 import { GptCommand, argError, checkDimNames, commonFlags, parseDecimalRange, parseDims, parseIntRange, ruleInputFiles, withFile } from '../cli/base';
 
@@ -34,7 +35,7 @@ export default class Convert extends GptCommand {
     output: Flags.string({ char: 'o', description: 'output .onnx file (not needed with --dry-run)' }),
     ratio: Flags.string({ description: 'PRN: share of channels that receive the shortcut, in (0, 1]', default: '0.5' }),
     asymmetric: Flags.boolean({ description: 'PRN: drop stride-1 projection shortcuts that only widen; add the input into the first channels' }),
-    emit: Flags.string({ description: 'PRN: how the masked residual is written, the same numbers either way (split: Split + Add + Concat; mask: shortcut x constant 0/1 channel mask, then Add)', options: ['split', 'mask'], default: 'split' }),
+    emit: Flags.string({ description: 'PRN: how the masked residual is written, the same numbers either way (split: Split + Add + Concat; mask: shortcut x constant 0/1 channel mask, then Add)', options: ['split', 'mask'], default: 'mask' }),
     split: Flags.string({ description: 'CSP: share of each stage\'s channels that go through its blocks (part 1), in (0, 1)', default: '0.5' }),
     fusion: Flags.string({ description: 'CSP: where the 1x1 transitions go (both: CSPNet\'s own; first: after the concat; last: on part 1 only); default both, or last / first where both would make the model larger', options: ['both', 'first', 'last'] }),
     'split-op': Flags.string({ description: 'CSP: how the stage input is split (slice: a zero-parameter Split; conv: two 1x1 convs)', options: ['slice', 'conv'], default: 'slice' }),
@@ -98,32 +99,50 @@ export default class Convert extends GptCommand {
     }
     if (flags.chart) checkOutputPath(flags.chart);
     if (flags.output) checkOutputPath(flags.output);
-    const model = loadModel(args.model);
-    const inputs = [...modelInputFiles(model), ...ruleInputFiles(flags.rules)];
-    // every output against every input (and each other), as real files
-    checkOutputs([
-      ...(flags.output ? [{ path: flags.output, flag: '-o' }] : []),
-      ...(flags.chart ? [{ path: flags.chart, flag: '--chart' }] : []),
-    ], inputs);
-    checkDimNames(dims, [{ model, file: args.model }]);
-    const rules = flags.rules ? loadRuleSet(flags.rules) : undefined;
-    // the conversion edits the model in place: the "before" paths are measured first
-    const pathsBefore = flags.chart ? withFile(args.model, () => gradientPaths(model, { stages: stageSpecs(recognize(model, { rules })) })) : undefined;
-    const { model: out, report, structure } = withFile(args.model, () => convert(model, { ...options, rules }));
-    report.warnings = aggregateWarnings(report.warnings);
-    if (flags.chart && pathsBefore) {
-      const after = gradientPaths(out, { stages: stageSpecs(structure) });
-      const svg = gradientPathChart([chartSeries('before', pathsBefore), chartSeries(`after (${flags.to})`, after)], {
-        title: `Gradient paths per weight layer: ${path.basename(args.model)} -> ${flags.to.toUpperCase()}`,
-      });
-      writeFileAtomic(flags.chart, svg, { inputs });
-    }
+    // relative costs on full-size models: loading 1, the conversion 2-6 (CSP tries its fusions),
+    // each gradient-path pass of the chart 1, writing 2, verify's sessions and runs 8
+    const dryRun = flags['dry-run'];
+    const progress = this.progress([1, ...(flags.chart ? [1] : []), flags.to === 'csp' ? 6 : flags.to === 'elan' ? 3 : 2, ...(flags.chart ? [1] : []), ...(dryRun ? [] : [2]), ...(flags.verify ? [8] : [])], !!flags.json);
+    let report: ConvertReport;
     let written: string | undefined;
-    if (!flags['dry-run']) {
-      written = saveModel(out, flags.output!, { externalData: flags['external-data'] ? true : 'auto', overwriteSource: false, inputs }).path;
+    let verified: VerifyReport | undefined;
+    try {
+      progress.next(`loading ${args.model}`);
+      const model = loadModel(args.model);
+      const inputs = [...modelInputFiles(model), ...ruleInputFiles(flags.rules)];
+      // every output against every input (and each other), as real files
+      checkOutputs([
+        ...(flags.output ? [{ path: flags.output, flag: '-o' }] : []),
+        ...(flags.chart ? [{ path: flags.chart, flag: '--chart' }] : []),
+      ], inputs);
+      checkDimNames(dims, [{ model, file: args.model }]);
+      const rules = flags.rules ? loadRuleSet(flags.rules) : undefined;
+      // the conversion edits the model in place: the "before" paths are measured first
+      if (flags.chart) progress.next('gradient paths before');
+      const pathsBefore = flags.chart ? withFile(args.model, () => gradientPaths(model, { stages: stageSpecs(recognize(model, { rules })) })) : undefined;
+      progress.next(`converting to ${flags.to.toUpperCase()}`);
+      const converted = withFile(args.model, () => convert(model, { ...options, rules }));
+      const { model: out, structure } = converted;
+      report = converted.report;
+      report.warnings = aggregateWarnings(report.warnings);
+      if (flags.chart && pathsBefore) {
+        progress.next('gradient paths after');
+        const after = gradientPaths(out, { stages: stageSpecs(structure) });
+        const svg = gradientPathChart([chartSeries('before', pathsBefore), chartSeries(`after (${flags.to})`, after)], {
+          title: `Gradient paths per weight layer: ${path.basename(args.model)} -> ${flags.to.toUpperCase()}`,
+        });
+        writeFileAtomic(flags.chart, svg, { inputs });
+      }
+      if (!dryRun) {
+        progress.next(`writing ${flags.output}`);
+        written = saveModel(out, flags.output!, { externalData: flags['external-data'] ? true : 'auto', overwriteSource: false, inputs }).path;
+      }
+      if (flags.verify && written === undefined) throw argError('--verify needs a written model', 'give -o OUT.onnx instead of --dry-run');
+      if (flags.verify) progress.next('verifying');
+      verified = flags.verify ? await verifyFiles(args.model, written!, undefined, undefined, (f, what) => progress.within(f, `verifying: ${what}`)) : undefined;
+    } finally {
+      progress.done();
     }
-    if (flags.verify && written === undefined) throw argError('--verify needs a written model', 'give -o OUT.onnx instead of --dry-run');
-    const verified = flags.verify ? await verifyFiles(args.model, written!, undefined) : undefined;
     if (flags.json) {
       validateConvertReport(report);
       if (verified) validateVerifyReport(verified);

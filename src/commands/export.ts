@@ -22,10 +22,21 @@ export default class Export extends GptCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Export);
-    const model = loadModel(args.model);
-    assertValid(model.graph, args.model);
-    const result = withFile(args.model, () => exportPytorch(model, { bn: flags.bn as 'unfold' | 'keep' }));
-    const files = writePytorchExport(result, flags.output);
+    // full-size models: loading 1, translating 1, writing the weights 2
+    const progress = this.progress([1, 1, 2], flags.json);
+    let result: ReturnType<typeof exportPytorch>;
+    let files: ReturnType<typeof writePytorchExport>;
+    try {
+      progress.next(`loading ${args.model}`);
+      const model = loadModel(args.model);
+      assertValid(model.graph, args.model);
+      progress.next('translating to PyTorch');
+      result = withFile(args.model, () => exportPytorch(model, { bn: flags.bn as 'unfold' | 'keep' }));
+      progress.next(`writing ${flags.output}`);
+      files = writePytorchExport(result, flags.output);
+    } finally {
+      progress.done();
+    }
     const summary = { files, modules: result.modules, ops: result.ops, unfolded: result.unfolded.length };
     if (flags.json) {
       this.printJson(summary);

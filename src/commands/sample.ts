@@ -38,8 +38,17 @@ export default class Sample extends GptCommand {
     const classes = detectorDefault ? undefined : parseIntRange(flags.classes, '--classes', 1, 100_000, 'e.g. --classes 1000');
     const seed = parseIntRange(flags.seed, '--seed', 0, 2 ** 31 - 1, 'e.g. --seed 0');
     const batch = flags.batch === undefined ? undefined : /^\d+$/.test(flags.batch) ? parseIntRange(flags.batch, '--batch', 1, 4096) : flags.batch;
-    const model = buildSample(args.name as (typeof ALL_SAMPLE_NAMES)[number], { width, resolution, classes, seed, batch });
-    const r = saveModel(model, flags.output, { externalData: flags['external-data'] ? true : 'auto' });
+    // building (seeded weights) takes about four times as long as writing them
+    const progress = this.progress([4, 1], !!flags.json);
+    let r: ReturnType<typeof saveModel>;
+    try {
+      progress.next(`building ${args.name}`);
+      const model = buildSample(args.name as (typeof ALL_SAMPLE_NAMES)[number], { width, resolution, classes, seed, batch });
+      progress.next(`writing ${flags.output}`);
+      r = saveModel(model, flags.output, { externalData: flags['external-data'] ? true : 'auto' });
+    } finally {
+      progress.done();
+    }
     const report: SampleReport = {
       ...envelope('sample'), name: args.name, file: r.path, bytes: r.bytes, externalFile: r.externalPath ?? null, externalBytes: r.externalBytes ?? null,
     };

@@ -26,7 +26,14 @@ export default class Verify extends GptCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Verify);
     const seed = parseIntRange(flags.seed, '--seed', 0, 2 ** 31 - 1, 'e.g. --seed 1');
-    const report = await verifyFiles(args.source, args.converted, flags.inputs, seed);
+    const progress = this.progress([1], flags.json);
+    let report: VerifyReport;
+    try {
+      progress.next('verify');
+      report = await verifyFiles(args.source, args.converted, flags.inputs, seed, (f, what) => progress.within(f, what));
+    } finally {
+      progress.done();
+    }
     if (flags.json) {
       validateVerifyReport(report);
       this.printJson(report);
@@ -49,7 +56,7 @@ export function parseInputsFlag(list: string[] | undefined): Record<string, NpyA
   return out;
 }
 
-export async function verifyFiles(source: string, converted: string, inputs: string[] | undefined, seed?: number): Promise<VerifyReport> {
+export async function verifyFiles(source: string, converted: string, inputs: string[] | undefined, seed?: number, onProgress?: (fraction: number, what: string) => void): Promise<VerifyReport> {
   const given = parseInputsFlag(inputs);
   if (Object.hasOwn(given, '')) {
     // the first input of the source, by name
@@ -60,7 +67,7 @@ export async function verifyFiles(source: string, converted: string, inputs: str
     given[first] = given[''];
     delete given[''];
   }
-  return verify(source, converted, { inputs: given, seed });
+  return verify(source, converted, { inputs: given, seed, onProgress });
 }
 
 export function verifyFailure(r: VerifyReport): GptError {

@@ -33,10 +33,12 @@ export interface PrnConvertOptions extends CommonOptions {
   /** Drop stride-1 projection shortcuts that only widen (asymmetric residual). */
   asymmetric?: boolean;
   /**
-   * How the masked residual is written (the same numbers either way): 'split' (default) splits the
-   * branch and concatenates after the Add; 'mask' multiplies the shortcut by a constant 0/1 channel
-   * mask before an Add over all channels (no Split / Concat, so onnxruntime's blocked layout needs no
-   * reorder there; the projection keeps all its filters).
+   * How the masked residual is written (the same numbers either way): 'mask' (default) multiplies
+   * the shortcut by a constant 0/1 channel mask before an Add over all channels (no Split / Concat,
+   * so onnxruntime's blocked layout needs no reorder there; the projection keeps all its filters:
+   * the plain model's MACs); 'split' splits the branch and concatenates after the Add (a projection
+   * shortcut shrinks to k filters: fewer MACs, but onnxruntime inserts layout kernels around each
+   * block; README "PRN's emit forms" has the measurement).
    */
   emit?: PrnEmit;
 }

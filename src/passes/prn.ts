@@ -2,8 +2,10 @@
  * PRN, the layer-level strategy (paper §3.1, "Partial Residual Networks"):
  *
  *   masked residual:      y = concat( B[:k] + S[:k] , B[k:] )        k = round(C x ratio)
- *   asymmetric residual:  a projection shortcut computes only its first k filters (same numbers,
- *                         fewer params and MACs); with `dropProjection`, a stride-1 projection that
+ *                         written by default as y = B + S x m, m = [1]*k + [0]*(C-k) (emit 'mask':
+ *                         onnxruntime keeps its blocked layout through it); emit 'split' below
+ *   asymmetric residual:  (split form) a projection shortcut computes only its first k filters (same
+ *                         numbers, fewer params and MACs); with `dropProjection`, a stride-1 projection that
  *                         only widens (ResNet-50's first bottleneck) is removed and the block input's
  *                         Cin channels are added into the first min(Cin, k) channels.
  *
@@ -237,7 +239,7 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
     const p = o as PrnConvertOptions;
     const ratio = p.ratio ?? 0.5;
     checkRatio(ratio);
-    const emit = p.emit ?? 'split';
+    const emit = p.emit ?? 'mask';
     if (emit !== 'split' && emit !== 'mask') throw new GptError('E_ARG', `emit '${String(emit)}': expected 'split' or 'mask'`);
     return { ratio, asymmetric: !!p.asymmetric, emit };
   },

@@ -31,7 +31,15 @@ export interface VerifyOptions {
   inputs?: Record<string, NpyArray>;
   /** Labels for the report (default: file names). */
   labels?: [string, string];
+  /** Progress of the whole job, 0..1, with what runs now. */
+  onProgress?: (fraction: number, what: string) => void;
 }
+
+/**
+ * Relative cost of verify's steps on full-size models (loading both, building the reference, then
+ * one onnxruntime session and run per model, which dominate): the fraction done for onProgress.
+ */
+const STEP_WEIGHTS = { load: 2, reference: 1, run: 3 } as const;
 
 export interface OutputVerification extends OutputDiff {
   name: string;
@@ -87,6 +95,13 @@ async function runModel(m: Model | string, feeds: Record<string, { data: Float32
 }
 
 export async function verify(source: VerifySource, converted: VerifySource, o: VerifyOptions = {}): Promise<VerifyReport> {
+  const total = STEP_WEIGHTS.load + STEP_WEIGHTS.reference + 3 * STEP_WEIGHTS.run;
+  let done = 0;
+  const step = (what: string, weight: number) => {
+    o.onProgress?.(done / total, what);
+    done += weight;
+  };
+  step('loading the models', STEP_WEIGHTS.load);
   const src = asModel(source);
   const conv = asModel(converted);
   const labels = o.labels ?? [typeof source === 'string' ? path.basename(source) : src.displayName, typeof converted === 'string' ? path.basename(converted) : conv.displayName];
@@ -125,6 +140,7 @@ export async function verify(source: VerifySource, converted: VerifySource, o: V
     if (conversion.options.asymmetric) {
       notes.push('PRN with --asymmetric may drop a projection shortcut, which changes what the block computes: shown as information against the source');
     } else {
+      step('building the masked-residual reference', STEP_WEIGHTS.reference);
       const copy = cloneModel(src);
       const r = maskResidualsForReference(copy, ratio);
       if ('unavailable' in r) notes.push(`no masked-residual reference: ${r.unavailable}; shown as information against the source`);
@@ -141,11 +157,15 @@ export async function verify(source: VerifySource, converted: VerifySource, o: V
     notes.push('the converted model carries no gpt.conversion metadata: compared with the source as information');
   }
 
-  const [outSrc, outConv, outRef] = [
-    await runModel(src, feeds, labels[0]),
-    await runModel(conv, feeds, labels[1]),
-    refModel ? await runModel(refModel, feeds, `${labels[0]} (masked-residual reference)`) : null,
-  ];
+  // no reference to build or run: its share counts as done, so the ETA follows the work left
+  done = STEP_WEIGHTS.load + STEP_WEIGHTS.reference + (refModel ? 0 : STEP_WEIGHTS.run);
+  step(`running ${labels[0]}`, STEP_WEIGHTS.run);
+  const outSrc = await runModel(src, feeds, labels[0]);
+  step(`running ${labels[1]}`, STEP_WEIGHTS.run);
+  const outConv = await runModel(conv, feeds, labels[1]);
+  if (refModel) step('running the masked-residual reference', STEP_WEIGHTS.run);
+  const outRef = refModel ? await runModel(refModel, feeds, `${labels[0]} (masked-residual reference)`) : null;
+  o.onProgress?.(1, 'comparing outputs');
   const names = Object.keys(outSrc);
   const unmatched = { source: names.filter((n) => !(n in outConv)), converted: Object.keys(outConv).filter((n) => !(n in outSrc)) };
   const matched = names.filter((n) => n in outConv);

@@ -13,6 +13,11 @@
  *     as split (Split + Add + Concat) and as mask (shortcut x 0/1 mask, Add), profiled side by side
  *     (interleaved, adaptive); CSP's split as slice vs conv in GMAC/s; and two back-to-back profiles
  *     of the same pair, to see whether they agree within their intervals.
+ *  7. Kernels (`npm run bench -- kernels`): the same forms in onnxruntime's own profile: layout
+ *     kernels per run (a count) and the summed kernel time, with its ratio to plain (emit-kernels.ts).
+ *     GPT_BENCH_KERNEL_ROUNDS (default 5) x GPT_BENCH_KERNEL_RUNS (default 10) profiled runs per form,
+ *     GPT_BENCH_KERNEL_THREADS (default 1) intra-op threads; then the CPU time per run on one thread
+ *     (GPT_BENCH_CPU_RUNS, default 30, interleaved), the figure a loaded machine disturbs least.
  *  5. Only when asked (`npm run bench -- baseline [REF]`): analysis and conversion side by side with
  *     an older commit (see baseline.ts).
  */
@@ -21,6 +26,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { analyzeModel } from '../../src/analysis/analyze';
+import { costModel } from '../../src/analysis/cost';
 import { saveModel } from '../../src/onnx/io';
 import { convert } from '../../src/passes/convert';
 import { profile, ProfileReport } from '../../src/profile';
@@ -101,7 +107,7 @@ function benchAnalysis(): void {
 }
 
 async function benchProfile(): Promise<void> {
-  let mod: { profileOverhead(modelPath: string): Promise<{ gptP50: number; bareP50: number; diffPct: number }> };
+  let mod: typeof import('./profile-overhead');
   try {
     mod = require('./profile-overhead');
   } catch {
@@ -111,8 +117,9 @@ async function benchProfile(): Promise<void> {
   const file = path.join(tmp, 'resnet18.onnx');
   saveModel(buildSample('resnet18', { resolution: 224 }), file);
   console.log('\n## Profiler overhead: gpt profile vs a bare onnxruntime-node loop (ResNet-18 at 224, CPU)');
+  const load = os.loadavg();
   const r = await mod.profileOverhead(file);
-  console.log(`p50 gpt ${r.gptP50.toFixed(2)} ms, bare ${r.bareP50.toFixed(2)} ms, difference ${r.diffPct.toFixed(2)}% (target <= 2%)`);
+  console.log(`p50 gpt ${r.gptP50.toFixed(2)} ms, bare ${r.bareP50.toFixed(2)} ms, difference ${r.diffPct.toFixed(2)}% [95% CI ${r.lowPct.toFixed(2)}%, ${r.highPct.toFixed(2)}%] over ${r.rounds} alternating rounds (target <= 2%; load average ${load.map((x) => x.toFixed(1)).join(' ')} -> ${os.loadavg().map((x) => x.toFixed(1)).join(' ')})`);
 }
 
 function benchStartup(): void {
@@ -184,6 +191,47 @@ async function benchEmit(): Promise<void> {
   console.log(`  the two intervals ${agree ? 'overlap: the runs agree' : 'do NOT overlap'}`);
 }
 
+async function benchKernels(): Promise<void> {
+  const rounds = Number(process.env.GPT_BENCH_KERNEL_ROUNDS ?? 5);
+  const runs = Number(process.env.GPT_BENCH_KERNEL_RUNS ?? 10);
+  const threads = Number(process.env.GPT_BENCH_KERNEL_THREADS ?? 1);
+  const { emitKernels, emitCpuTime } = require('./emit-kernels') as typeof import('./emit-kernels');
+  const cpuRuns = Number(process.env.GPT_BENCH_CPU_RUNS ?? 30);
+  const sets: [string, { label: string; model: ReturnType<typeof buildSample> }[]][] = [];
+  for (const [name, opts] of [['resnet50', { resolution: 224 }], ['darknet53', {}]] as const) {
+    sets.push([`${name} PRN`, [
+      { label: name, model: buildSample(name, opts) },
+      { label: 'PRN --emit split', model: convert(buildSample(name, opts), { to: 'prn', emit: 'split' }).model },
+      { label: 'PRN --emit mask', model: convert(buildSample(name, opts), { to: 'prn', emit: 'mask' }).model },
+    ]]);
+  }
+  sets.push(['darknet53 CSP', [
+    { label: 'darknet53', model: buildSample('darknet53') },
+    { label: 'CSP --split-op slice', model: convert(buildSample('darknet53'), { to: 'csp', splitOp: 'slice' }).model },
+    { label: 'CSP --split-op conv', model: convert(buildSample('darknet53'), { to: 'csp', splitOp: 'conv' }).model },
+  ]]);
+  console.log(`\n## Emit forms in onnxruntime's profile: ${rounds} rounds x ${runs} profiled runs per form, interleaved, ${threads} intra-op thread(s)`);
+  for (const [title, models] of sets) {
+    const load = os.loadavg();
+    const figs = await emitKernels(models, rounds, runs, threads);
+    console.log(`${title} (load average ${load.map((x) => x.toFixed(1)).join(' ')} -> ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}):`);
+    for (const f of figs) {
+      const v = f.vsFirst ? `kernel-time ratio ${formatRatio({ latencyRatio: f.vsFirst.ratio, latencyRatioLow: f.vsFirst.low, latencyRatioHigh: f.vsFirst.high })}` : 'baseline';
+      console.log(`  ${f.label.padEnd(22)} ${String(f.kernels).padStart(4)} kernels, ${String(f.layoutKernels).padStart(3)} layout  kernel sum ${f.kernelMs.toFixed(1).padStart(6)} ms (conv ${f.convMs.toFixed(1)}, layout ${f.layoutMs.toFixed(2)}, other ${f.otherMs.toFixed(1)})  ${v}`);
+    }
+    if (cpuRuns > 0) {
+      const l2 = os.loadavg();
+      const cpu = await emitCpuTime(models, cpuRuns);
+      console.log(`  CPU time per run, 1 intra-op thread, ${cpuRuns} interleaved runs (load average ${l2.map((x) => x.toFixed(1)).join(' ')} -> ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}):`);
+      cpu.forEach((f, i) => {
+        const v = f.vsFirst ? `CPU-time ratio ${formatRatio({ latencyRatio: f.vsFirst.ratio, latencyRatioLow: f.vsFirst.low, latencyRatioHigh: f.vsFirst.high })}` : 'baseline';
+        const gmacs = costModel(models[i].model).totals.macs / 1e9;
+        console.log(`  ${f.label.padEnd(22)} CPU ${f.cpuMs.toFixed(1).padStart(6)} ms  wall ${f.wallMs.toFixed(1).padStart(6)} ms  ${gmacs.toFixed(2)} GMACs, ${(gmacs / (f.cpuMs / 1000)).toFixed(1)} GMAC per CPU-s  ${v}`);
+      });
+    }
+  }
+}
+
 (async () => {
   console.log(`gpt bench on ${os.cpus().length} cores, node ${process.version}, ${new Date().toISOString()}`);
   if (want('io')) benchIo();
@@ -191,6 +239,7 @@ async function benchEmit(): Promise<void> {
   if (want('profile')) await benchProfile();
   if (want('startup')) benchStartup();
   if (want('emit')) await benchEmit(); // several minutes of timing
+  if (want('kernels')) await benchKernels();
   if (only[0] === 'baseline') require('./baseline').benchBaseline(only[1]);
   fs.rmSync(tmp, { recursive: true, force: true });
 })().catch((e) => {

@@ -160,13 +160,23 @@ for (const [file, to] of [['resnet18-w25.onnx', 'prn'], ['darknet53-w25.onnx', '
 }
 
 test('PRN: each stage\'s closing Concat is recorded in its own stage, not the next', () => {
-  // ResNet-18: two basic blocks per stage, each masked residual adds one Split and one Concat
-  const { model } = convert(loadModel(fixturePath('resnet18-w25.onnx')), { to: 'prn' });
+  // ResNet-18: two basic blocks per stage, each masked residual (split form) adds one Split and one Concat
+  const { model } = convert(loadModel(fixturePath('resnet18-w25.onnx')), { to: 'prn', emit: 'split' });
   const byStage = recorded(model).map((s) => s.blocks.flatMap((b) => b.nodes).filter((n) => n.endsWith('/prn/Concat')).length);
   assert.equal(byStage, [2, 2, 2, 2]);
   // negative: the Concats are named after the stage's own Adds (layerN), not the next stage's
   recorded(model).forEach((s, i) => {
     for (const n of s.blocks.flatMap((b) => b.nodes).filter((x) => x.endsWith('/prn/Concat'))) assert.match(n, new RegExp(`layer${i + 1}`), n);
+  });
+});
+
+test('PRN, mask form (the default): each block\'s mask Mul is recorded in its own stage; no Concat', () => {
+  const { model } = convert(loadModel(fixturePath('resnet18-w25.onnx')), { to: 'prn' });
+  const nodes = recorded(model).map((s) => s.blocks.flatMap((b) => b.nodes));
+  assert.equal(nodes.map((ns) => ns.filter((n) => /\/prn\/Mul/.test(n)).length), [2, 2, 2, 2]);
+  assert.equal(nodes.map((ns) => ns.filter((n) => n.endsWith('/prn/Concat')).length), [0, 0, 0, 0]);
+  nodes.forEach((ns, i) => {
+    for (const n of ns.filter((x) => /\/prn\/Mul/.test(x))) assert.match(n, new RegExp(`layer${i + 1}`), n);
   });
 });
 

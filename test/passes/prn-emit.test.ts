@@ -1,7 +1,7 @@
 /**
- * PRN's two emit forms (src/passes/prn.ts, convert --emit split|mask) compute the same numbers: each
- * reproduces the fixtures' PRN reference outputs (made outside gpt), and the mask form leaves no
- * Split / Concat behind. A bad form is E_ARG.
+ * PRN's two emit forms (src/passes/prn.ts, convert --emit mask|split; mask the default) compute
+ * the same numbers: each reproduces the fixtures' PRN reference outputs (made outside gpt), and
+ * the mask form leaves no Split / Concat behind. A bad form is E_ARG.
  *
  *   split:  Add(B[:k], S[:k]) ─ Concat(·, B[k:])        mask:  Add(B, S x [1]*k + [0]*(C-k))
  */
@@ -45,6 +45,17 @@ test('the mask form keeps the plain model\'s MACs; the split form shrinks projec
   const mask = convert(loadModel(file), { to: 'prn', emit: 'mask' }).report;
   assert.is(mask.after.macs, mask.before.macs);
   assert.is(split.before.macs - split.after.macs, 49152); // test/passes/prn.test.ts works it out by hand
+});
+
+test('the default form is mask: no Split / Concat, the plain model\'s MACs, recorded as emit mask', () => {
+  const file = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'resnet18-w25.onnx');
+  const { model, report } = convert(loadModel(file), { to: 'prn' });
+  assert.is(report.after.macs, report.before.macs);
+  assert.not.ok(model.graph.nodes.some((n) => /\/prn\//.test(n.name) && (n.opType === 'Split' || n.opType === 'Concat')));
+  assert.is(JSON.parse(model.metadata()['gpt.conversion']).options.emit, 'mask');
+  // negative: asked for, the split form is still there
+  const split = convert(loadModel(file), { to: 'prn', emit: 'split' }).model;
+  assert.ok(split.graph.nodes.some((n) => /\/prn\//.test(n.name) && n.opType === 'Concat'));
 });
 
 test('negative: an unknown emit form is E_ARG', () => {

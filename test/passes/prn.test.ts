@@ -50,10 +50,14 @@ test('resnet18-w25: params and MACs saved by the asymmetric (shrunk) projections
   //   layer3.0: 32->64  params 64*32+64 = 2112  -> 32*32+32 = 1056   saves 1056
   //   layer4.0: 64->128 params 128*64+128 = 8320 -> 64*64+64 = 4160  saves 4160      total 5488
   //   MACs: 32*8*8*16 = 32768, 64*4*4*32 = 32768, 128*2*2*64 = 32768, each halved: saves 3 * 16384 = 49152
-  const { report } = convert(loadModel(fixturePath('resnet18-w25.onnx')), { to: 'prn' });
+  const { report } = convert(loadModel(fixturePath('resnet18-w25.onnx')), { to: 'prn', emit: 'split' });
   assert.is(report.before.params - report.after.params, 5488);
   assert.is(report.before.macs - report.after.macs, 49152);
   assert.is(report.converted.length, 8);
+  // the mask form (the default) keeps every projection filter: nothing saved
+  const mask = convert(loadModel(fixturePath('resnet18-w25.onnx')), { to: 'prn' }).report;
+  assert.is(mask.after.params, mask.before.params);
+  assert.is(mask.after.macs, mask.before.macs);
 });
 
 test('resnet50-w25: --asymmetric drops the stride-1 widening projection of layer1.0, by hand', () => {
@@ -61,8 +65,8 @@ test('resnet50-w25: --asymmetric drops the stride-1 widening projection of layer
   // 64*16*16*16 = 262144 MACs. Without --asymmetric it shrinks to 32 filters (544 params, 131072 MACs);
   // with it, it is gone. Other projections shrink by half either way:
   //   layer2.0 64->128: 8320 -> 4160; layer3.0 128->256: 33024 -> 16512; layer4.0 256->512: 131584 -> 65792
-  const plain = convert(loadModel(fixturePath('resnet50-w25.onnx')), { to: 'prn' }).report;
-  const asym = convert(loadModel(fixturePath('resnet50-w25.onnx')), { to: 'prn', asymmetric: true }).report;
+  const plain = convert(loadModel(fixturePath('resnet50-w25.onnx')), { to: 'prn', emit: 'split' }).report;
+  const asym = convert(loadModel(fixturePath('resnet50-w25.onnx')), { to: 'prn', asymmetric: true, emit: 'split' }).report;
   assert.is(plain.before.params - plain.after.params, 544 + 4160 + 16512 + 65792);
   assert.is(asym.before.params - asym.after.params, 1088 + 4160 + 16512 + 65792);
   assert.is(plain.before.macs - asym.after.macs - (plain.before.macs - plain.after.macs), 131072);
@@ -81,7 +85,7 @@ test('full-size samples: ResNet-18 projections and a Darknet-53 block, by hand',
   //   layer2.0 64->128 at 28x28: 8192 + 256 params -> 4096 + 128  saves 4224;  MACs 128*784*64 = 6422528, half saved
   //   layer3.0 128->256 at 14x14: 32768 + 512 -> 16384 + 256      saves 16640; MACs 256*196*128 = 6422528, half saved
   //   layer4.0 256->512 at 7x7: 131072 + 1024 -> 65536 + 512      saves 66048; MACs 512*49*256 = 6422528, half saved
-  const r18 = convert(buildSample('resnet18'), { to: 'prn' }).report;
+  const r18 = convert(buildSample('resnet18'), { to: 'prn', emit: 'split' }).report;
   assert.is(r18.before.params - r18.after.params, 4224 + 16640 + 66048);
   assert.is(r18.before.macs - r18.after.macs, 3 * 3211264);
   assert.is(r18.before.params, 11689512); // torchvision's resnet18: 11,689,512 parameters
@@ -91,16 +95,18 @@ test('full-size samples: ResNet-18 projections and a Darknet-53 block, by hand',
   assert.is(d.after.params, d.before.params);
   assert.is(d.after.macs, d.before.macs);
   // ResNet-50: layer1.0's projection 64->256 at 56x56: 16384 + 512 params -> 8192 + 256 (saves 8448)
-  const r50 = convert(buildSample('resnet50', { resolution: 64 }), { to: 'prn', asymmetric: true }).report;
-  const r50plain = convert(buildSample('resnet50', { resolution: 64 }), { to: 'prn' }).report;
+  const r50 = convert(buildSample('resnet50', { resolution: 64 }), { to: 'prn', asymmetric: true, emit: 'split' }).report;
+  const r50plain = convert(buildSample('resnet50', { resolution: 64 }), { to: 'prn', emit: 'split' }).report;
   assert.is(r50.after.params - r50plain.after.params, -(8192 + 256), 'dropping vs shrinking layer1.0 projection');
 });
 
-test('the masked residual splits the gradient: channelGroups 2 where a layer reaches a masked shortcut', () => {
-  const { report } = convert(loadModel(fixturePath('darknet53-w25.onnx')), { to: 'prn' });
-  assert.is(report.gradientPaths.before.maxChannelGroups, 1);
-  assert.is(report.gradientPaths.after.maxChannelGroups, 2);
-  assert.is(report.gradientPaths.after.layers, report.gradientPaths.before.layers);
+test('the masked residual splits the gradient: channelGroups 2 where a layer reaches a masked shortcut, in both forms', () => {
+  for (const emit of ['mask', 'split'] as const) {
+    const { report } = convert(loadModel(fixturePath('darknet53-w25.onnx')), { to: 'prn', emit });
+    assert.is(report.gradientPaths.before.maxChannelGroups, 1, emit);
+    assert.is(report.gradientPaths.after.maxChannelGroups, 2, emit);
+    assert.is(report.gradientPaths.after.layers, report.gradientPaths.before.layers, emit);
+  }
 });
 
 test('the output is valid, keeps I/O, IR and opset, and records the conversion', () => {
@@ -113,12 +119,12 @@ test('the output is valid, keeps I/O, IR and opset, and records the conversion',
   assert.is(model.irVersion, 8);
   assert.is(model.opset(), 17);
   const meta = model.metadata();
-  assert.equal(JSON.parse(meta['gpt.conversion']), { target: 'prn', options: { ratio: 0.25, asymmetric: false, emit: 'split' } });
+  assert.equal(JSON.parse(meta['gpt.conversion']), { target: 'prn', options: { ratio: 0.25, asymmetric: false, emit: 'mask' } });
   assert.is(meta['gpt.source_sha256'], crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex'));
   assert.ok(meta['gpt.version']);
   validateConvertReport(report);
   // the source model object is untouched (convert works on a copy)
-  assert.is(src.graph.nodes.filter((n) => n.opType === 'Concat').length, 0);
+  assert.is(src.graph.nodes.filter((n) => n.opType === 'Mul').length, 0);
 });
 
 test('a VoVNet has no residual: warning and unchanged model; --strict makes it an error', () => {

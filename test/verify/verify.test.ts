@@ -134,6 +134,23 @@ test('CSP: information against the source, never a failure', async () => {
   assert.match(r.notes.join(' '), /untrained/);
 });
 
+test('onProgress: from 0 to 1, never backwards, each step named; with and without a reference to run', async () => {
+  for (const to of ['prn', 'csp'] as const) {
+    const { model } = convert(loadModel(r18), { to });
+    const seen: [number, string][] = [];
+    await verify(r18, model, { onProgress: (f, what) => seen.push([f, what]) });
+    const fractions = seen.map(([f]) => f);
+    assert.is(fractions[0], 0);
+    assert.is(fractions[fractions.length - 1], 1);
+    assert.ok(fractions.every((f, i) => i === 0 || f >= fractions[i - 1]), fractions.join(' '));
+    const whats = seen.map(([, w]) => w).join(' | ');
+    // weights load 2, reference 1, each run 3 (of 12): PRN runs the reference at 9/12, CSP has none to run
+    if (to === 'prn') assert.equal(fractions.slice(0, -1), [0, 2 / 12, 3 / 12, 6 / 12, 9 / 12], whats);
+    else assert.equal(fractions.slice(0, -1), [0, 6 / 12, 9 / 12], whats);
+    assert.is(/reference/.test(whats), to === 'prn', whats);
+  }
+});
+
 test('CLI: gpt verify exits 0 on an exact PRN, 1 with one E_VERIFY line when not; convert --verify', () => {
   const dir = tmpDir('gpt-verify-');
   const gpt = (...a: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'run.js'), ...a], { encoding: 'utf8', timeout: 120_000 });
