@@ -58,7 +58,8 @@ test('ELAN and PRN forms: ELANBlock in ELANStage; PRN blocks hold their masked r
   const elan = exportPytorch(convert(darknet(), { to: 'elan' }).model);
   assert.is(elan.blocks.ELANBlock, 5);
   assert.match(elan.code, /class ELANStage\w*\(nn\.Module\)/);
-  const prn = exportPytorch(convert(darknet(), { to: 'prn' }).model);
+  // the split form (Split / Concat): its masked residual slices channels
+  const prn = exportPytorch(convert(darknet(), { to: 'prn', emit: 'split' }).model);
   assert.is(prn.blocks.MaskedResidual, 23);
   assert.match(classText(prn.code, 'MaskedResidual'), /\[:, :self\.c1\]/);
 });
