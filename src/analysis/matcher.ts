@@ -207,7 +207,24 @@ function attrsMatch(ctx: MatchContext, node: Node, a: AttrConstraint): boolean {
     }
     if (g !== a.group) return false;
   }
+  if (a.constant === 'binaryMask' && !isBinaryMask(ctx, node)) return false;
   return true;
+}
+
+/** Masks this large are not a channel mask (and are not decoded). */
+const MAX_MASK_ELEMENTS = 1 << 16;
+
+/**
+ * One constant operand holding only 0s and 1s, at least one of each, with at most one dimension
+ * above 1 (a per-channel mask: C, C x 1 x 1 or 1 x C x 1 x 1): PRN's masked shortcut S * mask.
+ */
+function isBinaryMask(ctx: MatchContext, node: Node): boolean {
+  const consts = node.inputs.filter((v): v is Value => v !== null && ctx.isConstant(v));
+  if (consts.length !== 1) return false;
+  const t = ctx.graph.constantTensor(consts[0]);
+  if (!t || t.size > MAX_MASK_ELEMENTS || t.dims.filter((d) => d > 1).length > 1) return false;
+  const xs = t.numbers();
+  return xs.length > 0 && xs.every((x) => x === 0 || x === 1) && xs.includes(0) && xs.includes(1);
 }
 
 const EXPR = /^(?:([A-Z][A-Za-z0-9]*)(?:\s*([*/])\s*(\d+))?|(\d+))$/;

@@ -35,7 +35,7 @@ const MAX_RULE_FILE_BYTES = 1 << 20;
 // ---------------------------------------------------------------------------------------------
 // The file format (mirrors rules/rule.schema.json)
 
-export type Role = 'conv' | 'shortcut' | 'projection' | 'add' | 'postAdd' | 'concat' | 'transition' | 'attention' | 'downsample';
+export type Role = 'conv' | 'shortcut' | 'projection' | 'mask' | 'add' | 'postAdd' | 'concat' | 'transition' | 'attention' | 'downsample';
 export type RuleKind = 'residual' | 'osa' | 'plain' | 'downsample' | 'transition' | 'units';
 
 /** Rules whose matches are blocks (a downsample, a transition or a units file is not). */
@@ -48,6 +48,8 @@ export interface AttrConstraint {
   kernel?: number | number[];
   stride?: number | number[];
   group?: number | 'grouped' | 'depthwise';
+  /** The node's constant operand: 'binaryMask' = only 0s and 1s, at least one of each, one per channel (PRN's channel mask). */
+  constant?: 'binaryMask';
 }
 export interface ChannelConstraint {
   in?: string;

@@ -104,7 +104,9 @@ function residualParts(m: Match): { add: Node; shortcut: Value; branch: Value; i
   const shortcut = valueOf(spec.shortcut);
   const branch = valueOf(spec.branch);
   const operand = (v: Value) => add.inputs.find((i): i is Value => !!i && throughIdentity(i).value === v) ?? v;
-  return { add, shortcut: operand(shortcut), branch: operand(branch), identity: shortcut === m.input };
+  // a masked shortcut (PRN's S * mask) is an identity one when the mask multiplies the block input
+  const unmasked = m.roles.get('mask')?.some((n) => n.outputs[0] === shortcut && n.inputs.some((i) => !!i && throughIdentity(i).value === m.input));
+  return { add, shortcut: operand(shortcut), branch: operand(branch), identity: shortcut === m.input || !!unmasked };
 }
 
 function toBlock(m: Match, id: string, ctx: MatchContext): RecognizedBlock {
