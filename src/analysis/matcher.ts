@@ -38,6 +38,8 @@ interface State {
 }
 
 type Scope = Map<string, Value[]>;
+/** Scope key suffix marking an optional element that is absent (ids cannot contain it). */
+const ABSENT = '#absent';
 
 /** Per-graph caches: graph order, constant-ness, channel counts. */
 export class MatchContext {
@@ -207,7 +209,8 @@ function attrsMatch(ctx: MatchContext, node: Node, a: AttrConstraint): boolean {
     }
     if (g !== a.group) return false;
   }
-  if (a.constant === 'binaryMask' && !isBinaryMask(ctx, node)) return false;
+  // the mask constrains a Mul only: the split form's Slice sits in the same place (maskedShortcut)
+  if (a.constant === 'binaryMask' && node.opType === 'Mul' && !isBinaryMask(ctx, node)) return false;
   return true;
 }
 
@@ -264,6 +267,14 @@ function fork(st: State): State {
 
 function resolve(ref: string, scope: Scope): Value[] {
   if (ref.endsWith('*')) return scope.get(ref.slice(0, -1)) ?? [];
+  const nth = /^(.*):(\d)$/.exec(ref);
+  if (nth) {
+    // another output of the node the element matched (a Split's second part); an absent element has none
+    if (scope.has(`${nth[1]}${ABSENT}`)) return [];
+    const v = (scope.get(nth[1]) ?? [])[0];
+    const o = v?.producer?.outputs[Number(nth[2])];
+    return v && o && v.producer!.outputs[0] === v ? [o] : [];
+  }
   const vs = scope.get(ref) ?? [];
   return vs.length ? [vs[vs.length - 1]] : [];
 }
@@ -279,7 +290,10 @@ function* matchSequence(ctx: MatchContext, els: Element[], input: Value, st: Sta
     const inputs = el.inputs.flatMap((r) => resolve(r, scope));
     if (inputs.length === 0) return;
     for (const [next, outs] of matchElement(ctx, el, inputs, cur, prefix + el.id, el.role ?? role)) {
-      yield* step(i + 1, new Map(scope).set(el.id, outs), next);
+      const s = new Map(scope).set(el.id, outs);
+      // an absent optional element yields the unchanged state (a present one always forks it)
+      if (next === cur) s.set(`${el.id}${ABSENT}`, []);
+      yield* step(i + 1, s, next);
     }
   }
   yield* step(0, new Map([['$in', [input]]]), st);

@@ -48,7 +48,7 @@ export interface AttrConstraint {
   kernel?: number | number[];
   stride?: number | number[];
   group?: number | 'grouped' | 'depthwise';
-  /** The node's constant operand: 'binaryMask' = only 0s and 1s, at least one of each, one per channel (PRN's channel mask). */
+  /** A Mul's constant operand (other ops unchecked): 'binaryMask' = only 0s and 1s, at least one of each, one per channel (PRN's channel mask). */
   constant?: 'binaryMask';
 }
 export interface ChannelConstraint {
@@ -224,7 +224,7 @@ function compilePattern(
     const inputs = s.inputs ?? [i === 0 ? '$in' : out[i - 1].id];
     inputs.forEach((ref, k) => {
       if (ref === '$in') return;
-      const base = ref.replace(/\*$/, '');
+      const base = ref.replace(/\*$|:\d$/, '');
       const target = seen.get(base);
       if (!target) throw ruleError(file, `${at}/inputs/${k}`, `'${ref}' does not name an earlier element (use $in or one of: ${[...seen.keys()].join(', ') || 'none'})`);
       if (ref.endsWith('*') && !target.repeat) throw ruleError(file, `${at}/inputs/${k}`, `'${ref}' spreads the repeats of '${base}', which has no repeat`);
@@ -303,9 +303,22 @@ function newBudget(_file: string): Budget {
  */
 export function patternShapes(pattern: Element[]): number {
   let total = 1;
+  const present = new Map<string, number>();
   for (const el of pattern) {
     let ways = alternativeShapes(el.alternatives) * (el.repeat ? el.repeat.max - el.repeat.min + 1 : 1);
-    if (el.optional) ways += 1;
+    if (el.optional) {
+      present.set(el.id, ways);
+      // reading another optional element's output N (`part:1`): there only when that one is, so
+      // the pair takes (its present ways x these) + (both absent), not the product
+      const of = el.inputs.map((r) => /^(.*):\d$/.exec(r)?.[1]).find((id) => id !== undefined && present.has(id));
+      if (of !== undefined) {
+        const p = present.get(of)!;
+        total = (total / (p + 1)) * (p * ways + 1);
+        if (!Number.isFinite(total) || total > MAX_PATTERN_SHAPES * 1000) return Infinity;
+        continue;
+      }
+      ways += 1;
+    }
     total *= ways;
     if (!Number.isFinite(total) || total > MAX_PATTERN_SHAPES * 1000) return Infinity;
   }
