@@ -93,7 +93,7 @@ test('loadRules: a missing path is E_IO naming it', () => {
 
 test('broken rule: unknown attribute -> pointer and the allowed names', () => {
   const e = ruleError(minimal([{ op: 'Conv', attrs: { kernal: 3 } }]));
-  assert.match(e.message, / at \/pattern\/0\/attrs: unknown property 'kernal' \(allowed: kernel, stride, group\)/);
+  assert.match(e.message, / at \/pattern\/0\/attrs: unknown property 'kernal' \(allowed: kernel, stride, group, constant\)/);
 });
 
 test('broken rule: bad enum value -> what was expected', () => {
