@@ -272,23 +272,6 @@ function setAt(m: ChannelMap, c: number): number {
 // Op classes
 
 /** The node is a weight layer: its op is one (op registry) and its weight (input 1) is constant. */
-/**
- * Which channels a Mul by a constant per-channel 0/1 mask zeroes (PRN's mask form, S * mask): true
- * where the mask is 0; null when the other operand is not such a mask of `w` channels on axis 1.
- */
-function maskedChannels(graph: Graph, n: Node, w: number, r: number | null): boolean[] | null {
-  const consts = n.inputs.filter((v): v is Value => !!v && graph.isConstant(v));
-  if (consts.length !== 1 || n.inputs.length !== 2 || r === null || r < 2) return null;
-  const t = graph.constantTensor(consts[0]);
-  if (!t || t.size !== w || t.dims.length > r) return null;
-  // broadcasting aligns the mask's dims to the data's last ones: its channel axis is the data's axis 1
-  const axis = t.dims.length - (r - 1);
-  if (axis < 0 || t.dims.some((d, k) => (k === axis ? d !== w : d !== 1))) return null;
-  const xs = t.numbers();
-  if (!xs.every((x) => x === 0 || x === 1) || !xs.includes(0)) return null;
-  return xs.map((x) => x === 0);
-}
-
 export function isWeightLayer(graph: Graph, node: Node): boolean {
   if (!nodeOp(node)?.weightLayer) return false;
   const w = node.inputs[1];
@@ -529,19 +512,12 @@ export function gradientPaths(model: Model, opts: GradientPathOptions = {}): Gra
           }
         }
       } else if (flow === 'preserve') {
-        const zeros = n.opType === 'Mul' ? maskedChannels(graph, n, w, rank(n.inputs[i])) : null;
         let acc: ChannelMap | null = null;
         for (const o of n.outputs) {
           if (!o) continue;
           const om = chanOf(o);
           const m = om.width === w ? om : uniform(w, unionAll(pool, om));
           acc = acc ? mergeMaps(pool, acc, m) : m;
-        }
-        // a PRN channel mask (x * constant 0/1): no gradient reaches the channels it zeroes
-        if (acc && zeros) {
-          const segs: Seg[] = [];
-          zeros.forEach((z, c) => pushSeg(segs, 1, z ? EMPTY : setAt(acc!, c)));
-          return { width: w, segs };
         }
         if (acc) return acc;
       }
