@@ -14,12 +14,11 @@ import * as assert from 'uvu/assert';
 import { recognizeDetector } from '../../src/analysis/detector';
 import { inferShapes } from '../../src/analysis/shapes';
 import { floatTensor } from '../../src/ir/float-data';
-import type { Value } from '../../src/ir/graph';
 import type { Model } from '../../src/ir/model';
 import { convert } from '../../src/passes/convert';
 import { createSession, runFloat } from '../../src/profile/ort';
 import { maskResidualsForReference } from '../../src/verify/reference';
-import { Tiny } from '../fixtures/tiny-graph';
+import { c3NeckDetector } from '../fixtures/c3-neck-detector';
 import { maxAbsDiff } from '../helpers';
 
 /** Seeded weights in place of Tiny's zeros (BN variances positive), so outputs depend on every path. */
@@ -40,26 +39,8 @@ function randomize(m: Model, seed = 7): Model {
   return m;
 }
 
-function c3(t: Tiny, x: Value, name: string, m: number, shortcut: boolean): Value {
-  const a = t.convBnAct(x, `${name}.cv1`, m, 1, { act: 'silu' });
-  const r = t.convBnAct(t.convBnAct(a, `${name}.m0.cv1`, m, 1, { act: 'silu' }), `${name}.m0.cv2`, m, 3, { act: 'silu' });
-  const b = shortcut ? t.op('Add', `${name}.m0.add`, [a, r]) : r;
-  const across = t.convBnAct(x, `${name}.cv2`, m, 1, { act: 'silu' });
-  const cat = t.g.addNode({ name: `${name}.cat`, opType: 'Concat', inputs: [b, across], outputs: [`${name}.cat_out`], attrs: { axis: 1 } }).outputs[0]!;
-  return t.convBnAct(cat, `${name}.cv3`, 2 * m, 1, { act: 'silu' });
-}
-
 function detector(shortcut: boolean): Model {
-  const t = new Tiny(3, 32);
-  const c1 = t.convBnAct(t.x, 'c1', 16, 3, { stride: 2, act: 'silu' });
-  const c2 = t.convBnAct(c1, 'c2', 32, 3, { stride: 2, act: 'silu' });
-  t.g.addOutput(t.conv(c2, 'h0', 18, 1));
-  const scales = t.g.addInitializer(floatTensor('up.scales', [4], Float32Array.from([1, 1, 2, 2])));
-  const roi = t.g.addInitializer(floatTensor('up.roi', [0], new Float32Array(0)));
-  const up = t.g.addNode({ name: 'up', opType: 'Resize', inputs: [c2, roi, scales], outputs: ['up_out'], attrs: { mode: 'nearest' } }).outputs[0]!;
-  const cat = t.g.addNode({ name: 'cat', opType: 'Concat', inputs: [up, c1], outputs: ['cat_out'], attrs: { axis: 1 } }).outputs[0]!;
-  t.g.addOutput(t.conv(c3(t, cat, 'n', 16, shortcut), 'h1', 18, 1));
-  return randomize(t.model());
+  return randomize(c3NeckDetector(shortcut));
 }
 
 async function outputs(m: Model): Promise<Record<string, Float32Array>> {
