@@ -24,6 +24,7 @@ import { GptError } from '../errors';
 import type { Graph, Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { nodeOp } from '../ops/registry';
+import { channelMaskValues } from './channel-mask';
 import { inferShapes } from './shapes';
 
 // ---------------------------------------------------------------------------------------------
@@ -299,8 +300,6 @@ function normAxis(axis: number, r: number | null): number | null {
   return r === null ? null : axis + r;
 }
 
-/** Constant integers of input i, else of attribute `name` (older opsets); undefined: neither is
- * given; null: given but not constant. */
 /**
  * Input i of node as a constant per-channel 0/1 mask of `width` channels against data of rank
  * `dataRank` (N, C, ...): dims [C, 1, ..., 1] or [1, C, 1, ..., 1], broadcast onto the channel axis.
@@ -313,10 +312,11 @@ function channelMask(graph: Graph, node: Node, i: number, width: number, dataRan
   if (c < 0 || dims[c] !== width || dims.slice(c + 1).some((d) => d !== 1)) return null;
   // right-aligned broadcasting: the mask's axis c lands on the data's axis 1
   if (dims.length - 1 - c !== dataRank - 2 || dims.length > dataRank) return null;
-  const v = t.numbers();
-  return v.every((x) => x === 0 || x === 1) ? v.map((x) => x === 1) : null;
+  return channelMaskValues(t);
 }
 
+/** Constant integers of input i, else of attribute `name` (older opsets); undefined: neither is
+ * given; null: given but not constant. */
 function constInts(graph: Graph, node: Node, i: number, name: string): number[] | null | undefined {
   const v = node.inputs[i];
   if (v) {

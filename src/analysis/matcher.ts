@@ -14,6 +14,7 @@
 import { GptError } from '../errors';
 import type { Graph, Node, Value } from '../ir/graph';
 import { nodeOp } from '../ops/registry';
+import { channelMaskValues } from './channel-mask';
 import { AttrConstraint, ChannelConstraint, Element, Role, Rule } from './rules';
 
 export interface Match {
@@ -214,20 +215,16 @@ function attrsMatch(ctx: MatchContext, node: Node, a: AttrConstraint): boolean {
   return true;
 }
 
-/** Masks this large are not a channel mask (and are not decoded). */
-const MAX_MASK_ELEMENTS = 1 << 16;
-
 /**
- * One constant operand holding only 0s and 1s, at least one of each, with at most one dimension
- * above 1 (a per-channel mask: C, C x 1 x 1 or 1 x C x 1 x 1): PRN's masked shortcut S * mask.
+ * One constant operand that is a per-channel 0/1 mask with at least one 0 and one 1 (C, C x 1 x 1
+ * or 1 x C x 1 x 1): PRN's masked shortcut S * mask.
  */
 function isBinaryMask(ctx: MatchContext, node: Node): boolean {
   const consts = node.inputs.filter((v): v is Value => v !== null && ctx.isConstant(v));
   if (consts.length !== 1) return false;
   const t = ctx.graph.constantTensor(consts[0]);
-  if (!t || t.size > MAX_MASK_ELEMENTS || t.dims.filter((d) => d > 1).length > 1) return false;
-  const xs = t.numbers();
-  return xs.length > 0 && xs.every((x) => x === 0 || x === 1) && xs.includes(0) && xs.includes(1);
+  const mask = t ? channelMaskValues(t) : null;
+  return mask !== null && mask.includes(true) && mask.includes(false);
 }
 
 const EXPR = /^(?:([A-Z][A-Za-z0-9]*)(?:\s*([*/])\s*(\d+))?|(\d+))$/;
