@@ -50,16 +50,25 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
   recorded: (o) => ({ split: o.split, fusion: o.fusion, splitOp: o.splitOp }),
   plan(ctx, opts) {
     const already = ctx.structure.stages.filter((s) => s.csp);
-    if (already.length) {
+    const todo = ctx.structure.stages.filter((s) => !s.csp);
+    if (already.length && todo.length === 0) {
+      // every stage is cross-stage partial already (timm CSPDarknet / CSPResNet, YOLOv5's C3
+      // stages): like PRN without a residual and ELAN on one-module stages, the model is written
+      // unchanged with a warning, and --strict makes it an error
       const s = already[0];
       // a detector built of C3 blocks (YOLOv5, YOLOv4-CSP) has its neck in CSP form as well
       const c3 = ctx.detector?.neck.blocks.filter((b) => b.rule === 'csp-c3').length ?? 0;
       const neck = c3 ? `, and its neck's ${c3} C3 block(s) are CSP blocks too` : '';
-      throw new GptError('E_PATTERN', `the model is already cross-stage partial (${already.length} of ${ctx.structure.stages.length} stages; stage ${s.index}: ${s.csp!.splitOp} into ${s.csp!.parts.map((p) => p ?? '?').join(' + ')} channels, fusion ${s.csp!.fusion}${neck}); CSP on top of CSP is refused`, {
-        subject: ctx.subject, hint: `convert --to elan (it converts from the CSP form${c3 ? ', the neck\'s C3 blocks included' : ''}) or --to prn (it masks the residual adds inside the CSP stages)`,
-      });
+      const msg = `the model is already cross-stage partial (${already.length} of ${ctx.structure.stages.length} stages; stage ${s.index}: ${s.csp!.splitOp} into ${s.csp!.parts.map((p) => p ?? '?').join(' + ')} channels, fusion ${s.csp!.fusion}${neck}), so CSP has nothing to convert`;
+      const hint = `convert --to elan (it converts from the CSP form${c3 ? ', the neck\'s C3 blocks included' : ''}) or --to prn (it masks the residual adds inside the CSP stages)`;
+      if (ctx.strict) throw new GptError('E_PATTERN', msg, { subject: ctx.subject, hint });
+      return { stages: [], unconverted: [], warnings: [`${msg}; the model is written unchanged (${hint})`] };
     }
-    const plan = planCspStages(ctx, ctx.structure.stages, opts);
+    const plan = planCspStages(ctx, todo, opts);
+    // a stage in CSP form beside plain ones is kept as it is, and listed
+    for (const s of already) {
+      plan.unconverted.push({ block: `s${s.index}`, reason: `already cross-stage partial (${s.csp!.splitOp} into ${s.csp!.parts.map((p) => p ?? '?').join(' + ')} channels, fusion ${s.csp!.fusion})` });
+    }
     if (plan.stages.length === 0) {
       const why = plan.unconverted.map((u) => `${u.block}: ${u.reason}`).join('; ');
       throw new GptError('E_PATTERN', `no stage with computation blocks ${why ? `can be split (${why})` : 'was recognised'}, so CSP has nothing to convert`, {
@@ -71,7 +80,7 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
   apply(ctx, plan) {
     const outcome: PassOutcome = {
       converted: [], unconverted: [...plan.unconverted], freshParams: 0, warnings: [...plan.warnings], added: new Map(),
-      notes: [
+      notes: plan.stages.length === 0 ? [] : [
         'A CSP model must be fine-tuned (or trained): unlike PRN it does not keep the source\'s accuracy. Part 1\'s blocks lose channels and the transitions are new layers.',
         'Kept channels: the highest L1-norm channels of each stage\'s residual stream / OSA input and output (filters and input slices, BN scale folded in); new 1x1 transitions: He-normal weights seeded by the layer name, zero bias.',
       ],

@@ -66,7 +66,13 @@ export function exportForms(folder: string, work: string): { forms: Form[]; refu
       if (to === 'plain') model = src;
       else {
         try {
-          model = convert(src, { to }).model;
+          const r = convert(src, { to });
+          // CSP on a model that is all CSP already writes it unchanged: nothing new to export
+          if (to === 'csp' && r.report.converted.length === 0) {
+            refused.push(`${name} ${to}: unchanged (${r.report.warnings[0]?.slice(0, 80)})`);
+            continue;
+          }
+          model = r.model;
         } catch (e) {
           refused.push(`${name} ${to}: ${(e as Error).message.slice(0, 100)}`);
           continue;

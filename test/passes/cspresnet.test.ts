@@ -2,7 +2,7 @@
  * CSPResNet-50 (timm `cspresnet50`, test/fixtures/cspresnet50: a PyTorch export at 1/8 of timm's widths
  * with its input, output and PRN output, made by generate.py there): every stage read as cross-stage
  * partial (1x1 expand conv, Split in halves, bottleneck blocks on the second half, 1x1 transition,
- * Concat, 1x1 transition), `--to csp` refused, `--to prn` exact against the fixture's PRN output,
+ * Concat, 1x1 transition), `--to csp` writes it unchanged with a warning (refused under --strict), `--to prn` exact against the fixture's PRN output,
  * `--to elan` converting from the CSP form; each result runs in onnxruntime with the source's input
  * and output names and shapes.
  *
@@ -65,13 +65,18 @@ test('cspresnet50: the export gives its recorded output in onnxruntime', async (
   assert.ok(diff <= tol, `${diff} > ${tol}`);
 });
 
-test('cspresnet50: --to csp is refused (already cross-stage partial), with --to elan / --to prn as the way on', () => {
+test('cspresnet50: --to csp writes the model unchanged with a warning naming the CSP form and --to elan / --to prn; --strict refuses it', () => {
+  const src = load();
+  const { model, report } = convert(src, { to: 'csp' });
+  assert.is(report.converted.length, 0);
+  assert.ok(report.warnings.some((w) => /already cross-stage partial \(4 of 4 stages; stage 0: split into 16 \+ 16 channels, fusion both\), so CSP has nothing to convert; the model is written unchanged \(convert --to elan/.test(w)), report.warnings.join('\n'));
+  assert.equal(model.graph.nodes.map((n) => n.opType), load().graph.nodes.map((n) => n.opType));
   try {
-    convert(load(), { to: 'csp' });
-    assert.unreachable('CSP on top of CSP was not refused');
+    convert(load(), { to: 'csp', strict: true });
+    assert.unreachable('CSP on top of CSP was not refused under --strict');
   } catch (e) {
     assert.ok(isGptError(e) && e.code === 'E_PATTERN', String(e));
-    assert.match((e as Error).message, /already cross-stage partial \(4 of 4 stages; stage 0: split into 16 \+ 16 channels, fusion both\)/);
+    assert.match((e as Error).message, /already cross-stage partial \(4 of 4 stages/);
     assert.match((e as { hint?: string }).hint ?? '', /--to elan/);
   }
 });

@@ -82,7 +82,7 @@ test('yolov5n: --to elan replaces the 5 C3 blocks of the neck (SiLU copied), out
     assert.equal([...out.output0.dims], [1, 1575, 85]);
     assert.ok(out.output0.data.every(Number.isFinite));
   }
-  assert.throws(() => convert(loadModel(f('yolov5n.onnx')), { to: 'csp' }), (e: { code?: string }) => e.code === 'E_PATTERN');
+  assert.throws(() => convert(loadModel(f('yolov5n.onnx')), { to: 'csp', strict: true }), (e: { code?: string }) => e.code === 'E_PATTERN');
 });
 
 test('yolov5n coverage: the neck\'s C3 blocks and SPPF count as recognised, its FPN / PAN concats as explained; nothing is left undone by ELAN or PRN', () => {
@@ -103,8 +103,12 @@ test('yolov5n coverage: the neck\'s C3 blocks and SPPF count as recognised, its 
   const neck = elan.stages.before.find((s) => s.stage === 'neck')!;
   assert.ok(neck.params > 0 && neck.macs > 0);
   assert.ok(elan.stages.after.find((s) => s.stage === 'neck')!.params !== neck.params, 'the neck changed');
-  // negative: --to csp is refused as already CSP, and the message names the neck's C3 blocks
-  assert.throws(() => convert(loadModel(f('yolov5n.onnx')), { to: 'csp' }), (e: Error) => /already cross-stage partial.*neck's 4 C3 block\(s\) are CSP blocks too/.test(e.message));
+  // negative: --to csp has nothing to do on a model already CSP in backbone and neck: it is written
+  // unchanged, and the warning names the neck's C3 blocks (--strict makes it an error)
+  const same = convert(loadModel(f('yolov5n.onnx')), { to: 'csp' });
+  assert.is(same.report.converted.length, 0);
+  assert.ok(same.report.warnings.some((w) => /already cross-stage partial.*neck's 4 C3 block\(s\) are CSP blocks too.*written unchanged/.test(w)), same.report.warnings.join('\n'));
+  assert.throws(() => convert(loadModel(f('yolov5n.onnx')), { to: 'csp', strict: true }), (e: Error) => /already cross-stage partial.*neck's 4 C3 block\(s\) are CSP blocks too/.test(e.message));
 });
 
 test('yolov3-tiny-w25: no residual -> PRN says nothing to convert; plain model runs with opt off (ORT default level differs: PadFusion)', async () => {

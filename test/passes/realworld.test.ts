@@ -69,17 +69,21 @@ for (const fx of realworld()) {
   }
 }
 
-test('cspdarknet53: --to csp is refused with a clear message (already cross-stage partial); --to elan converts from the CSP form', async () => {
+test('cspdarknet53: --to csp writes it unchanged with a clear warning (already cross-stage partial), --strict refuses; --to elan converts from the CSP form', async () => {
   const m = loadModel(realworldPath('cspdarknet53-w19.onnx'));
+  const same = convert(m, { to: 'csp' });
+  assert.is(same.report.converted.length, 0);
+  assert.ok(same.report.warnings.some((w) => /already cross-stage partial \(5 of 5 stages.*written unchanged \(convert --to elan/.test(w)), same.report.warnings.join('\n'));
+  assert.is(same.model.graph.nodes.length, loadModel(realworldPath('cspdarknet53-w19.onnx')).graph.nodes.length);
   try {
-    convert(m, { to: 'csp' });
-    assert.unreachable('CSP on top of CSP was not refused');
+    convert(m, { to: 'csp', strict: true });
+    assert.unreachable('CSP on top of CSP was not refused under --strict');
   } catch (e) {
     assert.ok(isGptError(e) && e.code === 'E_PATTERN', String(e));
     assert.match((e as Error).message, /already cross-stage partial \(5 of 5 stages/);
     assert.match((e as { hint?: string }).hint ?? '', /--to elan/);
   }
-  // negative: the plain Darknet-53 is not refused
+  // negative: the plain Darknet-53 is converted
   assert.ok(convert(loadModel(realworldPath('darknet53-silu-w19.onnx')), { to: 'csp' }).report.converted.length > 0);
   // ELAN keeps each stage's split, Concat and transitions, and stacks the blocks of part 1
   const { model, report } = convert(m, { to: 'elan' });
