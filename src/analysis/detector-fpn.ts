@@ -6,7 +6,7 @@
  *   are left as they are), not to the neck;
  * - FPN levels (Lin et al. 2017, Fig. 3): per backbone tap a lateral 1x1 conv, the top-down merge
  *   (the coarser level upsampled and added), then the 3x3 output conv; and the extra levels made by
- *   stride-2 convs above the top one (RetinaNet's P6 / P7). A rule matches from one input value,
+ *   stride-2 convs above the top one (RetinaNet's P6 / P7) or a stride-2 max pool (Faster R-CNN's P6). A rule matches from one input value,
  *   while a merge reads two values made apart (the tap's lateral and the upsampled coarser level),
  *   so these are read from the graph here rather than written as rules.
  */
@@ -28,7 +28,7 @@ export interface FpnLevel {
 
 export interface FpnFound {
   levels: FpnLevel[];
-  /** Extra levels: stride-2 convs above the top level (P6, P7). */
+  /** Extra levels: stride-2 convs or max pools above the top level (P6, P7). */
   extra: string[];
   /** Every neck node the levels explain (convs with their BN / activation, upsample size computations). */
   nodes: Set<Node>;
@@ -118,6 +118,8 @@ export function fpnLevels(g: Graph, neck: Set<Node>, taps: Value[], topDown: Map
   const isConv = (n: Node, k?: number, stride = 1) => n.opType === 'Conv' && isWeightLayer(g, n) && neck.has(n)
     && (k === undefined || (g.constantTensor(n.inputs[1] ?? null)?.dims.slice(2) ?? []).every((d) => d === k))
     && (n.ints('strides').length ? n.ints('strides') : [1]).every((s) => s === stride);
+  // torchvision's LastLevelMaxPool: P6 = max_pool2d(P5, 1, 2), the extra level of Faster R-CNN's RPN
+  const isPoolDown = (n: Node) => n.opType === 'MaxPool' && neck.has(n) && n.ints('strides').some((s) => s === 2);
   const upsamples = new Set(topDown.values());
   const levelOutputs: Value[] = [];
   for (const tap of taps) {
@@ -161,7 +163,7 @@ export function fpnLevels(g: Graph, neck: Set<Node>, taps: Value[], topDown: Map
   while (grew) {
     grew = false;
     for (const n of g.nodes) {
-      if (found.nodes.has(n) || !isConv(n, undefined, 2)) continue;
+      if (found.nodes.has(n) || !(isConv(n, undefined, 2) || isPoolDown(n))) continue;
       let v: Value | undefined = g.dataInputs(n)[0];
       const before: Node[] = [];
       while (v?.producer && !sources.has(v) && nodeOp(v.producer)?.activation && neck.has(v.producer)) {

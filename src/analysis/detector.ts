@@ -77,8 +77,12 @@ export interface DetectorStructure {
   };
   /** fpn: FPN levels (lateral 1x1, top-down merge, output conv) and extra levels (P6, P7), found by topology (detector-fpn.ts). */
   neck: { nodes: string[]; blocks: NeckBlock[]; paths: NeckPath[]; fpn: { levels: FpnLevel[]; extra: string[] }; unmatched: string[] };
-  /** towers: convs run with shared weights on every level in front of the detection convs (RetinaNet's heads). */
-  heads: { convs: string[]; towers: string[]; nodes: string[]; outputs: string[]; ops: Record<string, number> };
+  /**
+   * towers: convs run with shared weights on every level in front of the detection convs (RetinaNet's
+   * heads, an RPN's 3x3 conv); roi: weight layers reading RoI-pooled features (a two-stage detector's
+   * box head and predictor: Faster R-CNN's TwoMLPHead and FastRCNNPredictor).
+   */
+  heads: { convs: string[]; towers: string[]; roi: string[]; nodes: string[]; outputs: string[]; ops: Record<string, number> };
   /** What the recognition saw, in sentences (printed by `gpt analyze`). */
   seen: string[];
 }
@@ -162,28 +166,48 @@ function upstreamOf(g: Graph, starts: Iterable<Node>): Set<Node> {
 }
 
 /**
- * Detection convs: weight layers with a graph output downstream and no weight layer on any way
- * there, whose output is a feature map (a classifier's final Gemm is not one).
+ * The readers of v through which v's values flow on as data: not an input the op reads as indices,
+ * boxes or a shape (the registry's `metaInputs`: a Gather's indices, a RoiAlign's rois), and not a
+ * Shape / Size (they read v's size only). A subgraph reading v counts as data.
+ */
+function dataReaders(v: Value): Node[] {
+  const direct = v.consumers.filter((u) => !SIZE_OPS.has(u.node.opType) && !nodeOp(u.node)?.metaInputs?.includes(u.index)).map((u) => u.node);
+  return [...direct, ...v.subgraphReaders];
+}
+const SIZE_OPS = new Set(['Shape', 'Size']);
+
+/**
+ * Detection convs: Conv weight layers whose output is a feature map, with a graph output downstream
+ * and no weight layer on any way there that carries their values as data. A two-stage detector's
+ * RPN convs qualify: their proposals reach the RoI heads' weight layers only as the boxes a RoiAlign
+ * reads and the indices a Gather takes (Faster R-CNN), never as features. A classifier's final Gemm
+ * reads the last conv's values, so a classifier has none.
  */
 function finalConvs(g: Graph): Node[] {
   const outputs = new Set(g.outputs);
   const weight = new Set(g.nodes.filter((n) => isWeightLayer(g, n)));
-  return [...weight].filter((w) => {
-    if (w.opType !== 'Conv' || (w.outputs[0]?.shape && w.outputs[0].shape.length !== 4)) return false;
+  const reaches = (w: Node, step: (v: Value) => Node[], stopAtWeight: boolean): 'output' | 'weight' | 'none' => {
     let reachesOutput = false;
     const seen = new Set<Node>();
     const stack = w.outputs.filter((o): o is Value => !!o);
     while (stack.length) {
       const v = stack.pop()!;
       if (outputs.has(v)) reachesOutput = true;
-      for (const r of readers(v)) {
-        if (weight.has(r)) return false;
+      for (const r of step(v)) {
+        if (stopAtWeight && weight.has(r)) return 'weight';
         if (seen.has(r)) continue;
         seen.add(r);
         for (const o of r.outputs) if (o) stack.push(o);
       }
     }
-    return reachesOutput;
+    return reachesOutput ? 'output' : 'none';
+  };
+  return [...weight].filter((w) => {
+    if (w.opType !== 'Conv' || (w.outputs[0]?.shape && w.outputs[0].shape.length !== 4)) return false;
+    const data = reaches(w, dataReaders, true);
+    if (data === 'weight') return false;
+    // an RPN's objectness reaches the outputs only as the indices that select the proposals
+    return data === 'output' || reaches(w, readers, false) === 'output';
   });
 }
 
@@ -250,6 +274,25 @@ function pathNodes(g: Graph, merge: Node, from: Value, stopAt: Set<Value>): Node
   return out;
 }
 
+/** Ops that pool one window per region of interest: what a two-stage detector's second stage reads. */
+const ROI_OPS = new Set(['RoiAlign', 'MaxRoiPool']);
+
+/** The heads' weight layers that read RoI-pooled features (along data edges). */
+function roiLayers(g: Graph, heads: Set<Node>): Node[] {
+  const pools = [...heads].filter((n) => ROI_OPS.has(n.opType));
+  const seen = new Set<Node>();
+  const stack = pools.flatMap((p) => p.outputs.filter((o): o is Value => !!o));
+  while (stack.length) {
+    const v = stack.pop()!;
+    for (const r of dataReaders(v)) {
+      if (seen.has(r) || !heads.has(r)) continue;
+      seen.add(r);
+      for (const o of r.outputs) if (o) stack.push(o);
+    }
+  }
+  return [...seen].filter((n) => isWeightLayer(g, n));
+}
+
 export interface DetectorOptions {
   rules?: Rule[];
   /** A structure already recognised on this model object (saves matching twice). */
@@ -270,7 +313,7 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
     detector: false,
     backbone: { family: structure.family, foundBy: 'none', stages: 0, nodes: [], taps: [] },
     neck: { nodes: [], blocks: [], paths: [], fpn: { levels: [], extra: [] }, unmatched: [] },
-    heads: { convs: names(convs), towers: [], nodes: [], outputs: g.outputs.map((o) => o.name), ops: {} },
+    heads: { convs: names(convs), towers: [], roi: [], nodes: [], outputs: g.outputs.map((o) => o.name), ops: {} },
     seen: [],
   };
   if (convs.length < 2) {
@@ -335,7 +378,8 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
   const unmatched = [...neck].filter((n) => !inBlocks.has(n) && !onPaths.has(n) && !fpn.nodes.has(n));
 
   const ops: Record<string, number> = {};
-  for (const n of heads) if (!headConvs.has(n) && !towers.has(n)) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
+  const roi = new Set(roiLayers(g, heads));
+  for (const n of heads) if (!headConvs.has(n) && !towers.has(n) && !roi.has(n)) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
   const result: DetectorStructure = {
     detector: true,
     backbone: {
@@ -343,7 +387,7 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
       taps: taps.map((v) => ({ value: v.name, resolution: spatial(v), channels: ctx.channels(v), stage: stageOf.get(v) ?? null })),
     },
     neck: { nodes: names(neck), blocks, paths, fpn: { levels: fpn.levels, extra: fpn.extra }, unmatched: names(unmatched) },
-    heads: { convs: names(convs), towers: names([...towers].filter((n) => isWeightLayer(g, n))), nodes: names(heads), outputs: g.outputs.map((o) => o.name), ops },
+    heads: { convs: names(convs), towers: names([...towers].filter((n) => isWeightLayer(g, n))), roi: names(roi), nodes: names(heads), outputs: g.outputs.map((o) => o.name), ops },
     seen: [],
   };
   result.seen = describe(result, structure);
@@ -364,11 +408,12 @@ function describe(d: DetectorStructure, structure: Structure): string[] {
   const rules: Record<string, number> = {};
   for (const x of d.neck.blocks) rules[x.rule] = (rules[x.rule] ?? 0) + 1;
   const td = d.neck.paths.filter((p) => p.kind === 'top-down').length, bu = d.neck.paths.length - td;
-  const fpn = d.neck.fpn.levels.length ? `; FPN levels ${d.neck.fpn.levels.length} (lateral 1x1, top-down merge, output conv)${d.neck.fpn.extra.length ? ` and ${d.neck.fpn.extra.length} extra level(s) by stride-2 convs` : ''}` : '';
+  const fpn = d.neck.fpn.levels.length ? `; FPN levels ${d.neck.fpn.levels.length} (lateral 1x1, top-down merge, output conv)${d.neck.fpn.extra.length ? ` and ${d.neck.fpn.extra.length} extra level(s) by stride-2 layers` : ''}` : '';
   out.push(`neck: ${d.neck.nodes.length} nodes; blocks: ${Object.entries(rules).map(([r, n]) => `${n} ${r}`).join(', ') || 'none matched a neck rule'}; FPN top-down merges ${td}, PAN bottom-up merges ${bu}${fpn}; ${d.neck.unmatched.length} node(s) in no block`);
   const towers = d.heads.towers.length ? `, ${d.heads.towers.length} tower conv(s) with weights shared across levels in front of them` : '';
-  const tail = d.heads.nodes.length - d.heads.convs.length - d.heads.towers.length;
-  out.push(`heads: ${d.heads.convs.length} detection conv(s)${towers} and ${tail} other node(s) (${Object.entries(d.heads.ops).sort((x, y) => y[1] - x[1]).slice(0, 6).map(([o, n]) => `${o} ${n}`).join(', ') || 'none'}), left as they are; outputs ${d.heads.outputs.join(', ')}`);
+  const roi = d.heads.roi.length ? `, ${d.heads.roi.length} weight layer(s) on RoI-pooled features (second stage)` : '';
+  const tail = d.heads.nodes.length - d.heads.convs.length - d.heads.towers.length - d.heads.roi.length;
+  out.push(`heads: ${d.heads.convs.length} detection conv(s)${towers}${roi} and ${tail} other node(s) (${Object.entries(d.heads.ops).sort((x, y) => y[1] - x[1]).slice(0, 6).map(([o, n]) => `${o} ${n}`).join(', ') || 'none'}), left as they are; outputs ${d.heads.outputs.join(', ')}`);
   if (!structure.stages.some((s) => s.blocks.some((x) => x.residual))) out.push('no residual block recognised: PRN has nothing to convert');
   return out;
 }
@@ -378,7 +423,7 @@ export interface PartFigures {
   nodes: number;
   params: number;
   macs: number;
-  /** Nodes whose output size is unknown (data-dependent shapes): counted as 0. */
+  /** Nodes whose output size is unknown (data-dependent shapes, or a dim of them): counted as 0. */
   unsized: string[];
   gradientPaths: GradientPathSummary;
 }
@@ -387,7 +432,7 @@ export interface PartFigures {
 export interface DetectorReport {
   backbone: { family: string; foundBy: DetectorStructure['backbone']['foundBy']; stages: number; taps: Tap[]; part: PartFigures };
   neck: { blocks: NeckBlock[]; paths: NeckPath[]; fpn: DetectorStructure['neck']['fpn']; unmatched: string[]; part: PartFigures };
-  heads: { convs: string[]; towers: string[]; outputs: string[]; ops: Record<string, number>; part: PartFigures };
+  heads: { convs: string[]; towers: string[]; roi: string[]; outputs: string[]; ops: Record<string, number>; part: PartFigures };
   seen: string[];
 }
 
@@ -404,7 +449,8 @@ export function detectorReport(model: Model, d: DetectorStructure, cost: CostRep
       params += c?.params ?? 0;
       macs += c?.macs ?? 0;
       const n = nodeByName.get(name);
-      if (n && n.outputs.some((o) => o && !g.isConstant(o) && !o.shape)) unsized.push(name);
+      // no shape, or a dim that stays unknown (a TopK's k computed from the data)
+      if (n && n.outputs.some((o) => o && !g.isConstant(o) && (!o.shape || o.shape.some((d) => d === null)))) unsized.push(name);
     }
     const { name: _n, start: _s, end: _e, ...summary } = paths.stages[partIndex + i];
     return { nodes: nodes.length, params, macs, unsized, gradientPaths: summary };
@@ -413,7 +459,7 @@ export function detectorReport(model: Model, d: DetectorStructure, cost: CostRep
   return {
     backbone: { family, foundBy, stages, taps, part: figures(d.backbone.nodes, 0) },
     neck: { blocks: d.neck.blocks, paths: d.neck.paths, fpn: d.neck.fpn, unmatched: d.neck.unmatched, part: figures(d.neck.nodes, 1) },
-    heads: { convs: d.heads.convs, towers: d.heads.towers, outputs: d.heads.outputs, ops: d.heads.ops, part: figures(d.heads.nodes, 2) },
+    heads: { convs: d.heads.convs, towers: d.heads.towers, roi: d.heads.roi, outputs: d.heads.outputs, ops: d.heads.ops, part: figures(d.heads.nodes, 2) },
     seen: d.seen,
   };
 }

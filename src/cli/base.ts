@@ -188,13 +188,31 @@ export function ruleInputFiles(paths: string[] | undefined): string[] {
   return out;
 }
 
-/** Run a step on one model file: an error from it names the file first ("m.onnx: node 'x': ..."). */
+/**
+ * What a subject says after naming `file`: '' when it is the file, the rest after "file: ", or null
+ * when it does not start with it. The library names a loaded model by its resolved path
+ * (model.sourcePath), the user typed it relative: both spellings are the same file.
+ */
+function afterFile(subject: string, file: string): string | null {
+  for (const spelled of new Set([file, path.resolve(file)])) {
+    if (subject === spelled) return '';
+    if (subject.startsWith(`${spelled}: `)) return subject.slice(spelled.length + 2);
+  }
+  return null;
+}
+
+/**
+ * Run a step on one model file: an error from it names the file first, once, as the user typed it
+ * ("m.onnx: node 'x': ...").
+ */
 export function withFile<T>(file: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (isGptError(e) && !(e.subject === file || e.subject?.startsWith(`${file}: `))) {
-      throw new GptError(e.code, e.message, { subject: e.subject ? `${file}: ${e.subject}` : file, hint: e.hint, cause: e });
+    if (isGptError(e) && e.subject !== file) {
+      const rest = e.subject ? afterFile(e.subject, file) : '';
+      const subject = rest === null ? `${file}: ${e.subject}` : rest ? `${file}: ${rest}` : file;
+      if (subject !== e.subject) throw new GptError(e.code, e.message, { subject, hint: e.hint, cause: e });
     }
     throw e;
   }

@@ -9,7 +9,7 @@
 import * as ew from '../analysis/shapes/elementwise';
 import * as layout from '../analysis/shapes/layout';
 import * as linear from '../analysis/shapes/linear';
-import { argReduce, reduce } from '../analysis/shapes/reduce';
+import { argReduce, reduce, topK } from '../analysis/shapes/reduce';
 import { resize } from '../analysis/shapes/resize';
 import * as win from '../analysis/shapes/window';
 import { convMacs, convTransposeMacs, gemmMacs, matmulMacs } from '../analysis/macs';
@@ -82,6 +82,9 @@ const OPS: Record<string, OpSpec> = {
   GlobalAveragePool: globalPool, GlobalMaxPool: globalPool, GlobalLpPool: globalPool,
   Resize: { shape: resize, channels: 'preserve', metaInputs: [1, 2, 3] },
   Upsample: { shape: resize, channels: 'preserve', metaInputs: [1] },
+  // regions of interest (Faster / Mask R-CNN): rois and batch indices say where to look, they carry no features
+  RoiAlign: { shape: win.roiPool, channels: 'preserve', metaInputs: [1, 2] },
+  MaxRoiPool: { shape: win.roiPool, channels: 'preserve', metaInputs: [1] },
   Pad: { shape: layout.pad, channels: 'preserve', metaInputs: [1, 2, 3] },
 
   // moving elements
@@ -109,6 +112,7 @@ const OPS: Record<string, OpSpec> = {
   ReduceMean: reduction, ReduceMax: reduction, ReduceMin: reduction, ReduceSum: reduction, ReduceProd: reduction,
   ReduceL1: reduction, ReduceL2: reduction, ReduceLogSum: reduction, ReduceLogSumExp: reduction, ReduceSumSquare: reduction,
   ArgMax: { shape: argReduce, channels: 'mix' }, ArgMin: { shape: argReduce, channels: 'mix' },
+  TopK: { shape: topK, channels: 'mix', metaInputs: [1] },
 };
 
 const key = (opType: string, domain: string) => (domain === '' || domain === 'ai.onnx' ? opType : `${domain}::${opType}`);

@@ -8,7 +8,6 @@
  * convs by hand, RetinaNet's head layout (4 shared tower convs x 2 heads x 5 levels); PRN against the
  * masked-residual reference of src/verify; CSP / ELAN run in onnxruntime with the output names.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -16,32 +15,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { analyze } from '../../src/analysis/analyze';
 import { recognizeDetector } from '../../src/analysis/detector';
-import { findTorchPython } from '../../src/export/python';
 import type { Model } from '../../src/ir/model';
 import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
 import { convert } from '../../src/passes/convert';
 import { verify } from '../../src/verify';
-import { readNpy, repoRoot, skipTest, tmpDir } from '../helpers';
+import { readNpy } from '../helpers';
+import { exportTorchvision } from './torchvision-export';
 
-const SCRIPT = path.join(repoRoot, 'test', 'analysis', 'torchvision_detector.py');
-
-/** The exported RetinaNet's folder, or null after a counted skip (a failure under CI=true). */
-function generate(): string | null {
-  const { python, tried } = findTorchPython();
-  const vision = python ? spawnSync(python, ['-c', 'import torchvision'], { encoding: 'utf8' }).status === 0 : false;
-  if (!python || !vision) {
-    const why = `no Python with torch and torchvision (tried ${tried.join(', ')}; apt-get install python3-torchvision)`;
-    if (process.env.CI) throw new Error(`${why}: the torchvision detector test cannot run under CI`);
-    skipTest(`${why}: torchvision RetinaNet export not checked`);
-    return null;
-  }
-  const dir = tmpDir('gpt-torchvision-');
-  const r = spawnSync(python, [SCRIPT, dir], { encoding: 'utf8', timeout: 300_000 });
-  if (r.status !== 0) throw new Error(`${SCRIPT} failed: ${r.stderr.slice(-2000)}`);
-  return dir;
-}
-
-const dir = generate();
+const dir = exportTorchvision('torchvision_detector.py', 'RetinaNet');
 const NAMES = ['boxes', 'scores', 'labels'];
 
 async function run(model: Model, level: 'disabled' | 'all'): Promise<Record<string, ort.Tensor>> {

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { validateInspectReport } from '../../src/analysis/inspect';
 import { validateAnalyzeReport } from '../../src/report/analyze-report';
 import { validateConvertReport } from '../../src/report/convert-report';
-import { fixturePath, repoRoot, tmpDir } from '../helpers';
+import { fixturePath, fixturesDir, repoRoot, tmpDir } from '../helpers';
 
 const bin = path.join(repoRoot, 'bin', 'run.js');
 const dir = tmpDir('gpt-cli-');
@@ -65,6 +65,15 @@ test('bad input through the CLI: one line naming the file, non-zero exit', () =>
   expectOneLineError(gpt('inspect', 'cut.onnx'), /cut\.onnx: the model is truncated/);
   expectOneLineError(gpt('sample', 'alexnet', '-o', 'x.onnx'), /unknown sample 'alexnet'/);
   assert.not.ok(fs.existsSync(path.join(dir, 'x.onnx')));
+});
+
+test('an error about the loaded model names the file once, as it was typed (not also by its resolved path)', () => {
+  const rel = path.relative(dir, path.join(fixturesDir, '..', 'fixtures-detectors', 'yolov3-tiny-w25.onnx'));
+  const r = gpt('convert', rel, '--to', 'csp', '-o', 'tiny-csp.onnx');
+  expectOneLineError(r, /no stage with computation blocks/);
+  assert.ok(r.stderr.startsWith(`gpt: ${rel}: no stage`), r.stderr);
+  assert.is(r.stderr.split('yolov3-tiny-w25.onnx').length - 1, 1, r.stderr);
+  assert.not.ok(fs.existsSync(path.join(dir, 'tiny-csp.onnx')));
 });
 
 test('convert --to prn: writes the model and a report; --json validates', () => {

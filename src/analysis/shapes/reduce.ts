@@ -1,4 +1,4 @@
-/** Shape rules of reductions (axes as attribute or, from opset 18, as input) and ArgMax / ArgMin. */
+/** Shape rules of reductions (axes as attribute or, from opset 18, as input), ArgMax / ArgMin and TopK. */
 import { DataType } from '../../onnx/schema';
 import type { Out, ShapeContext } from './context';
 
@@ -34,4 +34,17 @@ export function argReduce(c: ShapeContext): Out[] {
   const axis = c.axis(c.node.int('axis', 0), x.length);
   const keep = c.node.int('keepdims', 1) === 1;
   return [{ shape: keep ? x.map((d, i) => (i === axis ? 1 : d)) : x.filter((_, i) => i !== axis), elemType: DataType.INT64 }];
+}
+
+/**
+ * TopK: values and indices with the axis cut to k (an attribute before opset 10, input 1 since).
+ * A k computed from the data (torchvision: min(pre_nms_top_n, anchors)) is often tracked; when it
+ * is not, that dim is unknown (null) rather than the whole shape.
+ */
+export function topK(c: ShapeContext): Out[] {
+  const x = c.shape(0);
+  const axis = c.axis(c.node.int('axis', -1), x.length);
+  const k = c.opset < 10 ? c.node.int('k', 0) : c.numbers(1)?.[0] ?? null;
+  const shape = x.map((d, i) => (i === axis ? k : d));
+  return [{ shape }, { shape, elemType: DataType.INT64 }];
 }

@@ -109,3 +109,17 @@ export function globalPool(c: ShapeContext): Out[] {
   const x = c.shape(0);
   return [{ shape: [x[0], x[1], ...x.slice(2).map(() => 1)] }];
 }
+
+/**
+ * RoiAlign / MaxRoiPool: one output_height x output_width window per region of interest, on every
+ * channel of the feature map: [num_rois, C, h, w]. The number of rois is most often data-dependent
+ * (proposals after NMS), so is the output's first dim.
+ */
+export function roiPool(c: ShapeContext): Out[] {
+  const x = c.shape(0);
+  const rois = c.shape(1);
+  const size = c.node.opType === 'MaxRoiPool'
+    ? c.node.ints('pooled_shape')
+    : [c.node.int('output_height', 1), c.node.int('output_width', 1)];
+  return [{ shape: [rois[0], x[1], ...size] }];
+}
