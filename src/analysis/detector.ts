@@ -80,7 +80,7 @@ export interface DetectorStructure {
   /**
    * towers: convs run with shared weights on every level in front of the detection convs (RetinaNet's
    * heads, an RPN's 3x3 conv); roi: weight layers reading RoI-pooled features (a two-stage detector's
-   * box head and predictor: Faster R-CNN's TwoMLPHead and FastRCNNPredictor).
+   * second stage: Faster R-CNN's TwoMLPHead and FastRCNNPredictor, Mask R-CNN's mask head).
    */
   heads: { convs: string[]; towers: string[]; roi: string[]; nodes: string[]; outputs: string[]; ops: Record<string, number> };
   /** What the recognition saw, in sentences (printed by `gpt analyze`). */
@@ -277,20 +277,19 @@ function pathNodes(g: Graph, merge: Node, from: Value, stopAt: Set<Value>): Node
 /** Ops that pool one window per region of interest: what a two-stage detector's second stage reads. */
 const ROI_OPS = new Set(['RoiAlign', 'MaxRoiPool']);
 
-/** The heads' weight layers that read RoI-pooled features (along data edges). */
-function roiLayers(g: Graph, heads: Set<Node>): Node[] {
-  const pools = [...heads].filter((n) => ROI_OPS.has(n.opType));
+/** Every node that reads RoI-pooled features, along data edges: a two-stage detector's second stage. */
+function secondStage(g: Graph): Set<Node> {
   const seen = new Set<Node>();
-  const stack = pools.flatMap((p) => p.outputs.filter((o): o is Value => !!o));
+  const stack = g.nodes.filter((n) => ROI_OPS.has(n.opType)).flatMap((p) => p.outputs.filter((o): o is Value => !!o));
   while (stack.length) {
     const v = stack.pop()!;
     for (const r of dataReaders(v)) {
-      if (seen.has(r) || !heads.has(r)) continue;
+      if (seen.has(r)) continue;
       seen.add(r);
       for (const o of r.outputs) if (o) stack.push(o);
     }
   }
-  return [...seen].filter((n) => isWeightLayer(g, n));
+  return seen;
 }
 
 export interface DetectorOptions {
@@ -308,7 +307,10 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
   const order = new Map(g.nodes.map((n, i) => [n, i]));
   const names = (ns: Iterable<Node>) => [...ns].filter(isData).sort((a, b) => order.get(a)! - order.get(b)!).map((n) => n.name);
 
-  const convs = finalConvs(g);
+  // the second stage's convs (Mask R-CNN's mask head) end the network too, but what they read is
+  // RoI windows of the neck's levels, not the levels: the neck is what feeds the first stage
+  const second = secondStage(g);
+  const convs = finalConvs(g).filter((n) => !second.has(n));
   const empty: DetectorStructure = {
     detector: false,
     backbone: { family: structure.family, foundBy: 'none', stages: 0, nodes: [], taps: [] },
@@ -378,7 +380,7 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
   const unmatched = [...neck].filter((n) => !inBlocks.has(n) && !onPaths.has(n) && !fpn.nodes.has(n));
 
   const ops: Record<string, number> = {};
-  const roi = new Set(roiLayers(g, heads));
+  const roi = new Set([...heads].filter((n) => second.has(n) && isWeightLayer(g, n)));
   for (const n of heads) if (!headConvs.has(n) && !towers.has(n) && !roi.has(n)) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
   const result: DetectorStructure = {
     detector: true,

@@ -6,7 +6,8 @@
  *
  *   x ─ c1 /2 ─ c2 /2 ─ Resize x2 ─ cat(c1) ─ n (3x3) = P ─┬─ obj (1x1) ─ Reshape ─ TopK ─ idx ─┐
  *                                                          ├─ delta (1x1) ─ Reshape ─ Gather(·, idx) ─ rois ─ proposals
- *                                                          └─ RoiAlign(P, rois) ─ Flatten ─ fc (Gemm) ─ cls
+ *                                                          └─ RoiAlign(P, rois) ─┬ Flatten ─ fc (Gemm) ─ cls
+ *                                                                                └ m1 (3x3) ─ mlogits (1x1) ─ masks (with `mask`)
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,7 +18,7 @@ import { Tensor } from '../../src/ir/tensor';
 import { opInfo, registerOp } from '../../src/ops/registry';
 import { Tiny } from '../fixtures/tiny-graph';
 
-function twoStage(opts: { featuresToGemm?: boolean } = {}) {
+function twoStage(opts: { featuresToGemm?: boolean; mask?: boolean } = {}) {
   const t = new Tiny(3, 16);
   const g = t.g;
   const c1 = t.convBnAct(t.x, 'c1', 8, 3, { stride: 2 });
@@ -42,6 +43,8 @@ function twoStage(opts: { featuresToGemm?: boolean } = {}) {
   const fcIn = opts.featuresToGemm ? t.op('Concat', 'withObj', [flat, t.op('Reshape', 'objRow', [obj, g.addInitializer(Tensor.int64('objRow.shape', [2], [1, 64]))])], { axis: 1 }) : flat;
   const w = g.addInitializer(floatTensor('fc.weight', [5, opts.featuresToGemm ? 96 : 32], new Float32Array(opts.featuresToGemm ? 480 : 160)));
   g.addOutput(g.addNode({ name: 'fc', opType: 'Gemm', inputs: [fcIn, w], outputs: ['cls'], attrs: { transB: 1 } }).outputs[0]!);
+  // Mask R-CNN's branch: convs on the RoI windows, the last one a graph output of its own
+  if (opts.mask) g.addOutput(t.conv(t.convBnAct(pooled, 'm1', 8, 3), 'mlogits', 2, 1));
   return t.model();
 }
 
@@ -58,6 +61,16 @@ test('two-stage: the RPN convs are the detection convs, the Gemm on RoiAlign win
   const r = analyze(m);
   assert.is(r.detector!.heads.part.macs, 8 * 64 * 1 + 8 * 64 * 4 + 4 * 32 * 5);
   assert.equal(r.detector!.heads.part.unsized, []);
+});
+
+test('two-stage with a mask branch: mlogits ends the network too, but on RoI windows: second stage, the neck unchanged', () => {
+  const plain = recognizeDetector(twoStage());
+  const d = recognizeDetector(twoStage({ mask: true }));
+  assert.ok(d.detector);
+  assert.equal(d.heads.convs, ['obj', 'delta']);
+  assert.equal(d.heads.roi, ['fc', 'm1.conv', 'mlogits']);
+  assert.equal(d.neck.nodes, plain.neck.nodes);
+  assert.equal(d.backbone.nodes, plain.backbone.nodes);
 });
 
 test('negative: the objectness values entering the Gemm as features make obj a feature layer, not a detection conv', () => {
