@@ -9,7 +9,7 @@ import { checkOutputs } from '../onnx/files';
 import { escapeStrings, escapeText } from '../report/escape';
 import { aggregateWarnings } from '../report/warnings';
 import { convert, ConvertOptions, stageSpecs } from '../passes/convert';
-import type { Fusion, Parts, PrnEmit, SplitOp } from '../passes/options';
+import type { Fusion, MergeOp, Parts, PrnEmit, SplitOp } from '../passes/options';
 import { formatConvertReport, validateConvertReport } from '../report/convert-report';
 import type { ConvertReport } from '../passes/convert';
 import { formatVerifyReport } from '../report/verify-report';
@@ -38,11 +38,12 @@ export default class Convert extends GptCommand {
     emit: Flags.string({ description: 'PRN: how the masked residual is written, the same numbers either way (split: Split + Add + Concat; mask: shortcut x constant 0/1 channel mask, then Add)', options: ['split', 'mask'], default: 'mask' }),
     split: Flags.string({ description: 'CSP: share of each stage\'s channels that go through its blocks (part 1), in (0, 1)', default: '0.5' }),
     fusion: Flags.string({ description: 'CSP: where the 1x1 transitions go (both: CSPNet\'s own; first: after the concat; last: on part 1 only); default both, or last / first where both would make the model larger', options: ['both', 'first', 'last'] }),
-    'split-op': Flags.string({ description: 'CSP: how the stage input is split (slice: a zero-parameter Split; conv: two 1x1 convs)', options: ['slice', 'conv'], default: 'slice' }),
+    'split-op': Flags.string({ description: 'CSP: how the stage input is split (slice: a zero-parameter Split; conv: two 1x1 convs; producer: the layers that make the input written once per part, their filters divided, no Split and no new weights, where they are convs + per-channel ops / Adds, else slice); default producer', options: ['slice', 'conv', 'producer'] }),
+    'merge-op': Flags.string({ description: 'CSP: how part 1 and part 2 meet before the transition after them, the same numbers either way (concat: a Concat, then the 1x1 transition; sum: the transition split into one 1x1 conv per part, outputs added, no Concat); default concat; fusion last always ends in a Concat', options: ['concat', 'sum'] }),
     stack: Flags.string({ description: 'ELAN: pairs of 3x3 convs in a stacked computational block (2 x N convs), a whole number from 1 to 16; a detector may take backbone,neck (e.g. 2,1); default 2, or, with --width not given either, per neck block and CSP-form stage the first setting that does not grow it', default: '2' }),
     parts: Flags.string({ description: 'CSP / ELAN on a detector: which parts to convert', options: ['backbone', 'neck', 'all'], default: 'all' }),
     width: Flags.string({ description: 'ELAN: computational-block width as a share of the replaced blocks\' computational width (their 3x3 convs\' width: the bottleneck width in a bottleneck), in (0, 1]', default: '0.5' }),
-    csp: Flags.boolean({ description: 'ELAN: also apply the CSP split (--split, --fusion, --split-op) to the converted stages' }),
+    csp: Flags.boolean({ description: 'ELAN: also apply the CSP split (--split, --fusion, --split-op, --merge-op) to the converted stages' }),
     'osa-input': Flags.string({ description: 'ELAN on VoVNet: what the next OSA module\'s first conv reads once a transition is removed (concat: the whole concatenation; last: the previous module\'s last layer); default concat, or last in a stage that concat would make larger', options: ['concat', 'last'] }),
     chart: Flags.string({ description: 'write an SVG chart of the shortest and longest gradient path per weight layer, before and after' }),
     'dry-run': Flags.boolean({ description: 'print the plan and the numbers; write nothing' }),
@@ -63,11 +64,12 @@ export default class Convert extends GptCommand {
       ratio: flags.to === 'prn', asymmetric: flags.to === 'prn', emit: flags.to === 'prn',
       split: flags.to === 'csp' || (flags.to === 'elan' && flags.csp), fusion: flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
       'split-op': flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
+      'merge-op': flags.to === 'csp' || (flags.to === 'elan' && flags.csp),
       stack: flags.to === 'elan', width: flags.to === 'elan', csp: flags.to === 'elan', 'osa-input': flags.to === 'elan', parts: flags.to !== 'prn',
     };
     for (const [f, ok] of Object.entries(applies)) {
       if (!ok && given(f)) {
-        const whom = f === 'parts' ? '--to csp or --to elan' : ['split', 'fusion', 'split-op'].includes(f) ? '--to csp (or --to elan --csp)' : `--to ${['ratio', 'asymmetric', 'emit'].includes(f) ? 'prn' : 'elan'}`;
+        const whom = f === 'parts' ? '--to csp or --to elan' : ['split', 'fusion', 'split-op', 'merge-op'].includes(f) ? '--to csp (or --to elan --csp)' : `--to ${['ratio', 'asymmetric', 'emit'].includes(f) ? 'prn' : 'elan'}`;
         throw argError(`--${f} does not apply to --to ${flags.to}${flags.to === 'elan' ? ' without --csp' : ''}`, `it is an option of ${whom}; leave it out`);
       }
     }
@@ -77,7 +79,7 @@ export default class Convert extends GptCommand {
     const common = { strict: flags.strict, inPlace: true, dims };
     const cspSplit = () => {
       const split = parseDecimalRange(flags.split, '--split', 0, 1, { min: true, max: true }, 'e.g. --split 0.5')!;
-      return { split, fusion: flags.fusion as Fusion, splitOp: flags['split-op'] as SplitOp };
+      return { split, fusion: flags.fusion as Fusion, ...(flags['split-op'] ? { splitOp: flags['split-op'] as SplitOp } : {}), ...(flags['merge-op'] ? { mergeOp: flags['merge-op'] as MergeOp } : {}) };
     };
     let options: ConvertOptions;
     if (flags.to === 'prn') {

@@ -30,7 +30,8 @@ export function roundHalfEven(x: number): number {
   return Math.round(x);
 }
 
-function withChannels(t: TensorType | undefined, c: number): TensorType | undefined {
+/** The type with its channel dim (dim 1) set to c. */
+export function withChannels(t: TensorType | undefined, c: number): TensorType | undefined {
   if (!t?.shape) return t ? { ...t } : undefined;
   const shape: Dim[] = [...t.shape];
   shape[1] = c;
@@ -379,8 +380,8 @@ export interface NewConvSpec {
   outChannels: number;
   /** [out, in, k, k] values. */
   weight: Float32Array;
-  /** Per output channel; zeros when omitted. */
-  bias?: Float32Array;
+  /** Per output channel; zeros when omitted; null: no bias input (a conv whose output is added to a biased one's). */
+  bias?: Float32Array | null;
   kernel?: number;
 }
 
@@ -394,11 +395,11 @@ export function addConv(model: Model, x: Value, spec: NewConvSpec, before?: Node
   }
   const elem = elemTypeOf(x);
   const w = g.addInitializer(floatTensor(g.uniqueName(`${spec.name}.weight`), [spec.outChannels, inC, k, k], spec.weight, elem));
-  const b = g.addInitializer(floatTensor(g.uniqueName(`${spec.name}.bias`), [spec.outChannels], spec.bias ?? new Float32Array(spec.outChannels), elem));
+  const b = spec.bias === null ? [] : [g.addInitializer(floatTensor(g.uniqueName(`${spec.name}.bias`), [spec.outChannels], spec.bias ?? new Float32Array(spec.outChannels), elem))];
   const out = g.newValue(`${spec.name}_output_0`, withChannels(x.type, spec.outChannels));
   const p = (k - 1) >> 1;
   g.addNode({
-    opType: 'Conv', name: g.uniqueName(spec.name), inputs: [x, w, b], outputs: [out],
+    opType: 'Conv', name: g.uniqueName(spec.name), inputs: [x, w, ...b], outputs: [out],
     attrs: { dilations: [1, 1], group: 1, kernel_shape: [k, k], pads: [p, p, p, p], strides: [1, 1] },
   }, before);
   return out;

@@ -180,14 +180,17 @@ const grows = (r: ConvertReport) => r.after.params > r.before.params || r.after.
  */
 export function convert(source: Model, options: ConvertOptions): ConvertResult {
   if (options.to === 'csp' && options.fusion === undefined) {
-    const trial = (fusion: 'both' | 'first' | 'last') => convertOnce(source, { ...options, fusion, inPlace: false });
+    // fusion last has no transition after the concat: an asked-for sum merge has nothing to split there
+    const withFusion = (fusion: 'both' | 'first' | 'last') => ({ ...options, fusion, ...(fusion === 'last' ? { mergeOp: undefined } : {}) });
+    const trial = (fusion: 'both' | 'first' | 'last') => convertOnce(source, { ...withFusion(fusion), inPlace: false });
     const both = trial('both');
     if (!grows(both.report)) return options.inPlace ? convertOnce(source, { ...options, fusion: 'both' }) : both;
     for (const fusion of ['last', 'first'] as const) {
       const r = trial(fusion);
       if (grows(r.report)) continue;
-      const done = options.inPlace ? convertOnce(source, { ...options, fusion }) : r;
-      done.report.notes.unshift(`fusion ${fusion}: CSPNet's own fusion (both) would make this model larger (params ${(both.report.after.params / both.report.before.params).toFixed(3)}x, MACs ${(both.report.after.macs / both.report.before.macs).toFixed(3)}x); give --fusion both to have it anyway`);
+      const done = options.inPlace ? convertOnce(source, withFusion(fusion)) : r;
+      const moot = fusion === 'last' && options.mergeOp === 'sum' ? ' (fusion last ends in the concat: --merge-op sum has no transition to split there)' : '';
+      done.report.notes.unshift(`fusion ${fusion}: CSPNet's own fusion (both) would make this model larger (params ${(both.report.after.params / both.report.before.params).toFixed(3)}x, MACs ${(both.report.after.macs / both.report.before.macs).toFixed(3)}x); give --fusion both to have it anyway${moot}`);
       return done;
     }
     return options.inPlace ? convertOnce(source, { ...options, fusion: 'both' }) : both;

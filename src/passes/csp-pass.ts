@@ -7,11 +7,13 @@ import type { Value } from '../ir/graph';
 import type { Writer } from './csp-streams';
 
 export function describeCsp(c: CrossStagePartialChange): string {
-  const split = c.splitOp === 'slice' ? 'Split' : 'two 1x1 convs';
+  const split = c.splitOp === 'slice' ? `Split${c.splitFallback ? ` (the layers before it cannot be written per part: ${c.splitFallback})` : ''}` : c.splitOp === 'conv' ? 'two 1x1 convs' : 'the layers before it written once per part (no Split)';
+  // the sum merge writes transition 2 over [a; b] as two 1x1 convs whose outputs are added
+  const merge = c.mergeOp === 'sum' ? (a: number) => `transition ${a}->${c.channelsOut} + transition ${c.part2}->${c.channelsOut} on part 2 (summed, no concat)` : (a: number) => `concat with part 2, transition ${a + c.part2}->${c.channelsOut}`;
   const fuse = c.fusion === 'both'
-    ? `transition ${c.part1Out}->${c.part1Out}, concat with part 2, transition ${c.part1Out + c.part2}->${c.channelsOut}`
+    ? `transition ${c.part1Out}->${c.part1Out}, ${merge(c.part1Out)}`
     : c.fusion === 'first'
-      ? `concat with part 2, transition ${c.part1Out + c.part2}->${c.channelsOut}`
+      ? merge(c.part1Out)
       : `transition ${c.part1Out}->${c.channelsOut - c.part2}, concat with part 2`;
   const chosen = c.selection === 'l1' ? 'highest-L1 channels' : `first ${c.part1} channels`;
   const after = c.entryBlocks.length ? `after entry block ${c.entryBlocks.join(', ')}, ` : '';
@@ -45,9 +47,9 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
   target: 'csp',
   options: (o) => {
     const c = o as CspConvertOptions;
-    return checkCspOptions({ split: c.split, fusion: c.fusion, splitOp: c.splitOp });
+    return checkCspOptions({ split: c.split, fusion: c.fusion, splitOp: c.splitOp, mergeOp: c.mergeOp });
   },
-  recorded: (o) => ({ split: o.split, fusion: o.fusion, splitOp: o.splitOp }),
+  recorded: (o) => ({ split: o.split, fusion: o.fusion, splitOp: o.splitOp, mergeOp: o.mergeOp }),
   plan(ctx, opts) {
     const already = ctx.structure.stages.filter((s) => s.csp);
     const todo = ctx.structure.stages.filter((s) => !s.csp);
@@ -85,7 +87,7 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
         'Kept channels: the highest L1-norm channels of each stage\'s residual stream / OSA input and output (filters and input slices, BN scale folded in); new 1x1 transitions: He-normal weights seeded by the layer name, zero bias.',
       ],
     };
-    const made = new Map<Value, Writer>();
+    const made = new Map<Value, Writer[]>();
     for (const p of plan.stages) {
       const change = applyCrossStagePartial(ctx.model, p, made);
       const s = change.stage;
@@ -97,6 +99,7 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
         const more = dw.length ? `; depthwise conv(s) reading the input narrowed with it, group = channels (${dw.map((d) => `'${d.conv}' ${d.channels}`).join(', ')})` : '';
         outcome.converted.push({ block: id, stage: s, change: `part 1 block: input and output narrowed, middle widths kept${more}` });
       }
+      if (change.splitFallback && p.opts.splitOpGiven) outcome.warnings.push(`stage ${s}: --split-op producer: ${change.splitFallback}; split with a Split instead`);
       if (change.selection === 'first') {
         outcome.warnings.push(`stage ${s}: the layer before the split cannot be reordered, so part 1 is the first ${change.part1} channels rather than the most important ones`);
       }
@@ -107,7 +110,8 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
 
 /** The CSP split of a stage ELAN converted, as the ELAN report lists it. */
 export function describeCspAfterElan(c: CrossStagePartialChange): string {
-  const fuse = c.fusion === 'both' ? `transition, concat with part 2, transition -> ${c.channelsOut}`
-    : c.fusion === 'first' ? `concat with part 2, transition -> ${c.channelsOut}` : `transition -> ${c.channelsOut - c.part2}, concat with part 2`;
-  return `CSP split after ELAN: ${c.part1} of ${c.channelsIn} channels through the block(s), ${c.part2} across the stage; ${fuse} (fusion ${c.fusion}, ${c.splitOp} split)`;
+  const merge = c.mergeOp === 'sum' ? `transition of each part -> ${c.channelsOut}, summed` : `concat with part 2, transition -> ${c.channelsOut}`;
+  const fuse = c.fusion === 'both' ? `transition, ${merge}`
+    : c.fusion === 'first' ? merge : `transition -> ${c.channelsOut - c.part2}, concat with part 2`;
+  return `CSP split after ELAN: ${c.part1} of ${c.channelsIn} channels through the block(s), ${c.part2} across the stage; ${fuse} (fusion ${c.fusion}, ${c.splitOp} split${c.fusion === 'last' ? '' : `, ${c.mergeOp} merge`})`;
 }

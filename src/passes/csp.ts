@@ -43,16 +43,30 @@ import { CapturedActivation, blockActivation, emitActivation } from './activatio
 import {
   Stream, Writer, complement, filterL1, floats, innerReadersOf, inputL1, meanOne, patternError, permutableProducers, readersOf, squeezeAfter, throughDepthwise, topK, upstreamWriter, writersOf,
 } from './csp-streams';
-import { FUSIONS, Fusion, SPLIT_OPS, SplitOp } from './options';
+import { ProducerTree, linearOverParts, producerTree, splitProducer } from './csp-forms';
+import { FUSIONS, Fusion, MERGE_OPS, MergeOp, SPLIT_OPS, SplitOp } from './options';
 
-export { FUSIONS, SPLIT_OPS };
-export type { Fusion, SplitOp };
+export { FUSIONS, MERGE_OPS, SPLIT_OPS };
+export type { Fusion, MergeOp, SplitOp };
+
+/**
+ * The forms written when none is asked for, chosen by measurement (README "CSP's emit forms"): the
+ * producer split (no Split, so no layout reorders in onnxruntime; the slice split's MACs and weights)
+ * and the concat merge (onnxruntime keeps a Concat in its blocked layout; the sum merge's Add stops
+ * it fusing a LeakyRelu into the conv).
+ */
+export const DEFAULT_SPLIT_OP: SplitOp = 'producer';
+export const DEFAULT_MERGE_OP: MergeOp = 'concat';
 
 export interface CspOptions {
   /** Share of the stage's channels in part 1 (through the blocks), in (0, 1). */
   split: number;
   fusion: Fusion;
   splitOp: SplitOp;
+  /** 'concat' always with fusion last (its Concat is the stage output: no transition to split). */
+  mergeOp: MergeOp;
+  /** The split op was asked for (a producer split falling back to a Split is then a warning, else a note in the stage's change). */
+  splitOpGiven?: boolean;
 }
 
 export interface CrossStagePartialChange {
@@ -73,7 +87,11 @@ export interface CrossStagePartialChange {
   /** The conv(s) whose filters were reordered so part 1 is a contiguous range. */
   permuted: string[];
   fusion: Fusion;
+  /** The split as written: 'producer' asked for falls back to 'slice' where x's producer cannot be divided. */
   splitOp: SplitOp;
+  /** Why 'producer' fell back to 'slice' here, or null. */
+  splitFallback: string | null;
+  mergeOp: MergeOp;
   /** The activation the new transitions got (its kind), or null. */
   activation: string | null;
   /** The nodes the pass added for this stage (split, transitions, concat). */
@@ -85,10 +103,11 @@ export interface CrossStagePartialChange {
 }
 
 /** Check and default the CSP options; E_ARG names the bad one. */
-export function checkCspOptions(o: { split?: number; fusion?: string; splitOp?: string }): CspOptions {
+export function checkCspOptions(o: { split?: number; fusion?: string; splitOp?: string; mergeOp?: string }): CspOptions {
   const split = o.split ?? 0.5;
   const fusion = o.fusion ?? 'both';
-  const splitOp = o.splitOp ?? 'slice';
+  const splitOp = o.splitOp ?? DEFAULT_SPLIT_OP;
+  const mergeOp = o.mergeOp ?? (fusion === 'last' ? 'concat' : DEFAULT_MERGE_OP);
   if (!(typeof split === 'number' && split > 0 && split < 1)) {
     throw new GptError('E_ARG', `--split ${split} is outside (0, 1)`, { subject: '--split', hint: 'the share of channels that go through the blocks, e.g. 0.5' });
   }
@@ -98,7 +117,13 @@ export function checkCspOptions(o: { split?: number; fusion?: string; splitOp?: 
   if (!(SPLIT_OPS as readonly string[]).includes(splitOp)) {
     throw new GptError('E_ARG', `unknown --split-op '${splitOp}'`, { subject: '--split-op', hint: `use ${SPLIT_OPS.join(' or ')}` });
   }
-  return { split, fusion: fusion as Fusion, splitOp: splitOp as SplitOp };
+  if (!(MERGE_OPS as readonly string[]).includes(mergeOp)) {
+    throw new GptError('E_ARG', `unknown --merge-op '${mergeOp}'`, { subject: '--merge-op', hint: `use ${MERGE_OPS.join(' or ')}` });
+  }
+  if (mergeOp === 'sum' && fusion === 'last') {
+    throw new GptError('E_ARG', '--merge-op sum needs a transition after the parts meet, and --fusion last has none (its Concat is the stage output)', { subject: '--merge-op', hint: 'use --fusion both or first, or leave --merge-op out' });
+  }
+  return { split, fusion: fusion as Fusion, splitOp: splitOp as SplitOp, mergeOp: mergeOp as MergeOp, splitOpGiven: o.splitOp !== undefined };
 }
 
 /** A stage's cross stage partial form, decided: everything apply needs, checked. */
@@ -114,6 +139,10 @@ export interface CrossStagePartialPlan {
   how: CrossStagePartialChange['selection'];
   /** Producers of x to reorder (slice split), null when x's producer cannot be reordered. */
   producers: { writers: Writer[]; deferred: Value[] } | null;
+  /** The split as it will be written, and (producer split) the layer chain that makes x. */
+  splitOp: SplitOp;
+  tree: ProducerTree | null;
+  splitFallback: string | null;
   /** Input channels each reading conv keeps. */
   readerKeep: Map<Node, number[]>;
   activation: CapturedActivation | null;
@@ -215,7 +244,12 @@ export function planCrossStagePartial(model: Model, stage: Stage, options: Parti
 
   // part 1's channels per class: the highest L1 importance, or x's first k where x's producer cannot
   // be permuted and the split is a plain Split
-  const producers = opts.splitOp === 'slice' ? permutableProducers(g, x, rewritten) : { writers: [], deferred: [] };
+  // the producer split divides the layer that makes x; where it cannot, the stage is sliced
+  const found = opts.splitOp === 'producer' ? producerTree(g, x, (v) => rewritten.has(v)) : null;
+  const tree = found && 'nodes' in found ? found : null;
+  const splitFallback = found && 'reason' in found ? found.reason : null;
+  const splitOp: SplitOp = splitFallback ? 'slice' : opts.splitOp;
+  const producers = splitOp !== 'conv' ? permutableProducers(g, x, rewritten) : { writers: [], deferred: [] };
   const selection = new Map<number, number[]>();
   let how: CrossStagePartialChange['selection'] = 'l1';
   for (const cls of new Set(streams.map((s) => s.cls))) {
@@ -257,7 +291,7 @@ export function planCrossStagePartial(model: Model, stage: Stage, options: Parti
   });
   // a later stage sees this stage's output produced by the new transition (fusion both / first) or the concat
   rewritten.set(last.value, opts.fusion === 'last' ? 'concat' : 'conv');
-  return { stage, opts, entry, blocks, blockNodes, streams, selection, how, producers, readerKeep, activation: blockActivation(g, blocks), transition1, squeezes };
+  return { stage, opts, entry, blocks, blockNodes, streams, selection, how, producers, splitOp, tree, splitFallback, readerKeep, activation: blockActivation(g, blocks), transition1, squeezes };
 }
 
 /** Keep the slope values of channels `keep` (a PRelu on a narrowed stream). */
@@ -271,9 +305,10 @@ function narrowSlope(model: Model, node: Node, input: number, keep: number[]): v
 
 /**
  * Carry a stage's plan out (in place). Stages planned together are applied in the same order; `made`
- * carries each stage's new output transition to the next (whose split may reorder its filters).
+ * carries each stage's new output transition to the next (whose split may reorder its filters): one
+ * conv, or with the sum merge the two whose outputs are added.
  */
-export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan, made: Map<Value, Writer> = new Map()): CrossStagePartialChange {
+export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan, made: Map<Value, Writer[]> = new Map()): CrossStagePartialChange {
   const g = model.graph;
   const { stage, opts, streams, blockNodes, selection } = plan;
   const keepOf = (s: Stream) => selection.get(s.cls)!;
@@ -288,8 +323,8 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
   const keep0 = keepOf(streams[0]);
   const rest0 = complement(keep0, streams[0].width);
   const permuted: string[] = [];
-  if (opts.splitOp === 'slice' && plan.producers && keep0.some((c, i) => c !== i)) {
-    for (const p of [...plan.producers.writers, ...plan.producers.deferred.map((v) => made.get(v)!)]) {
+  if (plan.splitOp === 'slice' && plan.producers && keep0.some((c, i) => c !== i)) {
+    for (const p of [...plan.producers.writers, ...plan.producers.deferred.flatMap((v) => made.get(v)!)]) {
       keepOutputChannels(model, p.conv, p.bn, [...keep0, ...rest0]);
       permuted.push(p.conv.name);
     }
@@ -308,8 +343,13 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
   const x = streams[0].value;
   const { k: k0, width: w0 } = streams[0];
   let part1: Value, part2: Value;
-  if (opts.splitOp === 'slice') {
+  const producerOuts = plan.tree ? plan.tree.nodes.flatMap((n) => n.outputs.filter((o): o is Value => !!o)) : [];
+  if (plan.splitOp === 'slice') {
     [part1, part2] = splitChannels(model, x, [k0, w0 - k0], base, firstNode);
+  } else if (plan.splitOp === 'producer') {
+    // x itself becomes part 1 (its layer narrowed to the kept filters); the copy makes part 2
+    part1 = x;
+    part2 = splitProducer(model, plan.tree!, x, keep0, rest0, base, firstNode).part2;
   } else {
     part1 = addConv(model, x, { name: `${base}/part1/Conv`, outChannels: k0, weight: selectionWeights(keep0, w0) }, firstNode);
     part2 = addConv(model, x, { name: `${base}/part2/Conv`, outChannels: w0 - k0, weight: selectionWeights(rest0, w0) }, firstNode);
@@ -323,10 +363,13 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
   const producer = y.producer!;
   const part1Out = g.newValue(`${y.name}_part1`, y.type?.shape ? { elemType: y.type.elemType, shape: [y.type.shape[0], last.k, ...y.type.shape.slice(2)] } : undefined);
   producer.setOutput(y.producerIndex, part1Out);
-  const transition = (input: Value, outC: number, name: string, output?: Value): Value => {
-    const inC = channelsOf(input)!;
-    const conv = addConv(model, input, { name: `${name}/Conv`, outChannels: outC, weight: heNormalWeights(seedOf(`${name}/Conv`), outC, inC) }, afterStage);
-    if (output) made.set(output, { conv: conv.producer! });
+  // a transition over the parts [a; b] (csp-forms.ts: one conv over their Concat, or W_a·a + W_b·b)
+  const transition = (inputs: Value[], outC: number, name: string, output?: Value): Value => {
+    const inC = inputs.reduce((a, v) => a + channelsOf(v)!, 0);
+    const { value: conv, writers } = linearOverParts(model, inputs, {
+      name: `${name}/Conv`, outChannels: outC, weight: heNormalWeights(seedOf(`${name}/Conv`), outC, inC), mergeOp: opts.mergeOp, concatBase: base, before: afterStage,
+    });
+    if (output) made.set(output, writers);
     fresh += outC * inC + outC;
     if (!plan.activation) {
       if (output) conv.producer!.setOutput(0, output);
@@ -336,20 +379,19 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
   };
   const part2W = w0 - k0;
   if (opts.fusion === 'both') {
-    const t1 = transition(part1Out, plan.transition1, `${base}/transition1`);
-    const cat = concatChannels(model, [t1, part2], base, afterStage);
-    transition(cat, last.width, `${base}/transition2`, y);
+    const t1 = transition([part1Out], plan.transition1, `${base}/transition1`);
+    transition([t1, part2], last.width, `${base}/transition2`, y);
   } else if (opts.fusion === 'first') {
-    const cat = concatChannels(model, [part1Out, part2], base, afterStage);
-    transition(cat, last.width, `${base}/transition2`, y);
+    transition([part1Out, part2], last.width, `${base}/transition2`, y);
   } else {
-    const t1 = transition(part1Out, plan.transition1, `${base}/transition1`);
+    const t1 = transition([part1Out], plan.transition1, `${base}/transition1`);
     concatChannels(model, [t1, part2], base, afterStage, y);
   }
 
   // value_info entries of narrowed values would contradict the new shapes: shape inference redoes them
   const touched = new Set<Value>();
   for (const n of blockNodes.flatMap((s) => [...s])) for (const o of n.outputs) if (o) touched.add(o);
+  for (const o of producerOuts) touched.add(o);
   for (const v of touched) if (!g.isGraphOutput(v)) v.declared = undefined;
   for (const v of touched) g.removeValueInfo(v);
   g.touch();
@@ -366,7 +408,9 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
     selection: plan.how,
     permuted,
     fusion: opts.fusion,
-    splitOp: opts.splitOp,
+    splitOp: plan.splitOp,
+    splitFallback: plan.splitFallback,
+    mergeOp: opts.mergeOp,
     activation: plan.activation?.kind ?? null,
     addedNodes: g.nodes.filter((n) => !before.has(n)),
     freshParams: fresh,

@@ -279,10 +279,10 @@ export const elanPass: Pass<ElanPassOptions, ElanPlan> = {
       if (!OSA_INPUTS.includes(e.osaInput)) throw new GptError('E_ARG', `--osa-input ${String(e.osaInput)} is not one of ${OSA_INPUTS.join(', ')}`, { subject: 'osaInput', hint: 'concat: the next OSA module reads the whole concatenation; last: its last layer' });
       opts.osaInput = e.osaInput;
     }
-    if (e.csp) opts.csp = checkCspOptions({ split: e.split, fusion: e.fusion, splitOp: e.splitOp });
+    if (e.csp) opts.csp = checkCspOptions({ split: e.split, fusion: e.fusion, splitOp: e.splitOp, mergeOp: e.mergeOp });
     return opts;
   },
-  recorded: (o) => ({ stack: o.stack, width: o.width, csp: !!o.csp, ...(o.csp ? { split: o.csp.split, fusion: o.csp.fusion, splitOp: o.csp.splitOp } : {}), ...(o.osaInput ? { osaInput: o.osaInput } : {}) }),
+  recorded: (o) => ({ stack: o.stack, width: o.width, csp: !!o.csp, ...(o.csp ? { split: o.csp.split, fusion: o.csp.fusion, splitOp: o.csp.splitOp, mergeOp: o.csp.mergeOp } : {}), ...(o.osaInput ? { osaInput: o.osaInput } : {}) }),
   plan(ctx, o) {
     const plan = planElan(ctx, o);
     if (o.csp) plan.unconverted.push(...dryRunCsp(ctx, o));
@@ -309,6 +309,7 @@ export const elanPass: Pass<ElanPassOptions, ElanPlan> = {
         outcome.converted.push({ block: `s${c.stage}`, stage: c.stage, change: describeCspAfterElan(c) });
         // the split, transitions and concat belong to the stage (for per-stage numbers)
         addTo(outcome.added, c.stage, c.addedNodes);
+        if (c.splitFallback && p.opts.splitOpGiven) outcome.warnings.push(`stage ${c.stage}: --split-op producer: ${c.splitFallback}; split with a Split instead`);
         if (c.selection === 'first') outcome.warnings.push(`stage ${c.stage}: part 1 of the CSP split is the first ${c.part1} channels (the layer before the split cannot be reordered)`);
       }
       if (csp.stages.length === 0) outcome.notes.push('CSP split: no converted stage could be split (see the stages left as they were)');

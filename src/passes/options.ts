@@ -10,9 +10,11 @@ export const TARGETS = ['prn', 'csp', 'elan'] as const;
 export type ConvertTarget = (typeof TARGETS)[number];
 
 export const FUSIONS = ['both', 'first', 'last'] as const;
-export const SPLIT_OPS = ['slice', 'conv'] as const;
+export const SPLIT_OPS = ['slice', 'conv', 'producer'] as const;
+export const MERGE_OPS = ['concat', 'sum'] as const;
 export type Fusion = (typeof FUSIONS)[number];
 export type SplitOp = (typeof SPLIT_OPS)[number];
+export type MergeOp = (typeof MERGE_OPS)[number];
 
 /** Options every target takes. */
 export interface CommonOptions {
@@ -51,8 +53,20 @@ export interface CspSplitOptions {
   split?: number;
   /** Where the transition layers go (paper's gradient-flow truncation variants); default 'both'. */
   fusion?: Fusion;
-  /** How the stage input is split; default 'slice' (zero-parameter Split). */
+  /**
+   * How the stage input is split; default 'slice' (zero-parameter Split). 'conv': two new 1x1 convs
+   * on x; 'producer': the layer that makes x written once per part (its filters divided, no Split, no
+   * new weights; a stage whose x is not made by a conv + per-channel ops is sliced, with a warning).
+   */
   splitOp?: SplitOp;
+  /**
+   * How the parts meet before transition 2 (fusion both / first; the same numbers either way):
+   * 'concat' a Concat, then the 1x1 transition over it; 'sum' the transition's two halves as two
+   * 1x1 convs, one per part, whose outputs are added (W·[a;b] = W_a·a + W_b·b: no Concat, and
+   * onnxruntime fuses the Add into the second conv). Fusion last ends in the Concat itself and is
+   * always 'concat'. README "CSP's emit forms" has the measurement behind the default.
+   */
+  mergeOp?: MergeOp;
 }
 
 export const PARTS = ['backbone', 'neck', 'all'] as const;
@@ -92,7 +106,7 @@ export interface ElanConvertOptions extends CommonOptions, CspSplitOptions {
 export type ConvertOptions = PrnConvertOptions | CspConvertOptions | ElanConvertOptions;
 
 const COMMON = ['to', 'strict', 'rules', 'inPlace', 'dims'];
-const SPLIT = ['split', 'fusion', 'splitOp'];
+const SPLIT = ['split', 'fusion', 'splitOp', 'mergeOp'];
 const OWN: Record<ConvertTarget, string[]> = { prn: ['ratio', 'asymmetric', 'emit'], csp: [...SPLIT, 'parts'], elan: ['stack', 'width', 'csp', 'parts', 'neckStack', 'osaInput'] };
 
 /**

@@ -112,6 +112,8 @@ export interface CpuFigures {
   cpuMs: number;
   wallMs: number;
   vsFirst: RatioStats | null;
+  /** CPU time of each run, ms, in run order (run k of every form met the same load). */
+  cpuSamples: number[];
 }
 
 /**
@@ -142,5 +144,5 @@ export async function emitCpuTime(models: { label: string; model: Model }[], run
   } finally {
     for (const s of sessions) await s.release();
   }
-  return models.map((m, i) => ({ label: m.label, cpuMs: median(cpu[i]), wallMs: median(wall[i]), vsFirst: i === 0 ? null : ratioOfMedians(cpu[i], cpu[0], { paired: true }) }));
+  return models.map((m, i) => ({ label: m.label, cpuMs: median(cpu[i]), wallMs: median(wall[i]), vsFirst: i === 0 ? null : ratioOfMedians(cpu[i], cpu[0], { paired: true }), cpuSamples: cpu[i] }));
 }

@@ -11,13 +11,17 @@
  *     and what the library loads (onnxruntime-node and ajv must stay out until used).
  *  6. Emit forms (`npm run bench -- emit`): full-size Darknet-53 and ResNet-50, plain vs PRN written
  *     as split (Split + Add + Concat) and as mask (shortcut x 0/1 mask, Add), profiled side by side
- *     (interleaved, adaptive); CSP's split as slice vs conv in GMAC/s; and two back-to-back profiles
+ *     (interleaved, adaptive); CSP's split as slice vs conv vs producer in GMAC/s; and two back-to-back profiles
  *     of the same pair, to see whether they agree within their intervals.
  *  7. Kernels (`npm run bench -- kernels`): the same forms in onnxruntime's own profile: layout
  *     kernels per run (a count) and the summed kernel time, with its ratio to plain (emit-kernels.ts).
  *     GPT_BENCH_KERNEL_ROUNDS (default 5) x GPT_BENCH_KERNEL_RUNS (default 10) profiled runs per form,
  *     GPT_BENCH_KERNEL_THREADS (default 1) intra-op threads; then the CPU time per run on one thread
  *     (GPT_BENCH_CPU_RUNS, default 30, interleaved), the figure a loaded machine disturbs least.
+ *     Sets: PRN's emit forms on ResNet-50 and Darknet-53, CSP's split (slice / conv / producer) x merge
+ *     (concat / sum) forms (conv + sum left out: the sum brings nothing there) on Darknet-53 and
+ *     ResNet-50, with GMAC per CPU-second against plain and against CSP's earlier form (slice +
+ *     concat); GPT_BENCH_KERNEL_SETS=darknet53-csp,... picks some.
  *  5. Only when asked (`npm run bench -- baseline [REF]`): analysis and conversion side by side with
  *     an older commit (see baseline.ts).
  */
@@ -29,8 +33,9 @@ import { analyzeModel } from '../../src/analysis/analyze';
 import { costModel } from '../../src/analysis/cost';
 import { saveModel } from '../../src/onnx/io';
 import { convert } from '../../src/passes/convert';
+import { MERGE_OPS, SPLIT_OPS } from '../../src/passes/options';
 import { profile, ProfileReport } from '../../src/profile';
-import { formatRatio } from '../../src/profile/stats';
+import { formatRatio, ratioOfMedians, RatioStats } from '../../src/profile/stats';
 import { buildSample } from '../../src/samples';
 import { syntheticResNet } from '../synthetic';
 
@@ -116,10 +121,14 @@ async function benchProfile(): Promise<void> {
   }
   const file = path.join(tmp, 'resnet18.onnx');
   saveModel(buildSample('resnet18', { resolution: 224 }), file);
-  console.log('\n## Profiler overhead: gpt profile vs a bare onnxruntime-node loop (ResNet-18 at 224, CPU)');
-  const load = os.loadavg();
+  console.log('\n## Profiler overhead: gpt\'s timed runs vs a bare onnxruntime-node loop (ResNet-18 at 224, CPU), interleaved run by run');
   const r = await mod.profileOverhead(file);
-  console.log(`p50 gpt ${r.gptP50.toFixed(2)} ms, bare ${r.bareP50.toFixed(2)} ms, difference ${r.diffPct.toFixed(2)}% [95% CI ${r.lowPct.toFixed(2)}%, ${r.highPct.toFixed(2)}%] over ${r.rounds} alternating rounds (target <= 2%; load average ${load.map((x) => x.toFixed(1)).join(' ')} -> ${os.loadavg().map((x) => x.toFixed(1)).join(' ')})`);
+  const pct = (x: RatioStats) => `${((x.ratio - 1) * 100).toFixed(2)}% [95% CI ${((x.low - 1) * 100).toFixed(2)}%, ${((x.high - 1) * 100).toFixed(2)}%]`;
+  console.log(`${r.rounds} rounds in ${r.blocks} blocks of fresh sessions, ${r.threads.intraOp} intra-op thread, OMP_NUM_THREADS ${r.threads.ompNumThreads ?? 'unset'}, load average ${r.loadavg.start.map((x) => x.toFixed(1)).join(' ')} -> ${r.loadavg.end.map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(`  reported latency  gpt ${r.gpt.reportedMs.toFixed(2)} ms, bare ${r.bare.reportedMs.toFixed(2)} ms: overhead ${pct(r.reported)}  (target <= 2%)`);
+  console.log(`  wall per run      gpt ${r.gpt.wallMs.toFixed(2)} ms, bare ${r.bare.wallMs.toFixed(2)} ms: ${pct(r.wall)}`);
+  console.log(`  CPU per run       gpt ${r.gpt.cpuMs.toFixed(2)} ms, bare ${r.bare.cpuMs.toFixed(2)} ms: ${pct(r.cpu)}`);
+  console.log(`  stopping-rule check between rounds (outside the timed runs): ${r.checkMs.toFixed(2)} ms per check, ${r.checkPerRoundMs.toFixed(3)} ms per round (${((r.checkPerRoundMs / r.bare.wallMs) * 100).toFixed(2)}% of a run)`);
 }
 
 function benchStartup(): void {
@@ -175,11 +184,13 @@ async function benchEmit(): Promise<void> {
     for (const l of ratioLines(r)) console.log(l);
     for (const w of r.warnings) console.log(`  ${w}`);
   }
-  console.log('\n## CSP split as slice vs conv (GMAC/s), full-size Darknet-53');
-  const csp = { slice: path.join(tmp, 'dk-csp-slice.onnx'), conv: path.join(tmp, 'dk-csp-conv.onnx'), plain: path.join(tmp, 'darknet53.onnx') };
-  saveModel(convert(buildSample('darknet53'), { to: 'csp', splitOp: 'slice' }).model, csp.slice);
-  saveModel(convert(buildSample('darknet53'), { to: 'csp', splitOp: 'conv' }).model, csp.conv);
-  const c = await profile([csp.plain, csp.slice, csp.conv], { maxTimeS, warmup: 3, labels: ['darknet53', 'CSP --split-op slice', 'CSP --split-op conv'] });
+  console.log('\n## CSP split as slice vs conv vs producer (GMAC/s), full-size Darknet-53');
+  const cspFiles = SPLIT_OPS.map((splitOp) => {
+    const file = path.join(tmp, `dk-csp-${splitOp}.onnx`);
+    saveModel(convert(buildSample('darknet53'), { to: 'csp', splitOp }).model, file);
+    return file;
+  });
+  const c = await profile([path.join(tmp, 'darknet53.onnx'), ...cspFiles], { maxTimeS, warmup: 3, labels: ['darknet53', ...SPLIT_OPS.map((o) => `CSP --split-op ${o}`)] });
   for (const l of ratioLines(c)) console.log(l);
   for (const w of c.warnings) console.log(`  ${w}`);
   console.log('\n## Two back-to-back profiles of the same pair (darknet53 vs PRN --emit mask), defaults');
@@ -197,19 +208,28 @@ async function benchKernels(): Promise<void> {
   const threads = Number(process.env.GPT_BENCH_KERNEL_THREADS ?? 1);
   const { emitKernels, emitCpuTime } = require('./emit-kernels') as typeof import('./emit-kernels');
   const cpuRuns = Number(process.env.GPT_BENCH_CPU_RUNS ?? 30);
+  // GPT_BENCH_KERNEL_SETS (comma-separated, e.g. 'darknet53-csp'): only these sets; default all
+  const setNames = (process.env.GPT_BENCH_KERNEL_SETS ?? 'resnet50-prn,darknet53-prn,darknet53-csp,resnet50-csp').split(',');
   const sets: [string, { label: string; model: ReturnType<typeof buildSample> }[]][] = [];
   for (const [name, opts] of [['resnet50', { resolution: 224 }], ['darknet53', {}]] as const) {
+    if (!setNames.includes(`${name}-prn`)) continue;
     sets.push([`${name} PRN`, [
       { label: name, model: buildSample(name, opts) },
       { label: 'PRN --emit split', model: convert(buildSample(name, opts), { to: 'prn', emit: 'split' }).model },
       { label: 'PRN --emit mask', model: convert(buildSample(name, opts), { to: 'prn', emit: 'mask' }).model },
     ]]);
   }
-  sets.push(['darknet53 CSP', [
-    { label: 'darknet53', model: buildSample('darknet53') },
-    { label: 'CSP --split-op slice', model: convert(buildSample('darknet53'), { to: 'csp', splitOp: 'slice' }).model },
-    { label: 'CSP --split-op conv', model: convert(buildSample('darknet53'), { to: 'csp', splitOp: 'conv' }).model },
-  ]]);
+  // CSP's split (slice / conv) and merge (concat / sum) forms, fusion both (CSPNet's own)
+  for (const [name, opts] of [['darknet53', {}], ['resnet50', { resolution: 224 }]] as const) {
+    if (!setNames.includes(`${name}-csp`)) continue;
+    // the earlier default first (slice + concat: the figure to beat), then the others
+    const forms = [{ splitOp: 'slice', mergeOp: 'concat' }, ...SPLIT_OPS.flatMap((splitOp) => MERGE_OPS.map((mergeOp) => ({ splitOp, mergeOp })))
+      .filter((f) => !(f.splitOp === 'slice' && f.mergeOp === 'concat') && !(f.splitOp === 'conv' && f.mergeOp === 'sum'))] as const;
+    sets.push([`${name} CSP`, [
+      { label: name, model: buildSample(name, opts) },
+      ...forms.map((f) => ({ label: `CSP ${f.splitOp} + ${f.mergeOp}`, model: convert(buildSample(name, opts), { to: 'csp', fusion: 'both', ...f }).model })),
+    ]]);
+  }
   console.log(`\n## Emit forms in onnxruntime's profile: ${rounds} rounds x ${runs} profiled runs per form, interleaved, ${threads} intra-op thread(s)`);
   for (const [title, models] of sets) {
     const load = os.loadavg();
@@ -223,10 +243,19 @@ async function benchKernels(): Promise<void> {
       const l2 = os.loadavg();
       const cpu = await emitCpuTime(models, cpuRuns);
       console.log(`  CPU time per run, 1 intra-op thread, ${cpuRuns} interleaved runs (load average ${l2.map((x) => x.toFixed(1)).join(' ')} -> ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}):`);
+      const gmacs = models.map((m) => costModel(m.model).totals.macs / 1e9);
+      // GMAC per CPU-second against another form: its MACs ratio over the CPU-time ratio (paired runs),
+      // the interval the CPU-time ratio's turned over
+      const rate = (i: number, j: number) => {
+        const r = ratioOfMedians(cpu[i].cpuSamples, cpu[j].cpuSamples, { paired: true });
+        const m = gmacs[i] / gmacs[j];
+        return `${(m / r.ratio).toFixed(3)}x [${(m / r.high).toFixed(3)}, ${(m / r.low).toFixed(3)}]`;
+      };
+      const csp = title.includes('CSP');
       cpu.forEach((f, i) => {
         const v = f.vsFirst ? `CPU-time ratio ${formatRatio({ latencyRatio: f.vsFirst.ratio, latencyRatioLow: f.vsFirst.low, latencyRatioHigh: f.vsFirst.high })}` : 'baseline';
-        const gmacs = costModel(models[i].model).totals.macs / 1e9;
-        console.log(`  ${f.label.padEnd(22)} CPU ${f.cpuMs.toFixed(1).padStart(6)} ms  wall ${f.wallMs.toFixed(1).padStart(6)} ms  ${gmacs.toFixed(2)} GMACs, ${(gmacs / (f.cpuMs / 1000)).toFixed(1)} GMAC per CPU-s  ${v}`);
+        const vsRate = i === 0 ? '' : `  GMAC/s vs plain ${rate(i, 0)}${csp && i > 1 ? `, vs ${models[1].label} ${rate(i, 1)}` : ''}`;
+        console.log(`  ${f.label.padEnd(22)} CPU ${f.cpuMs.toFixed(1).padStart(6)} ms  wall ${f.wallMs.toFixed(1).padStart(6)} ms  ${gmacs[i].toFixed(2)} GMACs, ${(gmacs[i] / (f.cpuMs / 1000)).toFixed(1)} GMAC per CPU-s  ${v}${vsRate}`);
       });
     }
   }

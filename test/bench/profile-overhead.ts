@@ -1,67 +1,131 @@
 /**
- * What gpt's measurement adds over a bare onnxruntime-node loop on the same model: p50 of
- * `profile([model])` against p50 of `await session.run(feeds)` timed by hand, with the same data,
- * warm-up and run count, and a fresh session each time. The two alternate over several rounds and the
- * median of the per-round p50 ratios is reported, with its 95% bootstrap interval, so a machine
- * whose speed drifts during the bench does not show up as overhead (or as a gain).
+ * What gpt's measurement adds over a bare onnxruntime-node loop on the same model (npm run bench --
+ * profile). Comparing two p50s taken one after the other compares two time windows of a machine
+ * whose load moves by more than any overhead; so the two sides are interleaved run by run instead:
+ *
+ *   round r:  bare run  (t = now; await bare.run(feeds); now - t)
+ *             gpt run   (measureAdaptive, the loop profile() times with, one round of the target
+ *                        profile() builds: () => session.run(feeds))          — order alternating
+ *
+ * Both sides run the same input tensors (made once, reused, as profile() does) and fetch the same
+ * outputs, on sessions with the same options (one intra-op thread: on a shared machine a run split
+ * over two threads also times the wait for a core another process holds). gpt's session is opened
+ * the way profile() opens it (createSession, onnxruntime's log off), the bare one with
+ * ort.InferenceSession.create; both are reopened every block of rounds, so no one session's memory
+ * placement decides the result. Per run, three figures, each compared as the paired ratio of medians
+ * (gpt / bare) with its 95% bootstrap interval over the rounds:
+ *   - reported: the latency each side records (gpt: its own sample; bare: the hand-timed run);
+ *   - wall: the whole call as the bench sees it (gpt's includes its per-round bookkeeping);
+ *   - CPU: process.cpuUsage() around the whole call, the figure the load disturbs least.
+ * The adaptive stopping rule's checks run between rounds, outside every timed window; their cost per
+ * round is reported apart.
  */
+import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../src/onnx/io';
-import { profile } from '../../src/profile';
-import { latencyStats, makeFeeds, resolveInputs } from '../../src/profile/measure';
-import { percentile, seededRandom } from '../../src/profile/stats';
+import { makeFeeds, measureAdaptive, resolveInputs } from '../../src/profile/measure';
+import { createSession } from '../../src/profile/ort';
+import { median, precise, ratioOfMedians, RatioStats } from '../../src/profile/stats';
 
-const WARMUP = 10;
-const ITERATIONS = 60;
-const ROUNDS = Number(process.env.GPT_BENCH_OVERHEAD_ROUNDS ?? 9);
+const ROUNDS = Number(process.env.GPT_BENCH_OVERHEAD_ROUNDS ?? 120);
+const BLOCKS = Number(process.env.GPT_BENCH_OVERHEAD_BLOCKS ?? 4);
+const WARMUP = 5;
+const THREADS = 1;
 
-async function bareP50(modelPath: string): Promise<number> {
-  const session = await ort.InferenceSession.create(modelPath, { executionProviders: ['cpu'] });
-  try {
-    const feeds = makeFeeds(resolveInputs(loadModel(modelPath), {}).inputs, 1);
-    for (let i = 0; i < WARMUP; i++) await session.run(feeds);
-    const samples: number[] = [];
-    for (let i = 0; i < ITERATIONS; i++) {
+export interface OverheadFigures {
+  rounds: number;
+  blocks: number;
+  threads: { intraOp: number; interOp: null; ompNumThreads: string | null };
+  loadavg: { start: number[]; end: number[] };
+  /** Medians, ms. */
+  gpt: { reportedMs: number; wallMs: number; cpuMs: number };
+  bare: { reportedMs: number; wallMs: number; cpuMs: number };
+  /** gpt / bare, paired ratio of medians with its 95% interval. */
+  reported: RatioStats;
+  wall: RatioStats;
+  cpu: RatioStats;
+  /** The adaptive stopping rule's check (between rounds): ms per check, and per round at its usual spacing. */
+  checkMs: number;
+  checkPerRoundMs: number;
+}
+
+interface Side {
+  reported: number[];
+  wall: number[];
+  cpu: number[];
+}
+
+export async function profileOverhead(modelPath: string): Promise<OverheadFigures> {
+  const model = loadModel(modelPath);
+  const feeds = makeFeeds(resolveInputs(model, {}).inputs, 1);
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: THREADS };
+  const gpt: Side = { reported: [], wall: [], cpu: [] };
+  const bare: Side = { reported: [], wall: [], cpu: [] };
+  const loadStart = os.loadavg();
+  const perBlock = Math.ceil(ROUNDS / BLOCKS);
+  for (let b = 0; b < BLOCKS; b++) {
+    const gptSession = await createSession(modelPath, options);
+    const bareSession = await ort.InferenceSession.create(modelPath, options);
+    // what profile() times: its target, in its loop
+    const target = { label: 'gpt', run: () => gptSession.run(feeds) };
+    const bareRun = async (keep: boolean) => {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
       const t = performance.now();
-      await session.run(feeds);
-      samples.push(performance.now() - t);
+      await bareSession.run(feeds);
+      const reported = performance.now() - t;
+      const wall = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      if (keep) push(bare, reported, wall, (c.user + c.system) / 1000);
+    };
+    const gptRun = async (keep: boolean) => {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const m = await measureAdaptive([target], { warmup: 0, iterations: 1 });
+      const wall = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      if (keep) push(gpt, m.samples[0][0], wall, (c.user + c.system) / 1000);
+    };
+    try {
+      for (let r = 0; r < WARMUP + perBlock; r++) {
+        const keep = r >= WARMUP;
+        // alternate who goes first
+        if ((r + b) % 2 === 0) {
+          await bareRun(keep);
+          await gptRun(keep);
+        } else {
+          await gptRun(keep);
+          await bareRun(keep);
+        }
+      }
+    } finally {
+      await gptSession.release();
+      await bareSession.release();
     }
-    return latencyStats(samples).p50;
-  } finally {
-    await session.release();
   }
+  // the stopping rule's check on samples of this size (one model: its median's own interval)
+  const t0 = performance.now();
+  const checks = 5;
+  for (let i = 0; i < checks; i++) precise([gpt.reported]);
+  const checkMs = (performance.now() - t0) / checks;
+  const every = Math.max(5, Math.floor(gpt.reported.length / 10));
+  return {
+    rounds: gpt.reported.length,
+    blocks: BLOCKS,
+    threads: { intraOp: THREADS, interOp: null, ompNumThreads: process.env.OMP_NUM_THREADS ?? null },
+    loadavg: { start: loadStart, end: os.loadavg() },
+    gpt: { reportedMs: median(gpt.reported), wallMs: median(gpt.wall), cpuMs: median(gpt.cpu) },
+    bare: { reportedMs: median(bare.reported), wallMs: median(bare.wall), cpuMs: median(bare.cpu) },
+    reported: ratioOfMedians(gpt.reported, bare.reported, { paired: true }),
+    wall: ratioOfMedians(gpt.wall, bare.wall, { paired: true }),
+    cpu: ratioOfMedians(gpt.cpu, bare.cpu, { paired: true }),
+    checkMs,
+    checkPerRoundMs: checkMs / every,
+  };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/** The median of the per-round ratios with its 95% bootstrap interval (2,000 seeded resamples of the rounds). */
-export function medianWithInterval(xs: number[], resamples = 2000): { median: number; low: number; high: number } {
-  const rnd = seededRandom(1);
-  const meds = new Float64Array(resamples);
-  const a = new Float64Array(xs.length);
-  for (let r = 0; r < resamples; r++) {
-    for (let i = 0; i < xs.length; i++) a[i] = xs[Math.floor(rnd() * xs.length)];
-    meds[r] = percentile(a.sort(), 50);
-  }
-  meds.sort();
-  return { median: median(xs), low: percentile(meds, 2.5), high: percentile(meds, 97.5) };
-}
-
-export async function profileOverhead(modelPath: string): Promise<{ gptP50: number; bareP50: number; diffPct: number; lowPct: number; highPct: number; rounds: number }> {
-  const gpt: number[] = [];
-  const bare: number[] = [];
-  const ratios: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    // alternate who goes first
-    const first = r % 2 === 0;
-    const b1 = first ? await bareP50(modelPath) : undefined;
-    const report = await profile([modelPath], { ep: 'cpu', warmup: WARMUP, iterations: ITERATIONS });
-    const g = report.models[0].runs[0].latencyMs.p50;
-    const b = b1 ?? (await bareP50(modelPath));
-    gpt.push(g);
-    bare.push(b);
-    ratios.push(g / b);
-  }
-  const m = medianWithInterval(ratios);
-  return { gptP50: median(gpt), bareP50: median(bare), diffPct: (m.median - 1) * 100, lowPct: (m.low - 1) * 100, highPct: (m.high - 1) * 100, rounds: ROUNDS };
+function push(s: Side, reported: number, wall: number, cpu: number): void {
+  s.reported.push(reported);
+  s.wall.push(wall);
+  s.cpu.push(cpu);
 }

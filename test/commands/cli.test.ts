@@ -142,6 +142,9 @@ test('convert: an option of another target is an error, not silently ignored', (
     [['--to', 'elan', '--fusion', 'last'], /--fusion does not apply to --to elan without --csp/],
     [['--to', 'csp', '--stack', '3'], /--stack does not apply to --to csp/],
     [['--to', 'prn', '--csp'], /--csp does not apply to --to prn/],
+    [['--to', 'prn', '--merge-op', 'sum'], /--merge-op does not apply to --to prn/],
+    [['--to', 'elan', '--merge-op', 'sum'], /--merge-op does not apply to --to elan without --csp/],
+    [['--to', 'csp', '--fusion', 'last', '--merge-op', 'sum'], /--merge-op sum needs a transition after the parts meet/],
   ];
   for (const [args, re] of cases) {
     const r = gpt('convert', m, ...args, '--dry-run');
@@ -151,6 +154,8 @@ test('convert: an option of another target is an error, not silently ignored', (
   // negative beside positive: the same options with their own target, and the defaults, are fine
   assert.is(gpt('convert', m, '--to', 'prn', '--ratio', '0.25', '--asymmetric', '--dry-run').code, 0);
   assert.is(gpt('convert', m, '--to', 'elan', '--csp', '--fusion', 'last', '--split', '0.5', '--stack', '1', '--dry-run').code, 0);
+  assert.is(gpt('convert', m, '--to', 'csp', '--fusion', 'first', '--merge-op', 'sum', '--dry-run').code, 0);
+  assert.is(gpt('convert', m, '--to', 'elan', '--csp', '--merge-op', 'concat', '--stack', '1', '--dry-run').code, 0);
 });
 
 test('analyze: two models on one chart, JSON validates', () => {

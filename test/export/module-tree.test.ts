@@ -42,10 +42,14 @@ test('plain Darknet-53: Stem, DarknetStage x 5 with Downsample entries and Seque
 });
 
 test('CSP Darknet-53: CSPStage with the split, part 1 through the blocks, both transitions; the structure kept for export_onnx', () => {
-  const r = exportPytorch(convert(darknet(), { to: 'csp' }).model);
+  const r = exportPytorch(convert(darknet(), { to: 'csp', splitOp: 'slice' }).model);
   const stage = classText(r.code, 'CSPStage_1');
   assert.match(stage, /self\.blocks = nn\.Sequential\(\*\(DarknetResidual\(\w+\) for _ in range\(n\)\)\)/);
   assert.match(stage, /torch\.split\(t\d+, \[self\.c\d, self\.c\d\], dim=1\)/);
+  // the default producer split: the entry conv makes part 1, its copy (the other filters) part 2, no split
+  const producer = classText(exportPytorch(convert(darknet(), { to: 'csp' }).model).code, 'CSPStage_1');
+  assert.match(producer, /self\.part2 = nn\.Conv2d\(c1, c1, kernel_size=3, stride=2/);
+  assert.not.match(producer, /torch\.split/);
   assert.match(stage, /self\.transition1 = nn\.Conv2d/);
   assert.match(stage, /self\.transition2 = nn\.Conv2d/);
   // split 0.5: part 1 of the 64-channel stage is 32 wide, 8 blocks

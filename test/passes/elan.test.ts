@@ -244,7 +244,7 @@ for (const file of ['vovnet39-w25.onnx', 'darknet53-w25.onnx', 'resnet50-w25-bn.
     else if (report.after.macs > report.before.macs || report.after.params > report.before.params) assert.match(report.growth ?? '', /--fusion last/);
     // the fresh share stays a share
     assert.ok(report.weightsCarriedOver > 0 && report.weightsCarriedOver < 1);
-    assert.equal(report.options, { stack: 2, width: 0.5, csp: true, split: 0.5, fusion: 'both', splitOp: 'slice' });
+    assert.equal(report.options, { stack: 2, width: 0.5, csp: true, split: 0.5, fusion: 'both', splitOp: 'producer', mergeOp: 'concat' });
     const x = readNpy(fixturePath(file.replace('.onnx', '.input.npy')));
     await runChecked(model, { data: x.data, dims: x.shape }, readNpy(fixturePath(file.replace('.onnx', '.output.npy'))).shape);
   });
@@ -267,7 +267,7 @@ test('gpt convert --to elan: flags, the before/after chart, one-line E_ARG error
   const ok = gpt('convert', fixturePath('darknet53-w25.onnx'), '--to', 'elan', '--stack', '1', '--width', '0.25', '--csp', '--json', '-o', path.join(dir, 'out.onnx'), '--chart', svg);
   assert.is(ok.status, 0, ok.stderr);
   const report = JSON.parse(ok.stdout);
-  assert.equal(report.options, { stack: 1, width: 0.25, csp: true, split: 0.5, fusion: 'both', splitOp: 'slice' });
+  assert.equal(report.options, { stack: 1, width: 0.25, csp: true, split: 0.5, fusion: 'both', splitOp: 'producer', mergeOp: 'concat' });
   const chart = fs.readFileSync(svg, 'utf8');
   assert.match(chart, /<svg /);
   assert.match(chart, />before: shortest</);
