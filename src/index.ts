@@ -57,7 +57,7 @@ export type {
   ConvertOptions, ConvertReport, ConvertResult, ConvertTarget, CommonOptions, PrnConvertOptions, CspConvertOptions, ElanConvertOptions, CspSplitOptions,
   ModelMetrics, StageMetrics,
 } from './passes/convert';
-export type { Fusion, Parts, PrnEmit, SplitOp } from './passes/options';
+export type { Fusion, MergeOp, Parts, PrnEmit, SplitOp } from './passes/options';
 export { validateConvertReport } from './report/convert-report';
 export type { ReportEnvelope, ReportKind } from './report/envelope';
 

@@ -38,9 +38,10 @@ export interface ProducerTree {
 /**
  * The nodes that make x, back to convs (with their BN): per-channel ops without per-channel
  * constants (activations, pooling, Identity) and Adds of two such paths (a residual block's output),
- * every value on the way read by the next op only; or why x cannot be written per part.
+ * every value on the way read by the next op only; or why x cannot be written per part (`later`:
+ * not yet, because a stage planned before this one rewrites a value on the way).
  */
-export function producerTree(g: Graph, x: Value, taken: (v: Value) => boolean): ProducerTree | { reason: string } {
+export function producerTree(g: Graph, x: Value, rewritten: (v: Value) => 'conv' | 'concat' | undefined = () => undefined): ProducerTree | { reason: string; later?: boolean } {
   const nodes = new Set<Node>();
   const writers: ProducerTree['writers'] = [];
   const stack = [x];
@@ -48,7 +49,10 @@ export function producerTree(g: Graph, x: Value, taken: (v: Value) => boolean): 
     const cur = stack.pop()!;
     const p = cur.producer;
     if (!p || g.inputs.includes(cur)) return { reason: `'${cur.name}' is not made by a layer of the graph` };
-    if (taken(cur)) return { reason: `'${cur.name}' is the output of a stage converted before it` };
+    // the output of a stage converted before this one: its new transition (a conv) can be divided
+    // once that stage is written (later: true), a Concat (fusion last) cannot
+    const before = rewritten(cur);
+    if (before) return { reason: `'${cur.name}' is the output of a stage converted before it${before === 'concat' ? ', a Concat' : ''}`, later: before === 'conv' };
     if (cur !== x && (cur.consumers.length !== 1 || g.isGraphOutput(cur))) return { reason: `'${cur.name}' before it is read elsewhere too` };
     // only output 0 may be read (a training-mode BN lists its statistics as unread outputs)
     if (p.outputs.some((o, i) => o && i > 0 && (o.consumers.length > 0 || g.isGraphOutput(o)))) return { reason: `'${p.name}' has other outputs that are read` };

@@ -103,7 +103,7 @@ export interface CrossStagePartialChange {
 }
 
 /** Check and default the CSP options; E_ARG names the bad one. */
-export function checkCspOptions(o: { split?: number; fusion?: string; splitOp?: string; mergeOp?: string }): CspOptions {
+export function checkCspOptions(o: { split?: number; fusion?: string; splitOp?: string; mergeOp?: string; splitOpGiven?: boolean }): CspOptions {
   const split = o.split ?? 0.5;
   const fusion = o.fusion ?? 'both';
   const splitOp = o.splitOp ?? DEFAULT_SPLIT_OP;
@@ -123,7 +123,7 @@ export function checkCspOptions(o: { split?: number; fusion?: string; splitOp?: 
   if (mergeOp === 'sum' && fusion === 'last') {
     throw new GptError('E_ARG', '--merge-op sum needs a transition after the parts meet, and --fusion last has none (its Concat is the stage output)', { subject: '--merge-op', hint: 'use --fusion both or first, or leave --merge-op out' });
   }
-  return { split, fusion: fusion as Fusion, splitOp: splitOp as SplitOp, mergeOp: mergeOp as MergeOp, splitOpGiven: o.splitOp !== undefined };
+  return { split, fusion: fusion as Fusion, splitOp: splitOp as SplitOp, mergeOp: mergeOp as MergeOp, splitOpGiven: o.splitOpGiven ?? o.splitOp !== undefined };
 }
 
 /** A stage's cross stage partial form, decided: everything apply needs, checked. */
@@ -142,6 +142,8 @@ export interface CrossStagePartialPlan {
   /** The split as it will be written, and (producer split) the layer chain that makes x. */
   splitOp: SplitOp;
   tree: ProducerTree | null;
+  /** The producer tree runs through a stage planned before this one: found when this one is applied. */
+  treeLater: boolean;
   splitFallback: string | null;
   /** Input channels each reading conv keeps. */
   readerKeep: Map<Node, number[]>;
@@ -245,9 +247,12 @@ export function planCrossStagePartial(model: Model, stage: Stage, options: Parti
   // part 1's channels per class: the highest L1 importance, or x's first k where x's producer cannot
   // be permuted and the split is a plain Split
   // the producer split divides the layer that makes x; where it cannot, the stage is sliced
-  const found = opts.splitOp === 'producer' ? producerTree(g, x, (v) => rewritten.has(v)) : null;
+  const found = opts.splitOp === 'producer' ? producerTree(g, x, (v) => rewritten.get(v)) : null;
   const tree = found && 'nodes' in found ? found : null;
-  const splitFallback = found && 'reason' in found ? found.reason : null;
+  // x made (through a MaxPool, say) by the new transition of a stage planned before: that layer is
+  // divided once it is written (apply), else the stage is sliced
+  const treeLater = !!found && 'later' in found && !!found.later;
+  const splitFallback = found && 'reason' in found && !treeLater ? found.reason : null;
   const splitOp: SplitOp = splitFallback ? 'slice' : opts.splitOp;
   const producers = splitOp !== 'conv' ? permutableProducers(g, x, rewritten) : { writers: [], deferred: [] };
   const selection = new Map<number, number[]>();
@@ -291,7 +296,7 @@ export function planCrossStagePartial(model: Model, stage: Stage, options: Parti
   });
   // a later stage sees this stage's output produced by the new transition (fusion both / first) or the concat
   rewritten.set(last.value, opts.fusion === 'last' ? 'concat' : 'conv');
-  return { stage, opts, entry, blocks, blockNodes, streams, selection, how, producers, splitOp, tree, splitFallback, readerKeep, activation: blockActivation(g, blocks), transition1, squeezes };
+  return { stage, opts, entry, blocks, blockNodes, streams, selection, how, producers, splitOp, tree, treeLater, splitFallback, readerKeep, activation: blockActivation(g, blocks), transition1, squeezes };
 }
 
 /** Keep the slope values of channels `keep` (a PRelu on a narrowed stream). */
@@ -319,11 +324,19 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
   const afterStage = g.nodes[g.nodes.indexOf(lastNode) + 1];
   let fresh = 0;
 
+  // the producer split through an earlier stage's new transition: that stage is written now
+  let { splitOp, tree, splitFallback } = plan;
+  if (plan.treeLater) {
+    const found = producerTree(g, streams[0].value);
+    if ('nodes' in found) tree = found;
+    else [splitOp, splitFallback] = ['slice', found.reason];
+  }
+
   // part 1 at x: reorder the producer's filters so the kept channels come first (slice split)
   const keep0 = keepOf(streams[0]);
   const rest0 = complement(keep0, streams[0].width);
   const permuted: string[] = [];
-  if (plan.splitOp === 'slice' && plan.producers && keep0.some((c, i) => c !== i)) {
+  if (splitOp === 'slice' && plan.producers && keep0.some((c, i) => c !== i)) {
     for (const p of [...plan.producers.writers, ...plan.producers.deferred.flatMap((v) => made.get(v)!)]) {
       keepOutputChannels(model, p.conv, p.bn, [...keep0, ...rest0]);
       permuted.push(p.conv.name);
@@ -343,13 +356,13 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
   const x = streams[0].value;
   const { k: k0, width: w0 } = streams[0];
   let part1: Value, part2: Value;
-  const producerOuts = plan.tree ? plan.tree.nodes.flatMap((n) => n.outputs.filter((o): o is Value => !!o)) : [];
-  if (plan.splitOp === 'slice') {
+  const producerOuts = tree ? tree.nodes.flatMap((n) => n.outputs.filter((o): o is Value => !!o)) : [];
+  if (splitOp === 'slice') {
     [part1, part2] = splitChannels(model, x, [k0, w0 - k0], base, firstNode);
-  } else if (plan.splitOp === 'producer') {
+  } else if (splitOp === 'producer') {
     // x itself becomes part 1 (its layer narrowed to the kept filters); the copy makes part 2
     part1 = x;
-    part2 = splitProducer(model, plan.tree!, x, keep0, rest0, base, firstNode).part2;
+    part2 = splitProducer(model, tree!, x, keep0, rest0, base, firstNode).part2;
   } else {
     part1 = addConv(model, x, { name: `${base}/part1/Conv`, outChannels: k0, weight: selectionWeights(keep0, w0) }, firstNode);
     part2 = addConv(model, x, { name: `${base}/part2/Conv`, outChannels: w0 - k0, weight: selectionWeights(rest0, w0) }, firstNode);
@@ -408,8 +421,8 @@ export function applyCrossStagePartial(model: Model, plan: CrossStagePartialPlan
     selection: plan.how,
     permuted,
     fusion: opts.fusion,
-    splitOp: plan.splitOp,
-    splitFallback: plan.splitFallback,
+    splitOp,
+    splitFallback,
     mergeOp: opts.mergeOp,
     activation: plan.activation?.kind ?? null,
     addedNodes: g.nodes.filter((n) => !before.has(n)),

@@ -67,9 +67,12 @@ test('every fixture: the sum merge computes what the concat merge computes (onnx
         const stages = concat.report.converted.filter((c) => /^s\d+$/.test(c.block)).length;
         assert.ok(stages > 0, what);
         assert.is(sum.report.converted.filter((c) => /^s\d+$/.test(c.block)).length, stages, what);
-        // one Concat fewer per converted stage (a VoVNet OSA module keeps its own), one Add more
+        // one Concat fewer per converted stage (a VoVNet OSA module keeps its own), one transition Add
+        // per stage instead (a producer split dividing the stage before copies that one's Add too)
+        const transitionAdds = (m: Model) => ops(m, 'Add').filter((n) => /transition2\/Add$/.test(n.name)).length;
         assert.is(ops(sum.model, 'Concat').length, ops(concat.model, 'Concat').length - stages, what);
-        assert.is(ops(sum.model, 'Add').length, ops(concat.model, 'Add').length + stages, what);
+        assert.is(transitionAdds(sum.model), stages, what);
+        assert.is(transitionAdds(concat.model), 0, what);
         // the same weights: params and MACs equal (the part-2 conv has no bias of its own)
         assert.is(sum.report.after.params, concat.report.after.params, what);
         assert.is(sum.report.after.macs, concat.report.after.macs, what);
@@ -170,13 +173,27 @@ test('the producer split divides the layer\'s filters: part 1 the kept ones, par
   assert.ok(ops(slice, 'Split').length > 0);
 });
 
-test('the producer split falls back to a Split where the layer cannot be divided, and says why', () => {
-  // VoVNet: stages 1-3 read the previous stage's new transition (through a MaxPool)
-  const r = convert(buildSample('vovnet39', { width: 0.25, resolution: 64, classes: 10 }), { to: 'csp', fusion: 'both', splitOp: 'producer' }).report;
-  const fell = r.warnings.filter((w) => /--split-op producer: .*output of a stage converted before it; split with a Split instead/.test(w));
-  assert.is(fell.length, 3, r.warnings.join('\n'));
-  assert.ok(r.converted.some((c) => /written once per part/.test(c.change)), 'stage 0 is divided');
-  assert.ok(r.converted.some((c) => /Split \(the layers before it cannot be written per part: .*\) of/.test(c.change)), 'the others are sliced, and say why');
+test('the producer split divides an earlier stage\'s new transition too, and falls back to a Split where it cannot, saying why', async () => {
+  const src = () => buildSample('vovnet39', { width: 0.25, resolution: 64, classes: 10 });
+  const feed = { data: Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.cos(i * 0.11)), dims: [1, 3, 64, 64] };
+  // VoVNet: stages 1-3 read the previous stage's new transition 2 (conv + Relu) through a MaxPool:
+  // that transition is divided once its stage is written
+  const both = convert(src(), { to: 'csp', fusion: 'both', splitOp: 'producer' });
+  assert.equal(both.report.warnings.filter((w) => /split-op producer/.test(w)), []);
+  assert.is(ops(both.model, 'Split').length, 0);
+  const sliced = convert(src(), { to: 'csp', fusion: 'both', splitOp: 'slice' });
+  assert.is(both.report.after.params, sliced.report.after.params);
+  assertClose((await outputs(both.model, feed)).logits.data, (await outputs(sliced.model, feed)).logits.data, 'vovnet39 producer vs slice');
+  // fusion last: the previous stage ends in its Concat, which cannot be divided: stages 1-3 are sliced
+  const last = convert(src(), { to: 'csp', fusion: 'last', splitOp: 'producer' }).report;
+  const fell = last.warnings.filter((w) => /--split-op producer: .*output of a stage converted before it, a Concat; split with a Split instead/.test(w));
+  assert.is(fell.length, 3, last.warnings.join('\n'));
+  assert.ok(last.converted.some((c) => /written once per part/.test(c.change)), 'stage 0 is divided');
+  assert.ok(last.converted.some((c) => /Split \(the layers before it cannot be written per part: .*\) of/.test(c.change)), 'the others are sliced, and say why');
+  // the default split op falls back without a warning (the stage's line says it)
+  const quiet = convert(src(), { to: 'csp', fusion: 'last' }).report;
+  assert.equal(quiet.warnings.filter((w) => /split-op producer/.test(w)), []);
+  assert.ok(quiet.converted.some((c) => /cannot be written per part/.test(c.change)));
   // negative: where every stage can be divided (ResNet-50: the entry block's Add, both branches) no warning
   const ok = convert(buildSample('resnet50', { width: 0.25, resolution: 64, classes: 10 }), { to: 'csp', splitOp: 'producer' }).report;
   assert.equal(ok.warnings.filter((w) => /split-op producer/.test(w)), []);
