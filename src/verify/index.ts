@@ -9,7 +9,7 @@
  *          converted model is from the source (information, never a failure).
  */
 import * as path from 'node:path';
-import { GptError } from '../errors';
+import { GptError, isGptError } from '../errors';
 import type { Model } from '../ir/model';
 import { loadModel } from '../onnx/io';
 import { cloneModel } from '../passes/model-copy';
@@ -129,6 +129,21 @@ export async function verify(source: VerifySource, converted: VerifySource, o: V
   }
   for (const k of Object.keys(o.inputs ?? {})) {
     if (!spec.some((i) => i.name === k)) throw new GptError('E_ARG', `--inputs ${k}: the source has no input of that name`, { subject: labels[0], hint: `inputs: ${spec.map((i) => i.name).join(', ')}` });
+  }
+
+  // the converted model must take what the source takes; checked before either runs, so a pair of
+  // unrelated models gets one line naming both instead of onnxruntime's message about an index
+  const fed = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.dims]));
+  for (const v of conv.graph.inputs) {
+    if (!v.tensor && !Object.hasOwn(fed, v.name)) {
+      throw new GptError('E_ARG', `input '${v.name}' of ${labels[1]} is not an input of ${labels[0]} (${Object.keys(fed).join(', ')}): the two models do not take the same inputs`, { subject: labels[1] });
+    }
+  }
+  try {
+    resolveInputs(conv, { shapes: fed }, labels[1]);
+  } catch (e) {
+    if (!isGptError(e) || e.code !== 'E_ARG') throw e;
+    throw new GptError('E_ARG', `it does not take ${labels[0]}'s inputs: ${e.message}`, { subject: labels[1] });
   }
 
   // what the converted model must reproduce

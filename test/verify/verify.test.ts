@@ -179,3 +179,16 @@ test('CLI: gpt verify exits 0 on an exact PRN, 1 with one E_VERIFY line when not
 });
 
 test.run();
+
+test('negative: a converted model that does not take the source\'s input is one E_ARG line naming both, exit 2', () => {
+  const yolo = path.resolve(repoRoot, '..', 'shared', 'fixtures-detectors', 'yolov5n.onnx');
+  if (!fs.existsSync(yolo)) return;
+  const gpt = (...a: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'run.js'), ...a], { encoding: 'utf8', timeout: 120_000 });
+  // resnet18-w25 takes 1x3x64x64 (its manifest), yolov5n 1x3x160x160 with static H and W
+  const r = gpt('verify', r18, yolo);
+  assert.is(r.status, 2, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.is(lines.length, 1, r.stderr);
+  assert.match(lines[0], /^gpt: yolov5n\.onnx: it does not take resnet18-w25\.onnx's inputs: .*dim 2 is fixed at 160/);
+  assert.not.match(r.stderr, /internal error/);
+});
