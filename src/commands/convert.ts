@@ -35,7 +35,7 @@ export default class Convert extends GptCommand {
     output: Flags.string({ char: 'o', description: 'output .onnx file (not needed with --dry-run)' }),
     ratio: Flags.string({ description: 'PRN: share of channels that receive the shortcut, in (0, 1]', default: '0.5' }),
     asymmetric: Flags.boolean({ description: 'PRN: drop stride-1 projection shortcuts that only widen; add the input into the first channels' }),
-    emit: Flags.string({ description: 'PRN: how the masked residual is written, the same numbers either way (split: Split + Add + Concat; mask: shortcut x constant 0/1 channel mask, then Add)', options: ['split', 'mask'], default: 'mask' }),
+    emit: Flags.string({ description: 'PRN: how the masked residual is written, the same numbers either way (split: Split + Add + Concat; mask: shortcut x constant 0/1 channel mask, then Add; parts: each block output carried as two tensors, no mask multiplication)', options: ['split', 'mask', 'parts'], default: 'mask' }),
     split: Flags.string({ description: 'CSP: share of each stage\'s channels that go through its blocks (part 1), in (0, 1)', default: '0.5' }),
     fusion: Flags.string({ description: 'CSP: where the 1x1 transitions go (both: CSPNet\'s own; first: after the concat; last: on part 1 only); default both, or last / first where both would make the model larger', options: ['both', 'first', 'last'] }),
     'split-op': Flags.string({ description: 'CSP: how the stage input is split (slice: a zero-parameter Split; conv: two 1x1 convs; producer: the layers that make the input written once per part, their filters divided, no Split and no new weights, where they are convs + per-channel ops / Adds, else slice); default producer', options: ['slice', 'conv', 'producer'] }),

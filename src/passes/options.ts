@@ -45,7 +45,8 @@ export interface PrnConvertOptions extends CommonOptions {
   emit?: PrnEmit;
 }
 
-export type PrnEmit = 'split' | 'mask';
+export const PRN_EMITS = ['mask', 'split', 'parts'] as const;
+export type PrnEmit = (typeof PRN_EMITS)[number];
 
 /** The CSP split's own options (target csp, and elan with csp: true). */
 export interface CspSplitOptions {

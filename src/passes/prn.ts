@@ -23,7 +23,8 @@ import type { Block } from '../analysis/structure-types';
 import type { Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { channelsOf, concatChannels, convProducer, elemTypeOf, keepOutputChannels, range, roundHalfEven, sliceChannels, splitChannels } from '../ir/surgery';
-import type { PrnConvertOptions, PrnEmit } from './options';
+import { PRN_EMITS, PrnConvertOptions, PrnEmit } from './options';
+import { writeInParts } from './prn-parts';
 import { Tensor } from '../ir/tensor';
 import { Pass, PassOutcome, Plan, Unconverted, addTo } from './pass';
 
@@ -240,7 +241,7 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
     const ratio = p.ratio ?? 0.5;
     checkRatio(ratio);
     const emit = p.emit ?? 'mask';
-    if (emit !== 'split' && emit !== 'mask') throw new GptError('E_ARG', `emit '${String(emit)}': expected 'split' or 'mask'`);
+    if (!PRN_EMITS.includes(emit)) throw new GptError('E_ARG', `emit '${String(emit)}': expected ${PRN_EMITS.map((e) => `'${e}'`).join(', ')}`);
     return { ratio, asymmetric: !!p.asymmetric, emit };
   },
   recorded: (o) => ({ ratio: o.ratio, asymmetric: o.asymmetric, emit: o.emit }),
@@ -272,13 +273,26 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
       notes: ['PRN keeps every trained weight: the converted model computes the same features except for the masked shortcut channels; a short fine-tune recovers accuracy.'],
     };
     if (plan.neckSeen) outcome.notes.push(plan.neckSeen);
+    const muls: Node[] = [], outputs: Value[] = [];
     for (const { stage, plan: p } of plan.blocks) {
       // the mask form cannot add a narrower block input (a dropped projection) nor a float16 mask: those stay split
-      const masked = o.emit === 'mask' && p.kind !== 'projection-dropped' && elemTypeOf(p.shortcut) === 1;
-      addTo(outcome.added, stage, masked ? applyBlockMasked(ctx.model, p) : applyBlock(ctx.model, p));
+      const masked = o.emit !== 'split' && p.kind !== 'projection-dropped' && elemTypeOf(p.shortcut) === 1;
+      const nodes = masked ? applyBlockMasked(ctx.model, p) : applyBlock(ctx.model, p);
+      addTo(outcome.added, stage, nodes);
+      if (masked) {
+        muls.push(nodes[0]);
+        outputs.push(blockRefs(p.block).output ?? p.add.outputs[0]!);
+      }
       const c = describeChange(p);
-      const how = masked ? `${c.shortcut === 'projection-shrunk' ? 'projection' : c.shortcut}, mask form` : c.shortcut;
+      const form = masked ? (o.emit === 'parts' ? 'parts form' : 'mask form') : null;
+      const how = form ? `${c.shortcut === 'projection-shrunk' ? (o.emit === 'parts' ? 'projection-shrunk' : 'projection') : c.shortcut}, ${form}` : c.shortcut;
       outcome.converted.push({ block: c.block, stage, change: `${c.add}: masked residual, shortcut into ${c.masked} of ${c.channels} channels (${how})` });
+    }
+    if (o.emit === 'parts' && muls.length) {
+      const r = writeInParts(ctx.model, muls, outputs);
+      for (const [s, ns] of outcome.added) outcome.added.set(s, ns.filter((n) => n.graph));
+      outcome.notes.push(`parts form: ${r.values} block input(s) / output(s) carried as two tensors (first k channels, the rest), ${r.concats} joined by a Concat for a reader that needs them whole`);
+      for (const s of r.skipped) outcome.warnings.push(`parts form: '${s.value}' keeps the mask form: ${s.reason}`);
     }
     return outcome;
   },

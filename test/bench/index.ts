@@ -15,10 +15,10 @@
  *     of the same pair, to see whether they agree within their intervals.
  *  7. Kernels (`npm run bench -- kernels`): the same forms in onnxruntime's own profile: layout
  *     kernels per run (a count) and the summed kernel time, with its ratio to plain (emit-kernels.ts).
- *     GPT_BENCH_KERNEL_ROUNDS (default 5) x GPT_BENCH_KERNEL_RUNS (default 10) profiled runs per form,
- *     GPT_BENCH_KERNEL_THREADS (default 1) intra-op threads; then the CPU time per run on one thread
+ *     GPT_BENCH_KERNEL_ROUNDS (default 5; 0 skips the profile) x GPT_BENCH_KERNEL_RUNS (default 10)
+ *     profiled runs per form, GPT_BENCH_KERNEL_THREADS (default 1) intra-op threads; then the CPU time per run on one thread
  *     (GPT_BENCH_CPU_RUNS, default 30, interleaved), the figure a loaded machine disturbs least.
- *     Sets: PRN's emit forms on ResNet-50 and Darknet-53, CSP's split (slice / conv / producer) x merge
+ *     Sets: PRN's emit forms (split / mask / parts) on ResNet-50 and Darknet-53, CSP's split (slice / conv / producer) x merge
  *     (concat / sum) forms (conv + sum left out: the sum brings nothing there) on Darknet-53 and
  *     ResNet-50, with GMAC per CPU-second against plain and against CSP's earlier form (slice +
  *     concat); GPT_BENCH_KERNEL_SETS=darknet53-csp,... picks some.
@@ -215,8 +215,7 @@ async function benchKernels(): Promise<void> {
     if (!setNames.includes(`${name}-prn`)) continue;
     sets.push([`${name} PRN`, [
       { label: name, model: buildSample(name, opts) },
-      { label: 'PRN --emit split', model: convert(buildSample(name, opts), { to: 'prn', emit: 'split' }).model },
-      { label: 'PRN --emit mask', model: convert(buildSample(name, opts), { to: 'prn', emit: 'mask' }).model },
+      ...(['split', 'mask', 'parts'] as const).map((emit) => ({ label: `PRN --emit ${emit}`, model: convert(buildSample(name, opts), { to: 'prn', emit }).model })),
     ]]);
   }
   // CSP's split (slice / conv) and merge (concat / sum) forms, fusion both (CSPNet's own)
@@ -233,7 +232,7 @@ async function benchKernels(): Promise<void> {
   console.log(`\n## Emit forms in onnxruntime's profile: ${rounds} rounds x ${runs} profiled runs per form, interleaved, ${threads} intra-op thread(s)`);
   for (const [title, models] of sets) {
     const load = os.loadavg();
-    const figs = await emitKernels(models, rounds, runs, threads);
+    const figs = rounds > 0 ? await emitKernels(models, rounds, runs, threads) : [];
     console.log(`${title} (load average ${load.map((x) => x.toFixed(1)).join(' ')} -> ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}):`);
     for (const f of figs) {
       const v = f.vsFirst ? `kernel-time ratio ${formatRatio({ latencyRatio: f.vsFirst.ratio, latencyRatioLow: f.vsFirst.low, latencyRatioHigh: f.vsFirst.high })}` : 'baseline';
