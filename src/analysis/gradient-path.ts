@@ -59,6 +59,12 @@ export interface LayerGradientPaths {
   sources: number;
   /** Distinct per-channel length profiles among the layer's output channels (1 in a plain net). */
   channelGroups: number;
+  /**
+   * The partial convs this layer is written as (PRN's parts form: `<layer>/part0`, `<layer>/in1`,
+   * ...), when it is; each computes some of its output channels from some of its input channels,
+   * together what the one conv computes, so they count as one weight layer.
+   */
+  members?: string[];
   /** 0-based position among the weight layers, in execution (topological) order. */
   order: number;
   /** 0-based position among all nodes, in execution (topological) order. */
@@ -273,6 +279,12 @@ function setAt(m: ChannelMap, c: number): number {
 // Op classes
 
 /** The node is a weight layer: its op is one (op registry) and its weight (input 1) is constant. */
+/** The weight layer a node is part of: PRN's parts form names a layer's partial convs `<layer>/part<i>` and `<layer>/in<i>` (nested). */
+export function layerOf(name: string): string {
+  const m = /^(.+?)(?:\/(?:part|in)[01])+$/.exec(name);
+  return m ? m[1] : name;
+}
+
 export function isWeightLayer(graph: Graph, node: Node): boolean {
   if (!nodeOp(node)?.weightLayer) return false;
   const w = node.inputs[1];
@@ -397,9 +409,17 @@ export function gradientPaths(model: Model, opts: GradientPathOptions = {}): Gra
   for (const n of order) weight.set(n, isWeightLayer(graph, n));
 
   // Targets for `sources`: weight layers and graph outputs, numbered.
+  // (a layer's partial convs are one target)
   const targetId = new Map<Node | Value, number>();
-  for (const n of order) if (weight.get(n)) targetId.set(n, targetId.size);
-  for (const v of graph.outputs) if (!targetId.has(v)) targetId.set(v, targetId.size);
+  const layerTarget = new Map<string, number>();
+  let targets = 0;
+  for (const n of order) {
+    if (!weight.get(n)) continue;
+    const l = layerOf(n.name);
+    if (!layerTarget.has(l)) layerTarget.set(l, targets++);
+    targetId.set(n, layerTarget.get(l)!);
+  }
+  for (const v of graph.outputs) if (!targetId.has(v)) targetId.set(v, targets++);
   const targetPool = new SetPool();
 
   const lengths = new Map<Value, number>(); // value level: lengths from the value to an output
@@ -560,38 +580,38 @@ export function gradientPaths(model: Model, opts: GradientPathOptions = {}): Gra
     }
   }
 
+  // one entry per weight layer; the partial convs of one layer (PRN's parts form) merge into one
   const layers: LayerGradientPaths[] = [];
+  const byLayer = new Map<string, { at: number; len: number; rch: number; groups: Set<number> }>();
   let unreachable = 0;
   order.forEach((n, nodeIndex) => {
     if (!weight.get(n)) return;
-    let len = EMPTY, rch = EMPTY;
-    const groups = new Set<number>();
+    const name = layerOf(n.name);
+    let acc = byLayer.get(name);
+    if (!acc) {
+      acc = { at: layers.length, len: EMPTY, rch: EMPTY, groups: new Set() };
+      byLayer.set(name, acc);
+      layers.push({ name, opType: n.opType, shortest: 0, longest: 0, timestamps: 0, sources: 0, channelGroups: 0, order: layers.length, nodeIndex });
+    }
+    if (name !== n.name) (layers[acc.at].members ??= []).push(n.name);
     for (const o of n.outputs) {
       if (!o) continue;
-      len = pool.union(len, lengthsOf(o));
-      rch = targetPool.union(rch, reachOf(o));
-      for (const g of chanOf(o).segs) if (g.set !== EMPTY) groups.add(g.set);
+      acc.len = pool.union(acc.len, lengthsOf(o));
+      acc.rch = targetPool.union(acc.rch, reachOf(o));
+      for (const g of chanOf(o).segs) if (g.set !== EMPTY) acc.groups.add(g.set);
     }
+  });
+  for (const { at, len, rch, groups } of byLayer.values()) {
     const st = pool.stats(pool.shift(len));
     if (st.count === 0) unreachable++;
-    layers.push({
-      name: n.name,
-      opType: n.opType,
-      shortest: Math.max(st.min, 0),
-      longest: Math.max(st.max, 0),
-      timestamps: st.count,
-      sources: targetPool.stats(rch).count,
-      channelGroups: groups.size,
-      order: layers.length,
-      nodeIndex,
-    });
-  });
+    Object.assign(layers[at], { shortest: Math.max(st.min, 0), longest: Math.max(st.max, 0), timestamps: st.count, sources: targetPool.stats(rch).count, channelGroups: groups.size });
+  }
   if (unreachable > 0) warnings.push(`${unreachable} weight layer(s) reach no graph output; they are listed with 0 paths and left out of the aggregates`);
   if (unknownWidths > 0) warnings.push('some values have no known channel count; channelGroups treats their channels as one group (run shape inference first)');
 
   const stages: StageGradientPaths[] = (opts.stages ?? []).map((s) => {
     const names = new Set(s.nodes);
-    const ls = layers.filter((l) => names.has(l.name));
+    const ls = layers.filter((l) => names.has(l.name) || l.members?.some((m) => names.has(m)));
     return {
       name: s.name,
       start: ls.length ? Math.min(...ls.map((l) => l.order)) : -1,
