@@ -84,6 +84,12 @@ class PartsWriter {
   /** Values that stay whole (the mask form), and why. */
   readonly whole = new Map<Value, string>();
 
+  /** Drop every part made so far (nothing reads them yet: cleanup removes them). */
+  forget(): void {
+    this.memo.clear();
+    this.g.cleanup();
+  }
+
   /** v's parts [0, k) and [k, C), memoised; a string says why v cannot be written in parts. */
   partsOf(v: Value, k: number): Parts | string {
     const no = this.whole.get(v);
@@ -236,7 +242,7 @@ class PartsWriter {
   }
 
   /** Carry v in parts: split its conv consumers; any other reader gets v = Concat(vA, vB). */
-  carry(v: Value, k: number): boolean | string {
+  carry(v: Value, k: number): true | string {
     const parts = this.partsOf(v, k);
     if (typeof parts === 'string') return parts;
     if (!parts[0] || !parts[1]) return `'${v.name}' has an all-zero part`;
@@ -276,12 +282,34 @@ export function writeInParts(model: Model, muls: Node[], outputs: Value[]): Part
     }
   }
   // the parts of every value first (new nodes only), then the consumers: a value's producer may be
-  // another value's consumer (a stage's last block output feeds the next stage's downsampling conv)
-  for (const [v, k] of roots) w.partsOf(v, k);
+  // another value's consumer (a stage's last block output feeds the next stage's downsampling conv).
+  // A shortcut whose block output stays whole stays whole too (its mask would still read it whole):
+  // repeat until nothing changes, from a clean graph each time.
+  for (let changed = true; changed; ) {
+    changed = false;
+    w.forget();
+    for (const [v, k] of roots) {
+      if (w.whole.has(v)) continue;
+      const r = w.partsOf(v, k);
+      if (typeof r === 'string') {
+        w.whole.set(v, r);
+        changed = true;
+      }
+    }
+    for (const [v] of roots) {
+      if (w.whole.has(v)) continue;
+      const i = v.consumers.findIndex((u) => muls.includes(u.node) && w.whole.has(outputs[muls.indexOf(u.node)]));
+      if (i >= 0) {
+        const mul = v.consumers[i].node;
+        w.whole.set(v, `it is the shortcut of '${mul.name}', whose block output stays whole`);
+        changed = true;
+      }
+    }
+  }
   for (const [v, k] of roots) {
-    const r = w.carry(v, k);
+    const r = w.whole.get(v) ?? w.carry(v, k);
     if (r === true) outcome.values++;
-    else if (typeof r === 'string') outcome.skipped.push({ value: v.name, reason: r });
+    else outcome.skipped.push({ value: v.name, reason: r });
   }
   model.graph.toposort().cleanup();
   outcome.concats = model.graph.nodes.filter((n) => n.opType === 'Concat' && /\/parts\/Concat$/.test(n.name)).length;

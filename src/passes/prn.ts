@@ -292,7 +292,9 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
       const r = writeInParts(ctx.model, muls, outputs);
       for (const [s, ns] of outcome.added) outcome.added.set(s, ns.filter((n) => n.graph));
       outcome.notes.push(`parts form: ${r.values} block input(s) / output(s) carried as two tensors (first k channels, the rest), ${r.concats} joined by a Concat for a reader that needs them whole`);
-      for (const s of r.skipped) outcome.warnings.push(`parts form: '${s.value}' keeps the mask form: ${s.reason}`);
+      if (r.skipped.length) {
+        outcome.notes.push(`parts form: ${r.skipped.length} shortcut(s) / block output(s) keep the mask form (the same numbers, with the mask multiplication), e.g. '${r.skipped[0].value}': ${r.skipped[0].reason}`);
+      }
     }
     return outcome;
   },
