@@ -35,12 +35,14 @@ export interface PrnConvertOptions extends CommonOptions {
   /** Drop stride-1 projection shortcuts that only widen (asymmetric residual). */
   asymmetric?: boolean;
   /**
-   * How the masked residual is written (the same numbers either way): 'mask' (default) multiplies
-   * the shortcut by a constant 0/1 channel mask before an Add over all channels (no Split / Concat,
-   * so onnxruntime's blocked layout needs no reorder there; the projection keeps all its filters:
-   * the plain model's MACs); 'split' splits the branch and concatenates after the Add (a projection
-   * shortcut shrinks to k filters: fewer MACs, but onnxruntime inserts layout kernels around each
-   * block; README "PRN's emit forms" has the measurement).
+   * How the masked residual is written (the same numbers every way): 'parts' (default) carries each
+   * block output as two tensors, its first k channels and the rest: the branch's last conv and the
+   * readers' convs are split by channels and nothing multiplies by a mask (projections shrink to k
+   * filters); where onnxruntime would not fuse the split convs' sum (an activation other than Relu
+   * after it, e.g. Darknet's LeakyRelu) that part keeps the mask form. 'mask' multiplies the shortcut
+   * by a constant 0/1 channel mask before an Add over all channels (the plain model's MACs); 'split'
+   * splits the branch and concatenates after the Add (onnxruntime inserts layout kernels around each
+   * block). README "PRN's emit forms" has the measurement.
    */
   emit?: PrnEmit;
 }

@@ -76,6 +76,8 @@ class PartsWriter {
 
   /** A copy of `node` (attributes, inputs) writing new values. */
   private copyNode(node: Node, inputs: readonly (Value | null)[], outputs: Value[], suffix: string): Node {
+    // the copies are named after the node (a layer's partial convs are read as that layer by name)
+    if (!node.proto.name) node.name = this.g.uniqueName(node.opType || 'node');
     const n = this.g.addNode({ opType: node.opType, domain: node.domain || undefined, name: this.g.uniqueName(`${node.name}/${suffix}`), inputs, outputs }, node);
     for (const a of node.attributes) n.copyAttr(a);
     return n;

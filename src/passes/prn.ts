@@ -240,7 +240,7 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
     const p = o as PrnConvertOptions;
     const ratio = p.ratio ?? 0.5;
     checkRatio(ratio);
-    const emit = p.emit ?? 'mask';
+    const emit = p.emit ?? 'parts';
     if (!PRN_EMITS.includes(emit)) throw new GptError('E_ARG', `emit '${String(emit)}': expected ${PRN_EMITS.map((e) => `'${e}'`).join(', ')}`);
     return { ratio, asymmetric: !!p.asymmetric, emit };
   },
@@ -274,6 +274,7 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
     };
     if (plan.neckSeen) outcome.notes.push(plan.neckSeen);
     const muls: Node[] = [], outputs: Value[] = [];
+    const done: { stage: number; p: MaskedResidualPlan; mul?: Node }[] = [];
     for (const { stage, plan: p } of plan.blocks) {
       // the mask form cannot add a narrower block input (a dropped projection) nor a float16 mask: those stay split
       const masked = o.emit !== 'split' && p.kind !== 'projection-dropped' && elemTypeOf(p.shortcut) === 1;
@@ -283,18 +284,22 @@ export const prnPass: Pass<PrnPassOptions, PrnPlan> = {
         muls.push(nodes[0]);
         outputs.push(blockRefs(p.block).output ?? p.add.outputs[0]!);
       }
-      const c = describeChange(p);
-      const form = masked ? (o.emit === 'parts' ? 'parts form' : 'mask form') : null;
-      const how = form ? `${c.shortcut === 'projection-shrunk' ? (o.emit === 'parts' ? 'projection-shrunk' : 'projection') : c.shortcut}, ${form}` : c.shortcut;
-      outcome.converted.push({ block: c.block, stage, change: `${c.add}: masked residual, shortcut into ${c.masked} of ${c.channels} channels (${how})` });
+      done.push({ stage, p, mul: masked ? nodes[0] : undefined });
     }
     if (o.emit === 'parts' && muls.length) {
       const r = writeInParts(ctx.model, muls, outputs);
       for (const [s, ns] of outcome.added) outcome.added.set(s, ns.filter((n) => n.graph));
-      outcome.notes.push(`parts form: ${r.values} block input(s) / output(s) carried as two tensors (first k channels, the rest), ${r.concats} joined by a Concat for a reader that needs them whole`);
+      if (r.values) outcome.notes.push(`parts form: ${r.values} block input(s) / output(s) carried as two tensors (first k channels, the rest), ${r.concats} joined by a Concat for a reader that needs them whole`);
       if (r.skipped.length) {
         outcome.notes.push(`parts form: ${r.skipped.length} shortcut(s) / block output(s) keep the mask form (the same numbers, with the mask multiplication), e.g. '${r.skipped[0].value}': ${r.skipped[0].reason}`);
       }
+    }
+    for (const { stage, p, mul } of done) {
+      const c = describeChange(p);
+      // a block whose mask multiplication is gone is in the parts form (its projection shrunk)
+      const form = !mul ? null : mul.graph ? 'mask form' : 'parts form';
+      const kind = c.shortcut === 'projection-shrunk' && form === 'mask form' ? 'projection' : c.shortcut;
+      outcome.converted.push({ block: c.block, stage, change: `${c.add}: masked residual, shortcut into ${c.masked} of ${c.channels} channels (${form ? `${kind}, ${form}` : kind})` });
     }
     return outcome;
   },

@@ -27,7 +27,8 @@ for (const [file, to, sourceBlocks] of cases) {
     assert.equal(r.unmatched, []);
     // every weight layer of the converted model is attributed to the stem, a stage or the head
     const placed = new Set([...s.stem, ...s.head, ...s.stages.flatMap((st) => [...st.entry, ...st.blocks.flatMap((b) => b.nodes)])]);
-    for (const l of r.layers) assert.ok(placed.has(l.name), `${l.name} placed`);
+    // (a layer PRN's parts form writes as partial convs is placed where they are)
+    for (const l of r.layers) assert.ok(placed.has(l.name) || (!!l.members && l.members.every((m) => placed.has(m))), `${l.name} placed`);
   });
 }
 

@@ -66,7 +66,9 @@ export function exportForms(folder: string, work: string): { forms: Form[]; refu
       if (to === 'plain') model = src;
       else {
         try {
-          const r = convert(src, { to });
+          // PRN in the mask form, the one README names for training and for re-reading without the
+          // record (the parts form, the default, is written as split convs the rules do not read)
+          const r = to === 'prn' ? convert(src, { to, emit: 'mask' }) : convert(src, { to });
           // CSP on a model that is all CSP already writes it unchanged: nothing new to export
           if (to === 'csp' && r.report.converted.length === 0) {
             refused.push(`${name} ${to}: unchanged (${r.report.warnings[0]?.slice(0, 80)})`);

@@ -170,8 +170,8 @@ test('PRN: each stage\'s closing Concat is recorded in its own stage, not the ne
   });
 });
 
-test('PRN, mask form (the default): each block\'s mask Mul is recorded in its own stage; no Concat', () => {
-  const { model } = convert(loadModel(fixturePath('resnet18-w25.onnx')), { to: 'prn' });
+test('PRN, mask form: each block\'s mask Mul is recorded in its own stage; no Concat', () => {
+  const { model } = convert(loadModel(fixturePath('resnet18-w25.onnx')), { to: 'prn', emit: 'mask' });
   const nodes = recorded(model).map((s) => s.blocks.flatMap((b) => b.nodes));
   assert.equal(nodes.map((ns) => ns.filter((n) => /\/prn\/Mul/.test(n)).length), [2, 2, 2, 2]);
   assert.equal(nodes.map((ns) => ns.filter((n) => n.endsWith('/prn/Concat')).length), [0, 0, 0, 0]);

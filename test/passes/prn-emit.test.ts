@@ -1,7 +1,7 @@
 /**
- * PRN's two emit forms (src/passes/prn.ts, convert --emit mask|split; mask the default) compute
- * the same numbers: each reproduces the fixtures' PRN reference outputs (made outside gpt), and
- * the mask form leaves no Split / Concat behind. A bad form is E_ARG.
+ * PRN's emit forms (src/passes/prn.ts, convert --emit parts|mask|split; parts the default, its own
+ * tests in prn-parts.test.ts) compute the same numbers: each reproduces the fixtures' PRN reference
+ * outputs (made outside gpt), and the mask form leaves no Split / Concat behind. A bad form is E_ARG.
  *
  *   split:  Add(B[:k], S[:k]) ─ Concat(·, B[k:])        mask:  Add(B, S x [1]*k + [0]*(C-k))
  */
@@ -47,15 +47,17 @@ test('the mask form keeps the plain model\'s MACs; the split form shrinks projec
   assert.is(split.before.macs - split.after.macs, 49152); // test/passes/prn.test.ts works it out by hand
 });
 
-test('the default form is mask: no Split / Concat, the plain model\'s MACs, recorded as emit mask', () => {
+test('the default form is parts where onnxruntime fuses it: no Mul, Split or Slice on ResNet, recorded as emit parts; Darknet keeps the mask', () => {
   const file = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'resnet18-w25.onnx');
   const { model, report } = convert(loadModel(file), { to: 'prn' });
-  assert.is(report.after.macs, report.before.macs);
-  assert.not.ok(model.graph.nodes.some((n) => /\/prn\//.test(n.name) && (n.opType === 'Split' || n.opType === 'Concat')));
-  assert.is(JSON.parse(model.metadata()['gpt.conversion']).options.emit, 'mask');
-  // negative: asked for, the split form is still there
-  const split = convert(loadModel(file), { to: 'prn', emit: 'split' }).model;
-  assert.ok(split.graph.nodes.some((n) => /\/prn\//.test(n.name) && n.opType === 'Concat'));
+  assert.ok(report.converted.every((c) => /parts form/.test(c.change)));
+  assert.not.ok(model.graph.nodes.some((n) => ['Mul', 'Split', 'Slice'].includes(n.opType)));
+  assert.is(JSON.parse(model.metadata()['gpt.conversion']).options.emit, 'parts');
+  // negative: asked for, the mask form is still there; and Darknet's default keeps it
+  const mask = convert(loadModel(file), { to: 'prn', emit: 'mask' }).model;
+  assert.ok(mask.graph.nodes.some((n) => /\/prn\/Mul/.test(n.name)));
+  const dk = convert(loadModel(path.resolve(repoRoot, '..', 'shared', 'fixtures', 'darknet53-w25.onnx')), { to: 'prn' }).report;
+  assert.ok(dk.converted.every((c) => /mask form/.test(c.change)));
 });
 
 test('negative: an unknown emit form is E_ARG', () => {

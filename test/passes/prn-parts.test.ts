@@ -15,7 +15,9 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gradientPaths, layerOf } from '../../src/analysis/gradient-path';
-import { loadModel } from '../../src/onnx/io';
+import { analyzeModel } from '../../src/analysis/analyze';
+import { STRUCTURE_KEY } from '../../src/analysis/recorded-structure';
+import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
 import { readNpy } from '../../src/onnx/npy';
 import { convert } from '../../src/passes/convert';
 import { makeFeeds, resolveInputs } from '../../src/profile/measure';
@@ -89,6 +91,23 @@ test('negative: Darknet-53 (a LeakyRelu after each split conv\'s sum) keeps the 
   assert.is(parts.model.graph.nodes.length, mask.model.graph.nodes.length);
   assert.ok(parts.report.notes.some((n) => /keep the mask form.*LeakyRelu/.test(n)), parts.report.notes.join('\n'));
   assert.is(parts.report.after.macs, parts.report.before.macs);
+});
+
+test('read back: with gpt\'s record the parts form has the mask form\'s family, stages and blocks; without it the rules do not read it', () => {
+  const file = fixture('resnet50-w25.onnx');
+  const shape = (m: Model) => {
+    const r = analyzeModel(m).report;
+    return { family: r.family, rules: r.stages.map((st) => st.blockRules), blocks: r.stages.map((st) => st.blocks) };
+  };
+  const mask = shape(loadModel(saveModelToBuffer(convert(loadModel(file), { to: 'prn', emit: 'mask' }).model)));
+  assert.is(mask.family, 'resnet');
+  const m = convert(loadModel(file), { to: 'prn', emit: 'parts' }).model;
+  const back = loadModel(saveModelToBuffer(m));
+  assert.equal(shape(back), mask);
+  assert.is(analyzeModel(back).report.gradientPaths.maxChannelGroups, 2);
+  // the limit README states: without the record (a plain torch.onnx.export) it is not recognised
+  m.setMetadata(STRUCTURE_KEY, '');
+  assert.is(shape(loadModel(saveModelToBuffer(m))).family, 'unknown');
 });
 
 test('layerOf: the partial convs of one layer, and names that only look alike', () => {
