@@ -36,11 +36,11 @@ const MAX_RULE_FILE_BYTES = 1 << 20;
 // The file format (mirrors rules/rule.schema.json)
 
 export type Role = 'conv' | 'shortcut' | 'projection' | 'mask' | 'add' | 'postAdd' | 'concat' | 'transition' | 'attention' | 'downsample';
-export type RuleKind = 'residual' | 'osa' | 'plain' | 'downsample' | 'transition' | 'units';
+export type RuleKind = 'residual' | 'osa' | 'elan' | 'plain' | 'downsample' | 'transition' | 'units';
 
 /** Rules whose matches are blocks (a downsample, a transition or a units file is not). */
 export function isBlockRule(r: { kind: RuleKind }): boolean {
-  return r.kind === 'residual' || r.kind === 'osa' || r.kind === 'plain';
+  return r.kind === 'residual' || r.kind === 'osa' || r.kind === 'elan' || r.kind === 'plain';
 }
 export type Family = 'resnet' | 'darknet53' | 'vovnet';
 

@@ -22,7 +22,7 @@ import { Rule, isBlockRule, loadRules } from './rules';
 import { FoundCrossStage, crossStageAround } from './cross-stage';
 import { recordedStructure } from './recorded-structure';
 import { inferShapes } from './shapes';
-import { setBlockRefs, setStageRefs, setStructureRefs, structureRefs } from './structure-refs';
+import { setBlockRefs, setStageRefs, setStructureRefs, stageEntry, structureRefs } from './structure-refs';
 import type { Block, Stage, Structure } from './structure-types';
 
 export interface RecognizeOptions {
@@ -139,9 +139,15 @@ function toBlock(m: Match, id: string, ctx: MatchContext): RecognizedBlock {
   return block;
 }
 
-function familyOf(blocks: Match[], warnings: string[]): Structure['family'] {
+/**
+ * The family most blocks are evidence for. Blocks of no family (ELAN's computational blocks replace
+ * a stage's residual blocks whatever the family) leave it to the stage entries: a stride-2 conv
+ * between stages is Darknet-53's, where ResNet downsamples inside its blocks and VoVNet by pooling.
+ */
+function familyOf(blocks: Match[], entries: Match[], warnings: string[]): Structure['family'] {
   const votes = new Map<Structure['family'], number>();
   for (const b of blocks) if (b.rule.family) votes.set(b.rule.family, (votes.get(b.rule.family) ?? 0) + 1);
+  if (votes.size === 0) for (const e of entries) if (e.rule.family) votes.set(e.rule.family, (votes.get(e.rule.family) ?? 0) + 1);
   const ranked = [...votes].sort((a, b) => b[1] - a[1]);
   if (ranked.length > 1) warnings.push(`blocks of several families: ${ranked.map(([f, n]) => `${f} ${n}`).join(', ')}; reporting ${ranked[0][0]}`);
   return ranked[0]?.[0] ?? 'unknown';
@@ -244,17 +250,29 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   const stageMatches: Match[][] = [];
   const stageGaps: Node[][] = [];
   const stageCsps: (FoundCrossStage | undefined)[] = [];
+  const entryNodes = new Set<Node>();
   blocks.forEach((b, i) => {
     // what lies between the previous block and this one: a stage entry, or nodes no rule explains
     const csp = csps.get(b);
     const gap = i === 0 ? new Set<Node>() : upstream(csp ? csp.input : b.input, claimed);
     for (const n of gap) claimed.add(n);
     const entry = boundaries.filter((m) => m.nodes.every((n) => gap.has(n))).flatMap((m) => m.nodes);
+    for (const n of entry) entryNodes.add(n);
     const left = [...gap].filter((n) => !entry.includes(n));
     for (const n of left) unmatched.add(n);
     const prev = blocks[i - 1];
     const same = prev ? sameSpatial(spatial(prev.output), spatial(b.output)) : null;
-    const opens = i === 0 || entry.length > 0 || !!csp || (same === null ? downsamplesItself(b) : !same);
+    // a cross-stage partial that reads the previous block's output at its resolution, with nothing
+    // between, continues that block's stage: a ResNet stage's projecting first block stays outside
+    // the split (CSPNet keeps the stage's downsampling before the split, Fig. 3)
+    const joins = !!csp && !!prev && same !== false && entry.length === 0 && left.length === 0 && !stageCsps[stageCsps.length - 1] &&
+      throughIdentity(csp.input).value === throughIdentity(prev.output).value;
+    const opens = !joins && (i === 0 || entry.length > 0 || !!csp || (same === null ? downsamplesItself(b) : !same));
+    if (joins) {
+      const stage = stages[stages.length - 1];
+      setStageRefs(stage, { entry: stageEntry(stage), csp: { nodes: csp.nodes, input: csp.input, output: csp.output, concat: csp.concat, transitionAfter: csp.transitionAfter } });
+      stageCsps[stageCsps.length - 1] = csp;
+    }
     if (opens) {
       const index = stages.length;
       const stage: RecognizedStage = {
@@ -293,7 +311,7 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   for (const n of g.nodes) if (!claimed.has(n)) unmatched.add(n);
   if ([...unmatched].some(isData)) warnings.push(`${names(unmatched).length} node(s) match no rule; they are listed in unmatched`);
 
-  const family = familyOf(blocks, warnings);
+  const family = familyOf(blocks, boundaries.filter((m) => m.nodes.every((n) => entryNodes.has(n))), warnings);
   const outside = [...stem, ...head, ...unmatched];
   const cands = candidatesIn(g, outside);
   const resolutions = blockResolutions(g, stem, blocks.map((b) => b.output), candidatesIn(g, g.nodes));
