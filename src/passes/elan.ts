@@ -221,6 +221,9 @@ function applyElan(ctx: PassContext, plan: ElanPlan, outcome: PassOutcome, seede
         });
       }
       describeRelocation(stage, r);
+      // one aggregation meets one transition now: recorded as one block, as the rules read the
+      // stage back without the record (a 'last' link leaves no module boundary in the graph)
+      if (stage.blocks.length > 1) stage.blocks = oneAggregation(stage).blocks;
     } else {
       const r = applyStack(ctx.model, sp.plan);
       r.nodes.forEach((n) => seeded.add(n));

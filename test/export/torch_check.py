@@ -1,5 +1,5 @@
 """Checks exported modules in one process: eval outputs against the expected ones, one SGD step in
-train mode, torch.onnx.export. Reads a JSON list of jobs on stdin, prints one JSON line per job."""
+train mode, Net.export_onnx and a plain torch.onnx.export. Reads a JSON list of jobs on stdin, prints one JSON line per job."""
 import importlib.util
 import json
 import os
@@ -63,6 +63,11 @@ def check(i, job):
         # (the test reads the plain call's result by dropping the record)
         net.export_onnx(job["onnx"], x)
         res["onnx"] = job["onnx"]
+    if job.get("plainOnnx"):
+        net.eval()
+        # what a user calls: torch.onnx.export with its defaults (BN folded into the convs), no record
+        torch.onnx.export(net, (x,), job["plainOnnx"])
+        res["plainOnnx"] = job["plainOnnx"]
     return res
 
 
