@@ -27,6 +27,8 @@ export interface Form {
   model: Model;
   dir: string;
   exported: ExportPytorchResult;
+  /** Also exported by a torch.onnx.export call with the exporter's defaults (a subset: see exportForms). */
+  defaults: boolean;
 }
 
 export interface CheckResult {
@@ -37,6 +39,7 @@ export interface CheckResult {
   train?: { before: number; after: number; withGrad: number; parameters: number };
   onnx?: string;
   plainOnnx?: string;
+  defaultsOnnx?: string;
 }
 
 /** The Python with torch, or null after a counted skip (a failure under CI=true, where .ci/run installs it). */
@@ -48,11 +51,12 @@ export function torchPythonOrSkip(what: string): string | null {
   return null;
 }
 
-export function fixtureEntries(folder: string): { model: string; sampleInput: string }[] {
+export function fixtureEntries(folder: string): { model: string; sampleInput: string; family?: string }[] {
   const dir = path.resolve(repoRoot, '..', 'shared', folder);
-  return JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).models.map((m: { model: string; sampleInput: string }) => ({
+  return JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).models.map((m: { model: string; sampleInput: string; family?: string }) => ({
     model: path.join(dir, m.model),
     sampleInput: path.join(dir, m.sampleInput),
+    family: m.family,
   }));
 }
 
@@ -60,6 +64,12 @@ export function fixtureEntries(folder: string): { model: string; sampleInput: st
 export function exportForms(folder: string, work: string): { forms: Form[]; refused: string[] } {
   const forms: Form[] = [];
   const refused: string[] = [];
+  // the exporter's own defaults (opset, no names) for the CSP and ELAN forms of the first model of
+  // each family in a classifier folder: one more export each (a detector's takes minutes here)
+  const firstOfFamily = new Set<string>();
+  for (const f of fixtureEntries(folder)) {
+    if (folder !== 'fixtures-detectors' && f.family && ![...firstOfFamily].some((m) => fixtureEntries(folder).find((x) => x.model === m)?.family === f.family)) firstOfFamily.add(f.model);
+  }
   for (const f of fixtureEntries(folder)) {
     const src = loadModel(f.model);
     const name = path.basename(f.model, '.onnx');
@@ -86,7 +96,7 @@ export function exportForms(folder: string, work: string): { forms: Form[]; refu
       const dir = path.join(work, id);
       const exported = exportPytorch(model);
       writePytorchExport(exported, dir);
-      forms.push({ id, fixture: f.sampleInput, to, model, dir, exported });
+      forms.push({ id, fixture: f.sampleInput, to, model, dir, exported, defaults: firstOfFamily.has(f.model) && (to === 'csp' || to === 'elan') });
     }
   }
   return { forms, refused };
@@ -129,6 +139,7 @@ function jobFor(f: Form, work: string, train: boolean, onnx = false) {
     trainShape: [typeof batch === 'number' ? batch : 2, ...x.shape.slice(1)],
     onnx: onnx ? path.join(work, `${f.id}.torch.onnx`) : undefined,
     plainOnnx: onnx ? path.join(work, `${f.id}.plain.onnx`) : undefined,
+    defaultsOnnx: onnx && f.defaults ? path.join(work, `${f.id}.defaults.onnx`) : undefined,
   };
 }
 
@@ -216,9 +227,10 @@ export function fixtureSuite(folder: string): void {
     });
   });
 
-  test(`${folder}: a plain torch.onnx.export of each module (BN folded by the exporter, no record), read back by analyze, gives the exported model's family, stages, blocks, params and MACs; Net.export_onnx (with gpt's record) the same`, async () => {
+  test(`${folder}: a plain torch.onnx.export of each module (BN folded by the exporter, no record), read back by analyze, gives the exported model's family, stages, blocks, params and MACs (the call with the exporter's defaults too, on the CSP / ELAN forms of one model per family); Net.export_onnx (with gpt's record) the same`, async () => {
     const s = await prepare();
     if (!s) return;
+    if (folder !== 'fixtures-detectors') assert.ok(s.forms.some((f) => f.defaults), 'no form exported with the defaults');
     // the blocks a rule reads: the record's per-stage 'gpt <pass>' entries (the nodes a pass added,
     // kept together) have no rule; without the record those nodes are read inside the blocks, CSP
     // splits and transitions they form
@@ -232,7 +244,12 @@ export function fixtureSuite(folder: string): void {
       (f.model.graph.inputs[0].shape ?? []).forEach((d, i) => { if (typeof d === 'string') dims[d] = x.shape[i]; });
       const a = analyzeModel(f.model, { dims }).report;
       const folded = foldedParams(f.model);
-      for (const [how, file] of [['export_onnx', r.onnx!], ['torch.onnx.export', r.plainOnnx!]] as const) {
+      const files: [string, string][] = [['export_onnx', r.onnx!], ['torch.onnx.export', r.plainOnnx!]];
+      if (f.defaults) {
+        assert.ok(r.defaultsOnnx && fs.existsSync(r.defaultsOnnx), `${f.id}: no torch.onnx.export (defaults) file written`);
+        files.push(['torch.onnx.export (defaults)', r.defaultsOnnx!]);
+      }
+      for (const [how, file] of files) {
         const m = loadModel(file);
         assert.is(!!m.metadata()[STRUCTURE_KEY], how === 'export_onnx' && /STRUCTURE = \{/.test(f.exported.code), `${f.id} ${how}: gpt's record ${how === 'export_onnx' ? 'missing' : 'present'}`);
         const b = analyzeModel(m).report;
