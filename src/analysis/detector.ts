@@ -20,18 +20,16 @@
  */
 import type { Graph, Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
-import { nodeOp } from '../ops/registry';
 import type { CostReport } from './cost';
 import { FpnLevel, fpnLevels, sharedTowers } from './detector-fpn';
 import { GradientPathReport, GradientPathSummary, StageSpec, isWeightLayer } from './gradient-path';
+import { Spatial, UPSAMPLE_OPS, afterUpsample, dataInputs, dataReaders, downsamplingTrunk, finalConvs, isGateOf, readers, spatial, upstreamOf } from './trunk';
 import { Match, MatchContext, matchAll, selectMatches, throughIdentity } from './matcher';
 import { Rule, loadRules } from './rules';
 import { recognize } from './structure';
 import { blockRefs } from './structure-refs';
 import type { Structure } from './structure-types';
 
-/** Ops that raise resolution: where a top-down (FPN) path starts. */
-const UPSAMPLE_OPS = new Set(['Resize', 'Upsample', 'ConvTranspose', 'DepthToSpace']);
 /** Ops that join two paths of the neck. */
 const MERGE_OPS = new Set(['Concat', 'Add', 'Sum']);
 
@@ -101,117 +99,7 @@ export function detectorRefs(d: DetectorStructure): DetectorRefs | undefined {
   return refs.get(d);
 }
 
-type Spatial = (number | string | null)[] | null;
-const spatial = (v: Value | null | undefined): Spatial => (v?.shape && v.shape.length === 4 ? [v.shape[2], v.shape[3]] : null);
-const area = (s: Spatial): number | null => (s && typeof s[0] === 'number' && typeof s[1] === 'number' ? s[0] * s[1] : null);
-
-function readers(v: Value): Node[] {
-  return [...v.consumers.map((u) => u.node), ...v.subgraphReaders];
-}
-function dataInputs(g: Graph, n: Node): Value[] {
-  return [...n.inputs, ...n.implicitInputs].filter((v): v is Value => !!v && !g.isConstant(v));
-}
-
-/** A gate read by the node that multiplies with it (SiLU written out: x * Sigmoid(x)). */
-function isGateOf(n: Node, mul: Node): boolean {
-  return (n.opType === 'Sigmoid' || n.opType === 'HardSigmoid') && n.outputs[0]?.consumers.length === 1 && n.outputs[0].consumers[0].node === mul;
-}
-
-/** The one layer reading v (a SiLU's Sigmoid + Mul count as the Mul), or null. */
-function soleReader(v: Value): Node | null {
-  const rs = readers(v);
-  if (rs.length === 1) return rs[0];
-  if (rs.length === 2) {
-    const [a, b] = rs;
-    if (isGateOf(a, b) && b.opType === 'Mul') return b;
-    if (isGateOf(b, a) && a.opType === 'Mul') return a;
-  }
-  return null;
-}
-
-/** A layer's last node: the conv followed by its BN and activation (pointwise, single reader). */
-function layerEnd(n: Node): Node {
-  for (;;) {
-    const out = n.outputs[0];
-    const r = out ? soleReader(out) : null;
-    if (!r || !(r.opType === 'BatchNormalization' || nodeOp(r)?.activation || r.opType === 'Mul')) return n;
-    n = r;
-  }
-}
-
-/** Every node reachable downstream of `starts` (the starts included). */
-function downstreamOf(starts: Iterable<Node>): Set<Node> {
-  const seen = new Set<Node>();
-  const stack = [...starts];
-  while (stack.length) {
-    const n = stack.pop()!;
-    if (seen.has(n)) continue;
-    seen.add(n);
-    for (const o of n.outputs) if (o) stack.push(...readers(o));
-  }
-  return seen;
-}
-
-/** Every node upstream of `starts` (the starts included). */
-function upstreamOf(g: Graph, starts: Iterable<Node>): Set<Node> {
-  const seen = new Set<Node>();
-  const stack = [...starts];
-  while (stack.length) {
-    const n = stack.pop()!;
-    if (seen.has(n)) continue;
-    seen.add(n);
-    for (const v of dataInputs(g, n)) if (v.producer) stack.push(v.producer);
-  }
-  return seen;
-}
-
-/**
- * The readers of v through which v's values flow on as data: not an input the op reads as indices,
- * boxes or a shape (the registry's `metaInputs`: a Gather's indices, a RoiAlign's rois), and not a
- * Shape / Size (they read v's size only). A subgraph reading v counts as data.
- */
-function dataReaders(v: Value): Node[] {
-  const direct = v.consumers.filter((u) => !SIZE_OPS.has(u.node.opType) && !nodeOp(u.node)?.metaInputs?.includes(u.index)).map((u) => u.node);
-  return [...direct, ...v.subgraphReaders];
-}
-const SIZE_OPS = new Set(['Shape', 'Size']);
-
-/**
- * Detection convs: Conv weight layers whose output is a feature map, with a graph output downstream
- * and no weight layer on any way there that carries their values as data. A two-stage detector's
- * RPN convs qualify: their proposals reach the RoI heads' weight layers only as the boxes a RoiAlign
- * reads and the indices a Gather takes (Faster R-CNN), never as features. A classifier's final Gemm
- * reads the last conv's values, so a classifier has none.
- */
-function finalConvs(g: Graph): Node[] {
-  const outputs = new Set(g.outputs);
-  const weight = new Set(g.nodes.filter((n) => isWeightLayer(g, n)));
-  const reaches = (w: Node, step: (v: Value) => Node[], stopAtWeight: boolean): 'output' | 'weight' | 'none' => {
-    let reachesOutput = false;
-    const seen = new Set<Node>();
-    const stack = w.outputs.filter((o): o is Value => !!o);
-    while (stack.length) {
-      const v = stack.pop()!;
-      if (outputs.has(v)) reachesOutput = true;
-      for (const r of step(v)) {
-        if (stopAtWeight && weight.has(r)) return 'weight';
-        if (seen.has(r)) continue;
-        seen.add(r);
-        for (const o of r.outputs) if (o) stack.push(o);
-      }
-    }
-    return reachesOutput ? 'output' : 'none';
-  };
-  return [...weight].filter((w) => {
-    if (w.opType !== 'Conv' || (w.outputs[0]?.shape && w.outputs[0].shape.length !== 4)) return false;
-    const data = reaches(w, dataReaders, true);
-    if (data === 'weight') return false;
-    // an RPN's objectness reaches the outputs only as the indices that select the proposals
-    return data === 'output' || reaches(w, readers, false) === 'output';
-  });
-}
-
-/** Backbone nodes: from the rules' stages, else up to the deepest downsampling. */
+/** Backbone nodes: from the rules' stages, else up to the deepest downsampling (trunk.ts). */
 function findBackbone(g: Graph, structure: Structure, afterUp: Set<Node>, headConvs: Set<Node>): { nodes: Set<Node>; foundBy: DetectorStructure['backbone']['foundBy']; stages: number } {
   const stages = structure.stages.filter((s) => s.blocks.every((b) => !blockRefs(b).nodes.some((n) => afterUp.has(n))));
   if (stages.length > 0) {
@@ -219,30 +107,8 @@ function findBackbone(g: Graph, structure: Structure, afterUp: Set<Node>, headCo
     const out = blockRefs(lastBlock).output;
     if (out?.producer) return { nodes: upstreamOf(g, [out.producer]), foundBy: 'rules', stages: stages.length };
   }
-  // no backbone rule: the deepest downsampling before any upsample, then its single-consumer chain
-  let deepest: Node | null = null;
-  let deepestArea = Infinity;
-  for (const n of g.nodes) {
-    if (afterUp.has(n) || headConvs.has(n)) continue;
-    const i = dataInputs(g, n).find((v) => spatial(v));
-    const a = area(spatial(n.outputs[0])), b = area(spatial(i));
-    if (a !== null && b !== null && a < b && a <= deepestArea) {
-      deepest = n;
-      deepestArea = a;
-    }
-  }
-  if (!deepest) return { nodes: new Set(), foundBy: 'none', stages: 0 };
-  let end = layerEnd(deepest);
-  for (;;) {
-    const out = end.outputs[0];
-    const next = out ? soleReader(out) : null;
-    if (!next || afterUp.has(next) || headConvs.has(next) || UPSAMPLE_OPS.has(next.opType)) break;
-    const tail = layerEnd(next);
-    const tailOut = tail.outputs[0];
-    if (!tailOut || !soleReader(tailOut)) break; // a layer whose output branches opens the neck
-    end = tail;
-  }
-  return { nodes: upstreamOf(g, [end]), foundBy: 'downsampling', stages: 0 };
+  const trunk = downsamplingTrunk(g, afterUp, headConvs);
+  return trunk ? { nodes: trunk, foundBy: 'downsampling', stages: 0 } : { nodes: new Set(), foundBy: 'none', stages: 0 };
 }
 
 /** The upsample (or stride-2 layer) a merge operand comes from, through at most a few single-input nodes. */
@@ -325,9 +191,7 @@ export function recognizeDetector(model: Model, opts: DetectorOptions = {}): Det
   const headConvs = new Set(convs);
   // an upsample with no weight layer before it is input preprocessing (torchvision's transform
   // resizes the image), not a top-down path
-  const weightLayers = g.nodes.filter((n) => isWeightLayer(g, n));
-  const afterWeights = downstreamOf(weightLayers);
-  const afterUp = downstreamOf(g.nodes.filter((n) => UPSAMPLE_OPS.has(n.opType) && afterWeights.has(n)));
+  const { afterUp, afterWeights } = afterUpsample(g);
   const bb = findBackbone(g, structure, afterUp, headConvs);
   const towers = sharedTowers(g, convs, bb.nodes);
   const towardsHeads = upstreamOf(g, convs);

@@ -342,11 +342,11 @@ function* matchOnce(ctx: MatchContext, el: Element, inputs: Value[], st: State, 
   }
 }
 
-/** Nothing made inside the match may be read outside it, except its output. */
-function isClosed(ctx: MatchContext, nodes: Set<Node>, output: Value): boolean {
+/** Nothing made inside the match may be read outside it, except its output and the outputs of elements marked shared. */
+function isClosed(ctx: MatchContext, nodes: Set<Node>, output: Value, shared: Set<Value>): boolean {
   for (const n of nodes) {
     for (const o of n.outputs) {
-      if (!o || o === output) continue;
+      if (!o || o === output || shared.has(o)) continue;
       if (ctx.graph.isGraphOutput(o)) return false;
       if (o.consumers.some((u) => !nodes.has(u.node))) return false;
     }
@@ -362,7 +362,8 @@ export function matchAt(ctx: MatchContext, rule: Rule, input: Value): Match | nu
   for (const [st, scope] of matchSequence(ctx, rule.pattern, input, { nodes: new Set(), tagged: [], symbols: new Map() }, '')) {
     ctx.tick();
     const output = resolve(lastId, scope)[0];
-    if (output === input || !isClosed(ctx, st.nodes, output)) continue;
+    const shared = new Set(rule.pattern.filter((el) => el.shared).flatMap((el) => resolve(el.id, scope)));
+    if (output === input || !isClosed(ctx, st.nodes, output, shared)) continue;
     const byOrder = (a: Node, b: Node) => (ctx.order.get(a) ?? 0) - (ctx.order.get(b) ?? 0);
     const parts = new Map<string, Node[]>();
     const roles = new Map<Role, Node[]>();

@@ -67,7 +67,7 @@ export function recordStructure(model: Model, structure: Structure, added: Added
   model.setMetadata(STRUCTURE_KEY, JSON.stringify(rec));
 }
 
-const FAMILIES: Structure['family'][] = ['resnet', 'darknet53', 'vovnet', 'unknown'];
+const FAMILIES: Structure['family'][] = ['resnet', 'darknet53', 'vovnet', 'plain', 'unknown'];
 const isNames = (x: unknown): x is string[] => Array.isArray(x) && x.every((n) => typeof n === 'string');
 
 function isRecorded(x: unknown): x is Recorded {

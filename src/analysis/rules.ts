@@ -42,7 +42,7 @@ export type RuleKind = 'residual' | 'osa' | 'elan' | 'plain' | 'downsample' | 't
 export function isBlockRule(r: { kind: RuleKind }): boolean {
   return r.kind === 'residual' || r.kind === 'osa' || r.kind === 'elan' || r.kind === 'plain';
 }
-export type Family = 'resnet' | 'darknet53' | 'vovnet';
+export type Family = 'resnet' | 'darknet53' | 'vovnet' | 'plain';
 
 export interface AttrConstraint {
   kernel?: number | number[];
@@ -68,6 +68,8 @@ export interface ElementSpec extends OverrideSpec {
   inputs?: string[];
   repeat?: { min: number; max: number };
   with?: Record<string, OverrideSpec>;
+  /** Its output may also be read outside the block (a match is otherwise closed). */
+  shared?: boolean;
 }
 export interface UnitSpec {
   description?: string;
@@ -104,6 +106,8 @@ export interface Element {
   optional: boolean;
   repeat?: { min: number; max: number };
   role?: Role;
+  /** Its output may also be read outside the block. */
+  shared?: boolean;
 }
 
 export interface Rule {
@@ -247,7 +251,7 @@ function compilePattern(
     const el: Element = {
       id, alternatives, inputs,
       attrs: alternatives.some((a) => 'op' in a) ? s.attrs : undefined,
-      channels: s.channels, optional: s.optional ?? false, repeat: s.repeat, role: s.role,
+      channels: s.channels, optional: s.optional ?? false, repeat: s.repeat, role: s.role, ...(s.shared ? { shared: true } : {}),
     };
     seen.set(id, el);
     out.push(el);

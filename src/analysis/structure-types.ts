@@ -91,7 +91,7 @@ export interface Stage {
 }
 
 export interface Structure {
-  family: 'resnet' | 'darknet53' | 'vovnet' | 'unknown';
+  family: 'resnet' | 'darknet53' | 'vovnet' | 'plain' | 'unknown';
   stem: string[];
   stages: Stage[];
   head: string[];

@@ -22,6 +22,8 @@ import { Rule, isBlockRule, loadRules } from './rules';
 import { FoundCrossStage, crossStageAround } from './cross-stage';
 import { recordedStructure } from './recorded-structure';
 import { inferShapes } from './shapes';
+import { isWeightLayer } from './gradient-path';
+import { afterUpsample, downsamplingTrunk, finalConvs } from './trunk';
 import { setBlockRefs, setStageRefs, setStructureRefs, stageEntry, structureRefs } from './structure-refs';
 import type { Block, Stage, Structure } from './structure-types';
 
@@ -210,6 +212,22 @@ function blockResolutions(g: Graph, stem: Set<Node>, outputs: Value[], candidate
   return seen.size;
 }
 
+/**
+ * Plain conv layers (rules of family 'plain') as blocks, on the trunk only (trunk.ts: up to the
+ * deepest downsampling and the single-consumer chain after it), so that a detector's neck and heads
+ * are not read as stages. The first conv on the image (no weight layer before it) is the stem, as a
+ * Darknet-53's first conv is, and stays out of the blocks.
+ */
+function plainBlocks(g: Graph, ctx: MatchContext, plain: Rule[]): Match[] {
+  if (plain.length === 0) return [];
+  const { afterUp } = afterUpsample(g);
+  const trunk = downsamplingTrunk(g, afterUp, new Set(finalConvs(g)));
+  if (!trunk) return [];
+  const outside = new Set(g.nodes.filter((n) => !trunk.has(n)));
+  const layersBefore = (v: Value) => [...upstream(v, new Set())].some((n) => isWeightLayer(g, n));
+  return selectMatches(matchAll(g, plain, ctx), ctx, outside).filter((m) => layersBefore(m.input));
+}
+
 /** Recognise stem, stages, blocks and head from the rules (default: the shipped ones). */
 export function recognize(model: Model, opts: RecognizeOptions = {}): Structure & { stages: RecognizedStage[] } {
   const g: Graph = model.graph;
@@ -228,8 +246,11 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   const byOrder = (a: Node, b: Node) => (ctx.order.get(a) ?? 0) - (ctx.order.get(b) ?? 0);
   const names = (ns: Iterable<Node>) => [...ns].filter(isData).sort(byOrder).map((n) => n.name);
 
-  // neck rules (a detector's conv sets, SPP...) are matched by detector.ts between backbone and heads
-  const blocks = selectMatches(matchAll(g, rules.filter((r) => isBlockRule(r) && r.part !== 'neck'), ctx), ctx);
+  // neck rules (a detector's conv sets, SPP...) are matched by detector.ts between backbone and heads;
+  // plain conv layers only where no other block was found (a residual stage holds plain convs too)
+  const backboneRules = rules.filter((r) => isBlockRule(r) && r.part !== 'neck');
+  let blocks = selectMatches(matchAll(g, backboneRules.filter((r) => r.family !== 'plain'), ctx), ctx);
+  if (blocks.length === 0) blocks = plainBlocks(g, ctx, backboneRules.filter((r) => r.family === 'plain'));
   if (blocks.length === 0) {
     warnings.push('no rule matched any block; add a rule file for this architecture (--rules)');
     const all = names(g.nodes);

@@ -41,10 +41,10 @@ export interface Group {
 /** Block classes named as a person would name them (the paper's and the reference code's names). */
 const CLASS_OF_RULE: Record<string, string> = {
   'darknet-residual': 'DarknetResidual', 'resnet-basic': 'BasicBlock', 'resnet-bottleneck': 'Bottleneck',
-  'resnext-bottleneck': 'ResNeXtBottleneck', 'vovnet-osa': 'OSAModule', elan: 'ELANBlock', 'yolo-conv-set': 'ConvSet',
+  'resnext-bottleneck': 'ResNeXtBottleneck', 'vovnet-osa': 'OSAModule', elan: 'ELANBlock', 'yolo-conv-set': 'ConvSet', 'yolo-tiny-conv-set': 'ConvSet', 'plain-conv': 'ConvBnAct',
   spp: 'SPP', 'spp-torch': 'SPP', sppf: 'SPPF', 'csp-c3': 'C3', 'downsample-conv': 'Downsample', 'downsample-pool': 'Downsample',
 };
-const STAGE_OF_FAMILY: Record<Structure['family'], string> = { darknet53: 'DarknetStage', resnet: 'ResNetStage', vovnet: 'OSAStage', unknown: 'Stage' };
+const STAGE_OF_FAMILY: Record<Structure['family'], string> = { darknet53: 'DarknetStage', resnet: 'ResNetStage', vovnet: 'OSAStage', plain: 'ConvStage', unknown: 'Stage' };
 
 export function blockClassName(rule: string): string {
   if (CLASS_OF_RULE[rule]) return CLASS_OF_RULE[rule];

@@ -5,6 +5,7 @@ import { CrossStagePartialChange, CrossStagePartialPlan, CspOptions, applyCrossS
 import { Pass, PassContext, PassOutcome, Plan, addTo } from './pass';
 import type { Value } from '../ir/graph';
 import type { Writer } from './csp-streams';
+import { PLAIN_STEM_NOTE, plainStageLeft } from './plain-stage';
 
 export function describeCsp(c: CrossStagePartialChange): string {
   const split = c.splitOp === 'slice' ? `Split${c.splitFallback ? ` (the layers before it cannot be written per part: ${c.splitFallback})` : ''}` : c.splitOp === 'conv' ? 'two 1x1 convs' : 'the layers before it written once per part (no Split)';
@@ -30,9 +31,16 @@ interface CspPlan extends Plan {
  * strict its E_PATTERN is thrown as it is).
  */
 export function planCspStages(ctx: PassContext, stages: CrossStagePartialPlan['stage'][], opts: CspOptions, what = ''): CspPlan {
-  const plan: CspPlan = { stages: [], unconverted: [], warnings: [] };
+  const plan: CspPlan = { stages: [], unconverted: [], notApplicable: [], warnings: [] };
   const rewritten = new Map<Value, 'conv' | 'concat'>();
   for (const stage of stages) {
+    // a plain conv stage CSP cannot split or would not make smaller is kept, with why (plain-stage.ts)
+    const left = plainStageLeft(ctx.model.graph, stage, opts);
+    if (left) {
+      plan.unconverted.push({ block: `s${stage.index}`, reason: `${what}plain conv stage kept: ${left}` });
+      plan.notApplicable!.push(`s${stage.index}`);
+      continue;
+    }
     try {
       plan.stages.push(planCrossStagePartial(ctx.model, stage, opts, rewritten));
     } catch (e) {
@@ -87,6 +95,7 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
         'Kept channels: the highest L1-norm channels of each stage\'s residual stream / OSA input and output (filters and input slices, BN scale folded in); new 1x1 transitions: He-normal weights seeded by the layer name, zero bias.',
       ],
     };
+    if (ctx.structure.family === 'plain') outcome.notes.push(PLAIN_STEM_NOTE);
     const made = new Map<Value, Writer[]>();
     for (const p of plan.stages) {
       const change = applyCrossStagePartial(ctx.model, p, made);
@@ -97,7 +106,8 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
       for (const id of change.blocks) {
         const dw = change.depthwise.filter((d) => d.block === id);
         const more = dw.length ? `; depthwise conv(s) reading the input narrowed with it, group = channels (${dw.map((d) => `'${d.conv}' ${d.channels}`).join(', ')})` : '';
-        outcome.converted.push({ block: id, stage: s, change: `part 1 block: input and output narrowed, middle widths kept${more}` });
+        const plain = p.blocks.find((b) => b.id === id)?.kind === 'plain';
+        outcome.converted.push({ block: id, stage: s, change: plain ? 'part 1 conv layer: input and output narrowed to part 1\'s widths' : `part 1 block: input and output narrowed, middle widths kept${more}` });
       }
       if (change.splitFallback && p.opts.splitOpGiven) outcome.warnings.push(`stage ${s}: --split-op producer: ${change.splitFallback}; split with a Split instead`);
       if (change.selection === 'first') {

@@ -123,6 +123,8 @@ export function stackedRegion(stage: Stage): { kept?: Block; replaced: Block[] }
   const { entry, blocks: replaced } = computationBlocks(stage);
   const kept = entry[0];
   if (replaced.length === 0) return { reason: `only its projecting first block ${kept?.id}, which stays as the stage input` };
+  // a stage of plain conv layers (Darknet-19, YOLOv3-tiny) is replaced whole, as YOLOv7-tiny's ELAN replaces one
+  if (isPlainStage(stage)) return { kept, replaced };
   const nonResidual = replaced.find((b) => !b.residual);
   if (nonResidual) return { reason: `${nonResidual.id} (${nonResidual.rule}) is not a residual block` };
   const bad = replaced.find((b) => b.residual!.shortcut !== 'identity');
@@ -131,6 +133,11 @@ export function stackedRegion(stage: Stage): { kept?: Block; replaced: Block[] }
     if (blockRefs(replaced[i]).input !== blockRefs(replaced[i - 1]).output) return { reason: `${replaced[i].id} does not read the output of ${replaced[i - 1].id}` };
   }
   return { kept, replaced };
+}
+
+/** A stage made of plain conv layers only (rule family 'plain': no residual, nothing to keep apart). */
+export function isPlainStage(stage: Stage): boolean {
+  return stage.blocks.length > 0 && stage.blocks.every((b) => b.kind === 'plain');
 }
 
 /** Decide a stage's ELAN block, reading the graph only: the plan, or why the stage stays. */
@@ -159,12 +166,16 @@ export function planStack(model: Model, stage: Stage, opts: ElanOptions, free?: 
   const widthOf = (w: number) => Math.max(1, Math.round(w * cw));
   let setting = { stack: opts.stack, width: opts.width };
   let fitted: string | undefined;
-  if (stage.csp && free && (free.stack || free.width)) {
-    // a stage already in CSP form holds few, narrow residual blocks (part 1 only): a stack-2 ELAN
-    // block can outweigh them, so the defaults give way to the first setting that does not (elan-fit.ts)
+  const plain = isPlainStage(stage);
+  if ((stage.csp || plain) && free && (free.stack || free.width)) {
+    // a stage already in CSP form holds few, narrow residual blocks (part 1 only), a plain stage often
+    // one conv: a stack-2 ELAN block can outweigh them, so the defaults give way to the first setting
+    // that does not (elan-fit.ts)
     const source = nodesCost(g, nodes);
     const cin = requireChannels(x, replaced[0].id), hw = positions(y);
     const fit = fitSetting(setting, free, source, (s) => layersCost(stackedElanLayers(cin, C, widthOf(s.width), s.stack, stackGroups(model, replaced, widthOf(s.width))), hw, !!bn));
+    // a plain stage no setting keeps from growing (a lone 1x1 conv, say) stays as it is
+    if (plain && !fit.fits) return { reason: `an ELAN block of any setting tried would be larger than its ${replaced.length} plain conv layer(s) (${Math.round(source.macs)} MACs), so it stays as it is` };
     fitted = describeFit(fit, setting, source) || undefined;
     setting = fit.setting;
   }

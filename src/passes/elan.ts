@@ -34,6 +34,7 @@ import { cloneModel } from './model-copy';
 import type { ElanConvertOptions } from './options';
 import { Pass, PassContext, PassOutcome, Plan, StepFigures, Unconverted, addTo } from './pass';
 import { human } from '../report/format';
+import { PLAIN_STEM_NOTE } from './plain-stage';
 
 export type { ElanOptions };
 export const ELAN_DEFAULTS: ElanOptions = { stack: 2, width: 0.5 };
@@ -232,10 +233,10 @@ function applyElan(ctx: PassContext, plan: ElanPlan, outcome: PassOutcome, seede
       const act = sp.plan.form.act ? `, ${sp.plan.form.act.kind}` : '';
       outcome.converted.push({
         block: ids, stage: stage.index,
-        change: `${r.replaced.length} residual block(s) -> ELAN block: 2 x 1x1 -> ${r.width}, ${2 * r.stack} x 3x3 ${r.width}${r.group > 1 ? ` (group ${r.group})` : ''}, concat ${(2 + r.stack) * r.width} -> 1x1 ${r.channels}${act}` +
+        change: `${r.replaced.length} ${sp.plan.replaced.every((b) => b.kind === 'plain') ? 'plain conv layer(s)' : 'residual block(s)'} -> ELAN block: 2 x 1x1 -> ${r.width}, ${2 * r.stack} x 3x3 ${r.width}${r.group > 1 ? ` (group ${r.group})` : ''}, concat ${(2 + r.stack) * r.width} -> 1x1 ${r.channels}${act}` +
           (r.kept ? ` (after ${r.kept}, kept as the stage input)` : '') + (sp.plan.fitted ?? ''),
       });
-      if (sp.plan.fitted) outcome.notes.push(`stage ${stage.index} (CSP form): ELAN defaults for this stage stack ${r.stack}, width ${r.width} channels, so the ELAN block is no larger than the residual blocks it replaces; give --stack / --width to have one setting everywhere`);
+      if (sp.plan.fitted) outcome.notes.push(`stage ${stage.index}${stage.csp ? ' (CSP form)' : ''}: ELAN defaults for this stage stack ${r.stack}, width ${r.width} channels, so the ELAN block is no larger than the ${stage.csp ? 'residual blocks' : 'layers'} it replaces; give --stack / --width to have one setting everywhere`);
       describeStack(stage, r);
     }
   }
@@ -293,6 +294,7 @@ export const elanPass: Pass<ElanPassOptions, ElanPlan> = {
   },
   apply(ctx, plan, o) {
     const outcome: PassOutcome = { converted: [], unconverted: [...plan.unconverted], freshParams: 0, warnings: [...plan.warnings], notes: plan.already.map((a) => `${a}: left as it is`), added: new Map() };
+    if (ctx.structure.family === 'plain') outcome.notes.push(PLAIN_STEM_NOTE);
     const kinds = new Set(plan.stages.map((s) => s.kind));
     if (kinds.size > 0) ctx.step([kinds.has('relocated') ? 'transition relocation' : '', kinds.has('stacked') ? 'stacked computational blocks' : ''].filter(Boolean).join(' + '));
     // fresh parameters are counted at the end, on the layers as they are then (the CSP split narrows

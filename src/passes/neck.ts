@@ -8,6 +8,11 @@
  *   elan (YOLOv7's neck ELAN):       x ─ 1x1 C->h ─────────────────────────────────┐
  *                                    x ─ 1x1 C->h ─ 3x3 h->h/2 ─ 3x3 ─ ... (2 x stack) ┴ concat of all ─ 1x1 -> M ─ out
  *
+ * A tiny YOLO's set (1x1 C->M, then one 3x3 M->2M before the head; the 1x1's output also feeds the
+ * FPN lateral) keeps its 1x1 under both: CSP splits its output and runs the 3x3 on part 1 at
+ * part 1's width (p1 -> 2 p1); ELAN reads the 1x1's output in place of the set's input (the lateral
+ * still needs the 1x1, so an ELAN block reading x would add to it rather than replace it).
+ *
  * The set's output keeps its width M, so the heads and the lateral 1x1 after it keep their inputs;
  * every graph output keeps its name and shape; decode and NMS after the heads are not touched.
  * New layers get seeded He-normal weights (the model must be trained again, as the backbone's CSP).
@@ -39,6 +44,10 @@ interface ConvSetPlan {
   reduced: Value | null;
   output: Value;
   pairs: number;
+  /** The set ends with a lone 3x3 M->2M (a tiny YOLO's set): part 1 runs it at p1 -> 2 p1. */
+  expand: boolean;
+  /** The first 1x1's output is read outside the set too (the lateral): ELAN reads it and keeps the 1x1. */
+  shared: boolean;
   width: number;
   act: CapturedActivation;
   batchNorm: boolean;
@@ -57,7 +66,9 @@ function lastOf(m: Match, prefix: string): Node[] {
 }
 
 /** The first layer of each neck rule the passes rewrite, by element id: its activation is copied. */
-const FIRST_LAYER: Record<string, string> = { 'yolo-conv-set': 'reduce', 'csp-c3': 'part1' };
+const FIRST_LAYER: Record<string, string> = { 'yolo-conv-set': 'reduce', 'yolo-tiny-conv-set': 'reduce', 'csp-c3': 'part1' };
+/** The neck rules CSP rewrites: the YOLO conv sets, full and tiny. */
+const CSP_SETS = new Set(['yolo-conv-set', 'yolo-tiny-conv-set']);
 
 /**
  * Plan the conversion of the neck's blocks: CSP rewrites each YOLO conv set (a C3 block is already
@@ -74,7 +85,7 @@ export function planNeck(ctx: PassContext, to: 'csp' | 'elan', elan?: { setting:
   refs.blocks.forEach((m, i) => {
     const id = `neck.n${i}`;
     const first = FIRST_LAYER[m.rule.name];
-    if (!first || (to === 'csp' && m.rule.name !== 'yolo-conv-set')) {
+    if (!first || (to === 'csp' && !CSP_SETS.has(m.rule.name))) {
       const pooling = m.rule.name.startsWith('spp');
       const why = m.rule.name === 'csp-c3'
         ? 'already a cross stage partial block'
@@ -90,15 +101,20 @@ export function planNeck(ctx: PassContext, to: 'csp' | 'elan', elan?: { setting:
       plan.unconverted.push({ block: id, reason: `${m.rule.name} without an activation on its first layer; kept` });
       return;
     }
+    const reduced = CSP_SETS.has(m.rule.name) ? m.values.get('reduce')?.at(-1) ?? null : null;
+    const inSet = new Set(m.nodes);
+    const shared = !!reduced && reduced.consumers.some((u) => !inSet.has(u.node));
     const set: ConvSetPlan = {
-      id, rule: m.rule.name, input: m.input, reduced: m.rule.name === 'yolo-conv-set' ? m.values.get('reduce')?.at(-1) ?? null : null,
-      output: m.output, pairs: m.values.get('pair')?.length ?? 0,
+      id, rule: m.rule.name, input: m.input, reduced, output: m.output, pairs: m.values.get('pair')?.length ?? 0,
+      expand: m.rule.name === 'yolo-tiny-conv-set', shared,
       width: requireChannels(m.output, id), act: captureActivation(g, acts), batchNorm: lastOf(m, `${first}.bn`).length > 0,
     };
     if (to === 'elan' && elan) {
       // the block's own setting: the defaults unless they make it larger than the block it replaces
-      const source = nodesCost(g, m.nodes);
-      const cin = requireChannels(m.input, id), hw = positions(m.output);
+      // (with a shared first 1x1, what it replaces is the rest of the set)
+      const kept = new Set(shared ? lastOf(m, 'reduce') : []);
+      const source = nodesCost(g, m.nodes.filter((n) => !kept.has(n)));
+      const cin = requireChannels(shared ? reduced : m.input, id), hw = positions(m.output);
       const fit = fitSetting(elan.setting, elan.free, source, (s) => layersCost(neckElanLayers(cin, set.width, s), hw, set.batchNorm));
       set.elan = fit.setting;
       set.fitted = describeFit(fit, elan.setting, source);
@@ -125,29 +141,35 @@ export function applyNeck(model: Model, plan: NeckPlan, t: NeckTarget, outcome: 
     let out: Value;
     let change: string;
     if (t.to === 'csp' && s.reduced) {
-      const p1 = Math.max(1, Math.min(M - 1, roundHalfEven(M * t.split)));
+      // R: the kept 1x1's width (= M for a full set; M / 2 for a tiny set, whose 3x3 doubles it)
+      const R = requireChannels(s.reduced, s.id);
+      const p1 = Math.max(1, Math.min(R - 1, roundHalfEven(R * t.split)));
       const part1 = sliceChannels(model, s.reduced, 0, p1, `/neck/${s.id}/part1`);
-      const part2 = sliceChannels(model, s.reduced, p1, M, `/neck/${s.id}/part2`);
+      const part2 = sliceChannels(model, s.reduced, p1, R, `/neck/${s.id}/part2`);
       let y = part1;
       for (let i = 0; i < s.pairs; i++) y = layer(layer(y, `chain${i}/expand`, 2 * p1, 3), `chain${i}/reduce`, p1, 1);
+      if (s.expand) y = layer(y, 'chain/expand', 2 * p1, 3);
+      const yw = s.expand ? 2 * p1 : p1;
       if (t.fusion === 'both') {
-        out = layer(concatChannels(model, [layer(y, 'transition1', p1, 1), part2], `/neck/${s.id}/concat`), 'transition', M, 1);
+        out = layer(concatChannels(model, [layer(y, 'transition1', yw, 1), part2], `/neck/${s.id}/concat`), 'transition', M, 1);
       } else if (t.fusion === 'first') {
         out = layer(concatChannels(model, [y, part2], `/neck/${s.id}/concat`), 'transition', M, 1);
       } else {
-        out = concatChannels(model, [layer(y, 'transition1', p1, 1), part2], `/neck/${s.id}/concat`);
+        out = concatChannels(model, [layer(y, 'transition1', M - (R - p1), 1), part2], `/neck/${s.id}/concat`);
       }
-      change = `${s.rule} -> CSP block: first 1x1 kept, split ${p1} + ${M - p1}, ${s.pairs} pair(s) of 3x3 ${p1}->${2 * p1} / 1x1 ${2 * p1}->${p1} on part 1, fusion ${t.fusion}, output ${M}`;
+      const chain = [s.pairs ? `${s.pairs} pair(s) of 3x3 ${p1}->${2 * p1} / 1x1 ${2 * p1}->${p1}` : '', s.expand ? `3x3 ${p1}->${2 * p1}` : ''].filter(Boolean).join(', then ');
+      change = `${s.rule} -> CSP block: first 1x1 kept, split ${p1} + ${R - p1}, ${chain} on part 1, fusion ${t.fusion}, output ${M}`;
     } else {
       if (t.to !== 'elan') continue; // (a CSP plan holds conv sets only)
       const { stack, width } = s.elan ?? t;
       const { h, q } = neckElanWidths(M, width);
-      const cv1 = layer(s.input, 'cv1', h, 1);
-      let y = layer(s.input, 'cv2', h, 1);
+      const x = s.shared && s.reduced ? s.reduced : s.input;
+      const cv1 = layer(x, 'cv1', h, 1);
+      let y = layer(x, 'cv2', h, 1);
       const cat = [cv1, y];
       for (let i = 0; i < 2 * stack; i++) cat.push((y = layer(y, `conv${i}`, q, 3)));
       out = layer(concatChannels(model, cat, `/neck/${s.id}/concat`), 'transition', M, 1);
-      change = `${s.rule} -> ELAN block: 1x1 ${requireChannels(s.input, s.id)}->${h} twice, ${2 * stack} chained 3x3 ${h}->${q}, concat of all ${2 * h + 2 * stack * q}, 1x1 -> ${M}${s.fitted ?? ''}`;
+      change = `${s.rule} -> ELAN block: ${x === s.input ? '' : 'first 1x1 kept (the lateral reads it too), '}1x1 ${requireChannels(x, s.id)}->${h} twice, ${2 * stack} chained 3x3 ${h}->${q}, concat of all ${2 * h + 2 * stack * q}, 1x1 -> ${M}${s.fitted ?? ''}`;
     }
     for (const n of g.nodes) if (!added.includes(n) && n.outputs.includes(out)) added.push(n);
     g.replaceAllUses(s.output, out);

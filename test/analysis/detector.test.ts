@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { analyze } from '../../src/analysis/analyze';
 import { recognizeDetector } from '../../src/analysis/detector';
+import { loadRules } from '../../src/analysis/rules';
 import { loadModel } from '../../src/onnx/io';
 import { buildSample } from '../../src/samples';
 import { fixturesDir } from '../helpers';
@@ -42,14 +43,22 @@ test('yolov3-w25: the decode (ScatterND, Exp, Sigmoid...) is in the heads, untou
   assert.is(d.backbone.part.params + d.neck.part.params + d.heads.part.params, r.params);
 });
 
-test('yolov3-tiny-w25: no residual; backbone taken by downsampling, and the report says what it saw', () => {
+test('yolov3-tiny-w25: no residual; backbone of plain conv stages (the plain-conv rule), the tiny neck set, and the report says what it saw', () => {
   const d = recognizeDetector(loadModel(det('yolov3-tiny-w25')));
   assert.ok(d.detector);
-  assert.is(d.backbone.foundBy, 'downsampling');
+  assert.is(d.backbone.foundBy, 'rules');
+  assert.is(d.backbone.family, 'plain');
   assert.is(d.heads.convs.length, 2);
-  assert.is(d.neck.blocks.length, 0);
+  assert.equal(d.neck.blocks.map((b) => b.rule), ['yolo-tiny-conv-set']);
   assert.is(d.neck.paths.length, 1);
   assert.ok(d.seen.some((s) => s.includes('no residual block recognised')));
+  assert.ok(d.seen.some((s) => s.startsWith('backbone: plain, 5 stage(s) recognised by the rules')));
+});
+
+test('negative: without the plain-conv rule, yolov3-tiny-w25\'s backbone is taken by downsampling (and says so)', () => {
+  const rules = loadRules().filter((r) => r.family !== 'plain');
+  const d = recognizeDetector(loadModel(det('yolov3-tiny-w25')), { rules });
+  assert.is(d.backbone.foundBy, 'downsampling');
   assert.ok(d.seen.some((s) => s.startsWith('backbone: no backbone rule matched')));
 });
 
