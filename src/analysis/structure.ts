@@ -300,7 +300,9 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
         index,
         resolution: spatial(b.output),
         entry: names(entry),
-        ...(index > 0 && entry.length === 0 && !csp ? { entryBlock: `s${index}.b0` } : {}),
+        // a plain conv layer opening a stage at another resolution (YOLOv2's passthrough 1x1 on the
+        // stride-16 features) is not a block that downsamples itself: only a stride inside says so
+        ...(index > 0 && entry.length === 0 && !csp && (b.rule.family !== 'plain' || downsamplesItself(b)) ? { entryBlock: `s${index}.b0` } : {}),
         blocks: [],
         channels: null,
       };

@@ -166,7 +166,7 @@ function smallerOption(options: ConvertOptions): string {
   if (options.to === 'csp') return options.fusion === 'last' ? 'a smaller --split' : '--fusion last (one 1x1 transition, on part 1 only)';
   if (options.to === 'elan') {
     const given = options.stack !== undefined || options.width !== undefined || options.neckStack !== undefined;
-    return `${options.osaInput === 'concat' ? '--osa-input last (VoVNet stages) or ' : ''}a smaller --width (now ${options.width ?? 0.5} of the blocks' computational width)${options.csp ? ' or --fusion last' : ''}${given ? ', or leaving --stack and --width out (then each neck block and CSP-form stage takes a setting that does not grow it)' : ''}`;
+    return `${options.osaInput === 'concat' ? '--osa-input last (VoVNet stages) or ' : ''}a smaller --width (now ${options.width ?? 0.5} of the blocks' computational width)${options.csp ? ' or --fusion last' : ''}${given ? ', or leaving --stack and --width out (then each neck block, CSP-form stage and plain conv stage takes a setting that does not grow it)' : ''}`;
   }
   return '--asymmetric';
 }

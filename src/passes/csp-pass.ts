@@ -82,7 +82,7 @@ export const cspPass: Pass<CspOptions, CspPlan> = {
     if (plan.stages.length === 0) {
       const why = plan.unconverted.map((u) => `${u.block}: ${u.reason}`).join('; ');
       throw new GptError('E_PATTERN', `no stage with computation blocks ${why ? `can be split (${why})` : 'was recognised'}, so CSP has nothing to convert`, {
-        subject: ctx.subject, hint: 'CSP applies to the residual stages of ResNet and Darknet-53 and the OSA stages of VoVNet',
+        subject: ctx.subject, hint: 'CSP applies to the residual stages of ResNet and Darknet-53, the OSA stages of VoVNet and plain conv-BN-act stages (Darknet-19, YOLOv3-tiny)',
       });
     }
     return plan;

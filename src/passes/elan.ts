@@ -58,7 +58,7 @@ interface ElanPassOptions extends ElanOptions {
   csp?: CspOptions;
   /** What the next OSA module's first conv reads after relocation; default per stage (elan-relocate.ts). */
   osaInput?: OsaInput;
-  /** Stack / width not given: a CSP-form stage takes the first setting that does not grow it (elan-fit.ts). */
+  /** Stack / width not given: a CSP-form or plain conv stage takes the first setting that does not grow it (elan-fit.ts). */
   free?: FitFreedom;
 }
 
@@ -100,7 +100,7 @@ function planElan(ctx: PassContext, o: ElanPassOptions): ElanPlan {
       subject: ctx.subject,
       hint: ctx.structure.stages.length === 0
         ? 'no stage was recognised; add a rule file for this architecture (--rules)'
-        : 'ELAN relocates the transitions of stages with several OSA modules (VoVNet) and stacks the residual blocks of ResNet / Darknet-53 stages',
+        : 'ELAN relocates the transitions of stages with several OSA modules (VoVNet) and stacks the residual blocks of ResNet / Darknet-53 stages and the convs of plain conv-BN-act stages',
     });
   }
   return plan;

@@ -14,7 +14,8 @@ function at(t: Tiny, name: string, input: Value = t.x): Match | null {
 /** Every block match anywhere in the graph (boundary rules left out). */
 function blocksIn(t: Tiny): Match[] {
   const ctx = new MatchContext(t.g);
-  return selectMatches(matchAll(t.g, RULES.filter(isBlockRule), ctx), ctx);
+  // the plain-conv rule reads any conv-BN-act (structure.ts matches it only where no other block is): left out here
+  return selectMatches(matchAll(t.g, RULES.filter((r) => isBlockRule(r) && r.family !== 'plain' && r.part !== 'neck'), ctx), ctx);
 }
 const names = (m: Match | null, role: string) => (m?.roles.get(role as never) ?? []).map((n) => n.name);
 

@@ -48,9 +48,9 @@ test('every file in rules/ validates against the schema and compiles', () => {
 
 test('loadRules: the shipped block and boundary rules, units files left out', () => {
   const names = loadRules().filter((r) => r.part === 'backbone').map((r) => r.name).sort();
-  assert.equal(names, ['csp-transition', 'darknet-residual', 'downsample-conv', 'downsample-pool', 'elan', 'resnet-basic', 'resnet-bottleneck', 'resnext-bottleneck', 'vovnet-osa']);
+  assert.equal(names, ['csp-transition', 'darknet-residual', 'downsample-conv', 'downsample-pool', 'elan', 'plain-conv', 'resnet-basic', 'resnet-bottleneck', 'resnext-bottleneck', 'vovnet-osa']);
   // a detector's neck blocks (detector.ts), kept out of the backbone's stages
-  assert.equal(loadRules().filter((r) => r.part === 'neck').map((r) => r.name).sort(), ['csp-c3', 'spp', 'spp-torch', 'sppf', 'yolo-conv-set']);
+  assert.equal(loadRules().filter((r) => r.part === 'neck').map((r) => r.name).sort(), ['csp-c3', 'spp', 'spp-torch', 'sppf', 'yolo-conv-set', 'yolo-tiny-conv-set']);
   const listed = listRules();
   assert.ok(listed.every((r) => r.description.length > 0 && fs.existsSync(r.file)));
 });

@@ -161,9 +161,14 @@ test('ResNeXt (grouped 3x3 bottleneck) is recognised by the shipped rules; an un
   assert.equal(s.stages.map((st) => st.blocks.map((b) => b.rule)), [['resnext-bottleneck'], ['resnext-bottleneck']]);
   assert.is(s.stages[1].blocks[0].residual!.shortcut, 'projection');
   assert.is(s.stages[1].resolution![0], 8);
-  const plain = recognize(resnext().model(), { rules: loadRules().filter((r) => r.name !== 'resnext-bottleneck') });
+  const plain = recognize(resnext().model(), { rules: loadRules().filter((r) => r.name !== 'resnext-bottleneck' && r.family !== 'plain') });
   assert.is(plain.family, 'unknown');
   assert.ok(plain.unmatched.includes('x0.grouped.conv'));
+  // with the plain-conv fallback, the ungrouped convs read as plain layers, but the grouped conv and
+  // the residual Adds stay unexplained: the missing rule is not hidden
+  const fallback = recognize(resnext().model(), { rules: loadRules().filter((r) => r.name !== 'resnext-bottleneck') });
+  assert.ok(fallback.unmatched.includes('x0.grouped.conv'));
+  assert.ok((fallback.coverage?.unexplained ?? []).some((n) => /add/i.test(n)), JSON.stringify(fallback.coverage));
 });
 
 /**

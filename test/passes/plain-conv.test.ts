@@ -170,4 +170,31 @@ test('yolov3-tiny-w25: --parts backbone leaves the neck set, --parts neck leaves
   }
 });
 
+test('YOLOv2 (test/fixtures/yolov2-plain: Darknet-19 trunk, passthrough reorg, one head): CSP and ELAN convert its plain stages; the passthrough 1x1 opens a stage of its own (not a downsampling entry block)', async () => {
+  const file = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'yolov2-plain', 'yolov2-w2.onnx');
+  const s = recognize(loadModel(file));
+  assert.is(s.family, 'plain');
+  // yolo-voc.cfg: 1, 3, 3, 5, 7 convs between the pools (the last stage with the two extra 3x3s), then the passthrough 1x1 and the 3x3 after the concat
+  assert.equal(s.stages.map((st) => st.blocks.length), [1, 3, 3, 5, 7, 1, 1]);
+  assert.ok(s.stages.every((st) => !('entryBlock' in st)), 'no plain layer is read as a block that downsamples itself');
+  const src = loadModel(file);
+  const before = convMacs(loadModel(file));
+  for (const to of ['csp', 'elan'] as const) {
+    const { model, report } = convert(loadModel(file), { to });
+    const after = convMacs(model);
+    assert.ok(after < before, `${to}: ${after} >= ${before}`);
+    assert.equal(model.graph.outputs.map((o) => [o.name, o.declared?.shape]), src.graph.outputs.map((o) => [o.name, o.declared?.shape]));
+    const sess = await createSession(model, { graphOptimizationLevel: 'disabled' });
+    const out = await runFloat(sess, { [sess.inputNames[0]]: { data: Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => (Math.sin(i) + 1) / 2), dims: [1, 3, 64, 64] } });
+    assert.equal([...out[sess.outputNames[0]].dims], [1, 125, 2, 2]);
+    if (to === 'csp') {
+      // the passthrough's input is also the next stage's: CSP cannot split it, and says so
+      const s5 = report.unconverted.find((u) => u.block === 's5');
+      assert.ok(s5 && /also read by/.test(s5.reason), JSON.stringify(report.unconverted));
+    } else {
+      assert.equal(report.unconverted, []);
+    }
+  }
+});
+
 test.run();
