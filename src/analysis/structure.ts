@@ -223,6 +223,19 @@ function plainBlocks(g: Graph, ctx: MatchContext, plain: Rule[]): Match[] {
   const { afterUp } = afterUpsample(g);
   const trunk = downsamplingTrunk(g, afterUp, new Set(finalConvs(g)));
   if (!trunk) return [];
+  // block-like nodes on the trunk mean an architecture the rules missed (a residual Add, a Concat of
+  // same-resolution branches: ELAN, OSA), not a plain one; a Concat with a branch reshaped from
+  // another resolution (YOLOv2's passthrough reorg) is a plain net's
+  const convSize = (v: Value): string => {
+    let cur: Value | undefined = v;
+    for (let hops = 0; cur?.producer && hops < 8; hops++) {
+      if (cur.producer.opType === 'Conv') return JSON.stringify(cur.shape?.slice(2) ?? null);
+      cur = g.dataInputs(cur.producer)[0];
+    }
+    return 'none';
+  };
+  const missed = candidatesIn(g, trunk).some((n) => n.opType === 'Add' || new Set(g.dataInputs(n).map(convSize)).size === 1);
+  if (missed) return [];
   const outside = new Set(g.nodes.filter((n) => !trunk.has(n)));
   const layersBefore = (v: Value) => [...upstream(v, new Set())].some((n) => isWeightLayer(g, n));
   return selectMatches(matchAll(g, plain, ctx), ctx, outside).filter((m) => layersBefore(m.input));
