@@ -51,30 +51,27 @@ export function layerEnd(n: Node): Node {
   }
 }
 
-/** Every node reachable downstream of `starts` (the starts included). */
-export function downstreamOf(starts: Iterable<Node>): Set<Node> {
+/** Every node reached from `starts` by `next` (the starts included). */
+function reach(starts: Iterable<Node>, next: (n: Node) => Iterable<Node>): Set<Node> {
   const seen = new Set<Node>();
   const stack = [...starts];
   while (stack.length) {
     const n = stack.pop()!;
     if (seen.has(n)) continue;
     seen.add(n);
-    for (const o of n.outputs) if (o) stack.push(...readers(o));
+    stack.push(...next(n));
   }
   return seen;
 }
 
+/** Every node reachable downstream of `starts` (the starts included). */
+export function downstreamOf(starts: Iterable<Node>): Set<Node> {
+  return reach(starts, (n) => n.outputs.flatMap((o) => (o ? readers(o) : [])));
+}
+
 /** Every node upstream of `starts` (the starts included). */
 export function upstreamOf(g: Graph, starts: Iterable<Node>): Set<Node> {
-  const seen = new Set<Node>();
-  const stack = [...starts];
-  while (stack.length) {
-    const n = stack.pop()!;
-    if (seen.has(n)) continue;
-    seen.add(n);
-    for (const v of dataInputs(g, n)) if (v.producer) stack.push(v.producer);
-  }
-  return seen;
+  return reach(starts, (n) => dataInputs(g, n).flatMap((v) => (v.producer ? [v.producer] : [])));
 }
 
 /**

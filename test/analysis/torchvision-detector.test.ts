@@ -10,26 +10,21 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { analyze } from '../../src/analysis/analyze';
 import { recognizeDetector } from '../../src/analysis/detector';
 import type { Model } from '../../src/ir/model';
-import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
+import { loadModel } from '../../src/onnx/io';
 import { convert } from '../../src/passes/convert';
 import { verify } from '../../src/verify';
 import { readNpy } from '../helpers';
-import { exportTorchvision } from './torchvision-export';
+import { assertDetections, exportTorchvision, runDetector } from './torchvision-export';
 
 const dir = exportTorchvision('torchvision_detector.py', 'RetinaNet');
 const NAMES = ['boxes', 'scores', 'labels'];
 
-async function run(model: Model, level: 'disabled' | 'all'): Promise<Record<string, ort.Tensor>> {
-  const s = await ort.InferenceSession.create(saveModelToBuffer(model), { graphOptimizationLevel: level });
-  const x = readNpy(path.join(dir!, 'input.npy'));
-  return s.run({ image: new ort.Tensor('float32', x.data, x.shape) });
-}
+const run = (model: Model, level: 'disabled' | 'all') => runDetector(model, dir!, level);
 
 if (dir) {
   const file = path.join(dir, 'retinanet.onnx');
@@ -92,13 +87,7 @@ if (dir) {
       assert.equal(model.graph.outputs.map((o) => o.name), NAMES);
       for (const level of ['disabled', 'all'] as const) {
         const out = await run(model, level);
-        // data-dependent rows: at most detections_per_img (20); what is comparable is the layout
-        const n = out.boxes.dims[0];
-        assert.ok(n <= 20, `${level}: ${n} rows`);
-        assert.equal([...out.boxes.dims], [n, 4]);
-        assert.equal([...out.scores.dims], [n]);
-        assert.equal([...out.labels.dims], [n]);
-        assert.ok((out.boxes.data as Float32Array).every(Number.isFinite));
+        assertDetections(out, 20, level);
       }
     });
   }
