@@ -216,16 +216,19 @@ function blockResolutions(g: Graph, stem: Set<Node>, outputs: Value[], candidate
  * Plain conv layers (rules of family 'plain') as blocks, on the trunk only (trunk.ts: up to the
  * deepest downsampling and the single-consumer chain after it), so that a detector's neck and heads
  * are not read as stages. The first conv on the image (no weight layer before it) is the stem, as a
- * Darknet-53's first conv is, and stays out of the blocks.
+ * Darknet-53's first conv is, and stays out of the blocks. `elan`: the ELAN blocks already read, whose
+ * nodes (their Concat too) are explained and taken.
  */
-function plainBlocks(g: Graph, ctx: MatchContext, plain: Rule[]): Match[] {
+function plainBlocks(g: Graph, ctx: MatchContext, plain: Rule[], elan: Match[] = []): Match[] {
   if (plain.length === 0) return [];
   const { afterUp } = afterUpsample(g);
   const trunk = downsamplingTrunk(g, afterUp, new Set(finalConvs(g)));
   if (!trunk) return [];
+  const inElan = new Set(elan.flatMap((m) => m.nodes));
   // block-like nodes on the trunk mean an architecture the rules missed (a residual Add, a Concat of
   // same-resolution branches: ELAN, OSA), not a plain one; a Concat with a branch reshaped from
-  // another resolution (YOLOv2's passthrough reorg) is a plain net's
+  // another resolution (YOLOv2's passthrough reorg) is a plain net's, and one inside an ELAN block
+  // the elan rule read is explained
   const convSize = (v: Value): string => {
     let cur: Value | undefined = v;
     for (let hops = 0; cur?.producer && hops < 8; hops++) {
@@ -234,9 +237,9 @@ function plainBlocks(g: Graph, ctx: MatchContext, plain: Rule[]): Match[] {
     }
     return 'none';
   };
-  const missed = candidatesIn(g, trunk).some((n) => n.opType === 'Add' || new Set(g.dataInputs(n).map(convSize)).size === 1);
+  const missed = candidatesIn(g, [...trunk].filter((n) => !inElan.has(n))).some((n) => n.opType === 'Add' || new Set(g.dataInputs(n).map(convSize)).size === 1);
   if (missed) return [];
-  const outside = new Set(g.nodes.filter((n) => !trunk.has(n)));
+  const outside = new Set(g.nodes.filter((n) => !trunk.has(n) || inElan.has(n)));
   const layersBefore = (v: Value) => [...upstream(v, new Set())].some((n) => isWeightLayer(g, n));
   return selectMatches(matchAll(g, plain, ctx), ctx, outside).filter((m) => layersBefore(m.input));
 }
@@ -260,10 +263,15 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   const names = (ns: Iterable<Node>) => [...ns].filter(isData).sort(byOrder).map((n) => n.name);
 
   // neck rules (a detector's conv sets, SPP...) are matched by detector.ts between backbone and heads;
-  // plain conv layers only where no other block was found (a residual stage holds plain convs too)
+  // plain conv layers only where no other block was found (a residual stage holds plain convs too),
+  // or beside ELAN blocks alone: ELAN replaces a plain conv stage whole (YOLOv7-tiny's layout), and
+  // a stage it left as it was (a lone 1x1 no ELAN block undercuts) is still a stage of plain convs
   const backboneRules = rules.filter((r) => isBlockRule(r) && r.part !== 'neck');
   let blocks = selectMatches(matchAll(g, backboneRules.filter((r) => r.family !== 'plain'), ctx), ctx);
-  if (blocks.length === 0) blocks = plainBlocks(g, ctx, backboneRules.filter((r) => r.family === 'plain'));
+  if (blocks.every((b) => b.rule.kind === 'elan')) {
+    const pos = (m: Match) => ctx.order.get(m.output.producer!) ?? 0;
+    blocks = [...blocks, ...plainBlocks(g, ctx, backboneRules.filter((r) => r.family === 'plain'), blocks)].sort((a, b) => pos(a) - pos(b));
+  }
   if (blocks.length === 0) {
     warnings.push('no rule matched any block; add a rule file for this architecture (--rules)');
     const all = names(g.nodes);
