@@ -37,7 +37,7 @@ export default class Export extends GptCommand {
     } finally {
       progress.done();
     }
-    const summary = { files, modules: result.modules, ops: result.ops, unfolded: result.unfolded.length };
+    const summary = { files, modules: result.modules, ops: result.ops, unfolded: result.unfolded.length, notes: result.notes };
     if (flags.json) {
       this.printJson(summary);
       return;
@@ -46,6 +46,7 @@ export default class Export extends GptCommand {
     const lines = [
       `wrote ${files.map((f) => escapeText(f)).join(', ')}`,
       `modules: ${mods || 'none'}; ${result.unfolded.length} BatchNorm layers unfolded from the convs`,
+      ...result.notes.map((n) => `note: ${escapeText(n)}`),
       `use: import sys; sys.path.insert(0, ${JSON.stringify(path.resolve(flags.output))}); from model import Net; net = Net.load(${JSON.stringify(path.resolve(flags.output))})`,
     ];
     process.stdout.write(lines.join('\n') + '\n');

@@ -26,12 +26,18 @@ import { classLayerName, classText, roleNote } from './class-text';
 import { STRUCTURE_KEY } from '../analysis/recorded-structure';
 import { writeSafetensors, type NamedTensor } from './safetensors';
 import { emitterFor } from './torch-ops';
+import { prnPartsToWhole } from './prn-whole';
 
 export interface ExportPytorchOptions {
   /** 'unfold' (default): BatchNorm2d back after each conv that had one; 'keep': as the ONNX has it. */
   bn?: BnMode;
   /** The class name in model.py (default 'Net'). */
   className?: string;
+  /**
+   * PRN's parts form (convert --emit parts): 'whole' (default) writes the architecture it computes,
+   * one layer per layer on whole tensors (prn-whole.ts); 'keep' writes the partial convs as they are.
+   */
+  prnParts?: 'whole' | 'keep';
 }
 
 export interface ExportPytorchResult {
@@ -49,6 +55,8 @@ export interface ExportPytorchResult {
   ops: Record<string, number>;
   /** Block classes written, with how many instances each. */
   blocks: Record<string, number>;
+  /** What the export changed or could not (PRN's parts written whole...). */
+  notes: string[];
 }
 
 interface Local {
@@ -97,7 +105,15 @@ function layerName(scope: Scope, node: string): string {
   return pyIdent(kept.join('_') || s, 'layer');
 }
 
-export function exportPytorch(model: Model, options: ExportPytorchOptions = {}): ExportPytorchResult {
+export function exportPytorch(source: Model, options: ExportPytorchOptions = {}): ExportPytorchResult {
+  const notes: string[] = [];
+  let model = source;
+  const whole = options.prnParts === 'keep' ? null : prnPartsToWhole(source);
+  if (whole) {
+    model = whole.model;
+    const o = whole.outcome;
+    notes.push(`PRN parts form written as the architecture: ${o.layers} partial layer(s) joined into whole ones, ${o.residuals} masked residual(s) on whole tensors`, ...o.notes);
+  }
   const g = model.graph;
   const opset = model.opset() ?? 13;
   inferShapes(model);
@@ -366,7 +382,7 @@ export function exportPytorch(model: Model, options: ExportPytorchOptions = {}):
   const weights = writeSafetensors(tensors, { format: 'pt', producer: `gpt ${TOOL_VERSION}` });
   return {
     code, weights, files: { 'model.py': code, 'model.safetensors': weights }, unfolded: [...unfold].map((n) => n.name), modules, ops,
-    blocks: instances,
+    blocks: instances, notes,
   };
 }
 
