@@ -5,7 +5,8 @@
  * each a class, class-text.ts); inside them every node becomes one line of `forward` (torch-ops.ts
  * has the op table); weight layers become modules, constants buffers. `--bn unfold` (bn-unfold.ts)
  * puts folded BatchNorms back; structure-py.ts keeps a converted model's structure through
- * `Net.export_onnx`.
+ * `Net.export_onnx`. PRN's parts form, an inference layout, is first written back as the network
+ * it computes (prn-whole.ts), so the module trains as the architecture.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
