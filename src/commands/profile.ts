@@ -124,7 +124,7 @@ const ms = (x: number) => (x >= 100 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.t
 export function formatProfileReport(r: ProfileReport): string {
   const out: string[] = [];
   const s = r.settings;
-  out.push(`ep: ${r.ep} (${r.backend})  warm-up ${s.warmup}, ${runsSetting(r)}${s.interleaved ? ', models interleaved' : ''}, ${s.threads ? `${s.threads} threads` : 'ORT default threads'}, load average ${r.environment.loadavg.start.map((x) => x.toFixed(2)).join(' ')}`);
+  out.push(`ep: ${r.ep} (${r.backend})  warm-up ${s.warmup}, ${runsSetting(r)}${s.interleaved ? ', models interleaved' : ''}, ${s.threads ? `${s.threads} threads` : `${r.backend === 'torch' ? 'torch' : 'ORT'} default threads`}, load average ${r.environment.loadavg.start.map((x) => x.toFixed(2)).join(' ')}`);
   out.push(`latency ratio: ${s.ratioMethod} (p50 / p50 of ${r.models[0].label})`);
   out.push('');
   const rows: string[][] = [];

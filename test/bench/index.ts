@@ -22,6 +22,18 @@
  *     (concat / sum) forms (conv + sum left out: the sum brings nothing there) on Darknet-53 and
  *     ResNet-50, with GMAC per CPU-second against plain and against CSP's earlier form (slice +
  *     concat); GPT_BENCH_KERNEL_SETS=darknet53-csp,... picks some.
+ *  8. Torch vs onnxruntime (`npm run bench -- torch`): a pair of models timed on both profile paths,
+ *     onnxruntime cpu and `--backend torch --device cpu`, the same intra-op thread count, the paths
+ *     alternating in blocks (torch-vs-ort.ts); each path's latency ratio with its 95% interval and
+ *     whether the intervals agree; a third path, the same modules as frozen TorchScript after
+ *     torch.jit.optimize_for_inference (every conv on oneDNN), separates torch's kernel choice from
+ *     the architecture; then torch's own kernel split (native im2col + BLAS vs oneDNN convolutions).
+ *     Pairs: the Darknet-53 fixture (quarter width, 64x64, 10 s blocks) and full-size Darknet-53
+ *     @256 (40 s blocks), each plain vs its CSP form (the default conversion);
+ *     GPT_BENCH_TORCH_PAIRS=darknet53-w25-csp,darknet53-csp,resnet50-prn picks (resnet50-prn:
+ *     ResNet-50 @224 plain vs PRN, off by default), GPT_BENCH_TORCH_THREADS (default 1; e.g. 1,2),
+ *     GPT_BENCH_TORCH_SECONDS (seconds per block, every pair), GPT_BENCH_TORCH_BLOCKS (default 2)
+ *     blocks per path, GPT_BENCH_TORCH_JIT=0 leaves the third path out.
  *  5. Only when asked (`npm run bench -- baseline [REF]`): analysis and conversion side by side with
  *     an older commit (see baseline.ts).
  */
@@ -36,7 +48,10 @@ import { convert } from '../../src/passes/convert';
 import { MERGE_OPS, SPLIT_OPS } from '../../src/passes/options';
 import { profile, ProfileReport } from '../../src/profile';
 import { formatRatio, ratioOfMedians, RatioStats } from '../../src/profile/stats';
+import type { Model } from '../../src/ir/model';
 import { buildSample } from '../../src/samples';
+import { loadModel } from '../../src/onnx/io';
+import { fixturePath } from '../helpers';
 import { syntheticResNet } from '../synthetic';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -260,6 +275,53 @@ async function benchKernels(): Promise<void> {
   }
 }
 
+async function benchTorch(): Promise<void> {
+  const { agreement, torchVsOrt, torchKernels, savePair } = require('./torch-vs-ort') as typeof import('./torch-vs-ort');
+  const { findTorchPython } = require('../../src/export/python') as typeof import('../../src/export/python');
+  const blocks = Number(process.env.GPT_BENCH_TORCH_BLOCKS ?? 2);
+  const threadList = (process.env.GPT_BENCH_TORCH_THREADS ?? '1').split(',').map(Number);
+  const pairNames = (process.env.GPT_BENCH_TORCH_PAIRS ?? 'darknet53-w25-csp,darknet53-csp').split(',');
+  const jit = process.env.GPT_BENCH_TORCH_JIT !== '0';
+  console.log(`\n## Torch vs onnxruntime: one pair on both profile paths${jit ? ' (and torch-jit: frozen TorchScript after optimize_for_inference)' : ''}, cpu, ${blocks} blocks per path (order rotating), models interleaved`);
+  if (!findTorchPython().python) {
+    console.log('no Python with PyTorch: skipped (Debian: apt-get install python3-torch, or set GPT_PYTHON)');
+    return;
+  }
+  // [plain, other, title, seconds per block]: a full-size round takes ~1 s on torch's eager path here
+  const pairs: Record<string, () => [Model, Model, string, number]> = {
+    'darknet53-w25-csp': () => [loadModel(fixturePath('darknet53-w25.onnx')), convert(loadModel(fixturePath('darknet53-w25.onnx')), { to: 'csp' }).model, 'Darknet-53 fixture (w0.25 @64)', 10],
+    'darknet53-csp': () => [buildSample('darknet53'), convert(buildSample('darknet53'), { to: 'csp' }).model, 'Darknet-53 @256', 40],
+    'resnet50-prn': () => [buildSample('resnet50', { resolution: 224 }), convert(buildSample('resnet50', { resolution: 224 }), { to: 'prn' }).model, 'ResNet-50 @224', 40],
+  };
+  const iv = (r: RatioStats) => `${r.ratio.toFixed(3)}x [${r.low.toFixed(3)}, ${r.high.toFixed(3)}]`;
+  for (const name of pairNames) {
+    if (!pairs[name]) throw new Error(`GPT_BENCH_TORCH_PAIRS: unknown pair '${name}' (${Object.keys(pairs).join(', ')})`);
+    const [plain, other, title, pairSeconds] = pairs[name]();
+    const seconds = Number(process.env.GPT_BENCH_TORCH_SECONDS ?? pairSeconds);
+    const otherLabel = name.endsWith('csp') ? 'CSP' : 'PRN';
+    const files = savePair(tmp, name, [plain, other]);
+    for (const threads of threadList) {
+      const f = await torchVsOrt(files, ['plain', otherLabel], { seconds, blocks, threads, jit });
+      console.log(`${title}, ${otherLabel} / plain, ${threads} intra-op thread(s) per path, ${seconds} s blocks (load average ${f.loadavg.start.map((x) => x.toFixed(1)).join(' ')} -> ${f.loadavg.end.map((x) => x.toFixed(1)).join(' ')}):`);
+      for (const p of [f.ort, f.torch, ...(f.jit ? [f.jit] : [])]) {
+        console.log(`  ${p.backend.padEnd(11)} p50 plain ${p.p50Ms[0].toFixed(2).padStart(8)} ms  ${otherLabel} ${p.p50Ms[1].toFixed(2).padStart(8)} ms  ${String(p.rounds).padStart(5)} rounds  ratio ${iv(p.ratio)}  per block ${p.blockRatios.map((x) => x.toFixed(3)).join(', ')}`);
+      }
+      for (const p of [f.torch, ...(f.jit ? [f.jit] : [])]) {
+        const a = agreement(f.ort, p);
+        console.log(`  ${p.backend} vs onnxruntime: intervals ${a.overlap ? 'overlap' : 'do NOT overlap'}; ${p.backend}'s ratio ${a.bInA ? 'lies' : 'does not lie'} in onnxruntime's interval, onnxruntime's ${a.aInB ? 'lies' : 'does not lie'} in ${p.backend}'s`);
+      }
+    }
+    // why they differ, if they do: where torch's eager time goes, per convolution kernel
+    for (const threads of threadList) {
+      const k = torchKernels([{ label: 'plain', model: plain }, { label: otherLabel, model: other }], threads, 3);
+      console.log(`  torch ${k.torch} eager kernels, ${k.threads} thread(s), 3 profiled runs (BLAS: ${k.blas.join(', ') || 'none mapped'}):`);
+      for (const m of k.models) {
+        console.log(`    ${m.label.padEnd(6)} ${m.totalMs.toFixed(1).padStart(7)} ms per run: native im2col+BLAS conv ${m.nativeConv.ms.toFixed(1)} ms (${m.nativeConv.calls} convs), oneDNN conv ${m.onednnConv.ms.toFixed(1)} ms (${m.onednnConv.calls}), batch norm ${m.batchNormMs.toFixed(1)} ms, other ${m.otherMs.toFixed(1)} ms`);
+      }
+    }
+  }
+}
+
 (async () => {
   console.log(`gpt bench on ${os.cpus().length} cores, node ${process.version}, ${new Date().toISOString()}`);
   if (want('io')) benchIo();
@@ -268,6 +330,7 @@ async function benchKernels(): Promise<void> {
   if (want('startup')) benchStartup();
   if (want('emit')) await benchEmit(); // several minutes of timing
   if (want('kernels')) await benchKernels();
+  if (want('torch')) await benchTorch(); // several minutes of timing, with a Python that has torch
   if (only[0] === 'baseline') require('./baseline').benchBaseline(only[1]);
   fs.rmSync(tmp, { recursive: true, force: true });
 })().catch((e) => {

@@ -2,10 +2,12 @@
  * profile --backend torch: the exported modules timed by the Python runner (few iterations: this
  * checks that it runs and reports like the onnxruntime path, not any latency).
  */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { profile, validateProfileReport } from '../../src/profile';
-import { fixturePath } from '../helpers';
+import { fixturePath, repoRoot } from '../helpers';
 import { torchPythonOrSkip } from '../export/harness';
 
 test('a fixture pair on torch cpu: interleaved samples, the same statistics and report as onnxruntime, valid against the schema', async () => {
@@ -69,6 +71,29 @@ test('torch backend refuses what it cannot do: --per-node (E_ARG), cuda where to
     assert.is((e as { code: string }).code, 'E_EP');
     assert.match((e as Error).message, /cuda/);
   }
+});
+
+test('gpt profile --backend torch --device cuda where torch has no CUDA: one line on stderr naming the cause, exit 1, nothing on stdout; --device cpu runs', () => {
+  const python = torchPythonOrSkip('gpt profile --backend torch --device cuda (CLI)');
+  if (!python) return;
+  const gpt = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'run.js'), 'profile', fixturePath('resnet18-w25.onnx'), '--backend', 'torch', '--iterations', '1', '--warmup', '0', ...args], { encoding: 'utf8', timeout: 120_000 });
+  // the positive case: the same command on the CPU gives the report
+  const cpu = gpt('--device', 'cpu');
+  assert.is(cpu.status, 0, cpu.stderr);
+  assert.match(cpu.stdout, /resnet18-w25\.onnx/);
+  assert.match(cpu.stdout, /torch default threads/); // torch's thread count, not onnxruntime's
+  // torch's own answer decides what --device cuda must do on this machine
+  const hasCuda = spawnSync(python, ['-c', 'import torch; print(torch.cuda.is_available())'], { encoding: 'utf8' }).stdout.trim() === 'True';
+  const r = gpt('--device', 'cuda');
+  if (hasCuda) {
+    assert.is(r.status, 0, r.stderr); // a GPU machine: it runs, there is nothing to refuse
+    return;
+  }
+  assert.is(r.status, 1, r.stderr);
+  assert.is(r.stdout, '');
+  const lines = r.stderr.trim().split('\n');
+  assert.is(lines.length, 1, r.stderr);
+  assert.match(lines[0], /^gpt: the torch runner stopped: torch\.cuda\.is_available\(\) is False .*use --device cpu/);
 });
 
 test.run();
