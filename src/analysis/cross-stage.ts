@@ -7,8 +7,9 @@
  *   x ─[expand]┤                                                    Concat ─[transition after]─ y
  *              └─ part 1 ── block ── ... ── block ─[transition before]┘
  *
- * The split is a Split node, two Slices, or two 1x1 convs on the same input; the transitions are
- * matches of the `transition` rules (rules/csp-transition.json). Nothing here knows a block type.
+ * The split is a Split node, two Slices, two 1x1 convs on the same input, or the layers that make
+ * the stage input written once per part (divided-producer.ts); the transitions are matches of the
+ * `transition` rules (rules/csp-transition.json). Nothing here knows a block type.
  */
 import type { Node, Value } from '../ir/graph';
 import { Match, MatchContext, matchAt, throughIdentity } from './matcher';
@@ -118,12 +119,23 @@ export function crossStageAround(ctx: MatchContext, transitions: Rule[], first: 
     part2 = sibling.outputs[0];
   } else {
     const m1 = transitionEndingAt(ctx, transitions, part1);
-    if (!m1) return null;
-    input = m1.input;
-    splitOp = 'conv';
-    splitNodes = [...m1.nodes];
-    // part 2: another 1x1 unit on the same input; which one is settled by the Concat below
-    part2 = null;
+    const divided = ctx.divided?.byPart1.get(part1);
+    if (m1) {
+      input = m1.input;
+      splitOp = 'conv';
+      splitNodes = [...m1.nodes];
+      // part 2: another 1x1 unit on the same input; which one is settled by the Concat below
+      part2 = null;
+    } else if (divided) {
+      // no value holds the undivided stage input: part 1's copy stands for it (the blocks before
+      // read it as the slice split's input), part 2's copy is the split
+      input = part1;
+      splitOp = 'producer';
+      splitNodes = [...divided.nodes2];
+      part2 = divided.part2;
+    } else {
+      return null;
+    }
   }
   if (!input) return null;
 
@@ -156,7 +168,7 @@ export function crossStageAround(ctx: MatchContext, transitions: Rule[], first: 
 
   // the expand conv in front of a Split / Slice: a transition whose output only the split reads
   let expand: Match | null = null;
-  if (splitOp !== 'conv') {
+  if (splitOp === 'split' || splitOp === 'slice') {
     const e = transitionEndingAt(ctx, transitions, input);
     if (e && consumersOf(input).every((n) => splitNodes.includes(n))) expand = e;
   }

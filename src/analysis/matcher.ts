@@ -16,6 +16,7 @@ import type { Graph, Node, Value } from '../ir/graph';
 import { nodeOp } from '../ops/registry';
 import { channelMaskValues } from './channel-mask';
 import { AttrConstraint, ChannelConstraint, Element, Role, Rule } from './rules';
+import type { DividedProducers } from './divided-producer';
 
 export interface Match {
   rule: Rule;
@@ -63,6 +64,12 @@ export class MatchContext {
     this.steps = 0;
   }
   private readonly channelMemo = new Map<Value, number | null>();
+  /**
+   * Layers written once per part (divided-producer.ts): a match takes part 1's copy where both
+   * copies would do, and part 2's copy reading a value inside a match that holds its twin does not
+   * open the match (the two copies are one layer).
+   */
+  divided?: DividedProducers;
   constructor(readonly graph: Graph) {
     graph.nodes.forEach((n, i) => this.order.set(n, i));
   }
@@ -317,7 +324,7 @@ function* matchElement(ctx: MatchContext, el: Element, inputs: Value[], st: Stat
 function* matchOnce(ctx: MatchContext, el: Element, inputs: Value[], st: State, path: string, role?: Role): Generator<[State, Value]> {
   for (const alt of el.alternatives) {
     if ('op' in alt) {
-      for (const { node, via } of dataConsumers(inputs[0])) {
+      for (const { node, via } of part1First(ctx, [...dataConsumers(inputs[0])])) {
         ctx.tick();
         if (node.opType !== alt.op || st.nodes.has(node) || !node.outputs[0]) continue;
         const skipped = inputsMatch(ctx, node, inputs);
@@ -342,13 +349,27 @@ function* matchOnce(ctx: MatchContext, el: Element, inputs: Value[], st: State, 
   }
 }
 
+/** Consumers with part 2's copies of a divided layer after part 1's (the order is kept otherwise). */
+function part1First<T extends { node: Node }>(ctx: MatchContext, consumers: T[]): T[] {
+  const d = ctx.divided;
+  if (!d || d.part2Nodes.size === 0) return consumers;
+  const late = (c: T) => d.part2Nodes.has(c.node) && consumers.some((o) => o.node === d.twin.get(c.node));
+  return [...consumers.filter((c) => !late(c)), ...consumers.filter(late)];
+}
+
 /** Nothing made inside the match may be read outside it, except its output and the outputs of elements marked shared. */
 function isClosed(ctx: MatchContext, nodes: Set<Node>, output: Value, shared: Set<Value>): boolean {
+  const twin = ctx.divided?.twin;
+  // the other copy of a divided layer in the match reads what its twin reads
+  const inside = (u: Node) => {
+    const t = twin?.get(u);
+    return nodes.has(u) || (!!t && nodes.has(t));
+  };
   for (const n of nodes) {
     for (const o of n.outputs) {
       if (!o || o === output || shared.has(o)) continue;
       if (ctx.graph.isGraphOutput(o)) return false;
-      if (o.consumers.some((u) => !nodes.has(u.node))) return false;
+      if (o.consumers.some((u) => !inside(u.node))) return false;
     }
   }
   return true;

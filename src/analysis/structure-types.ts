@@ -44,8 +44,12 @@ export interface Block {
  * (CSPDarknet, CSPResNet, CSPResNeXt, a CSP neck block), so a model that is already CSP says so.
  */
 export interface CrossStagePartial {
-  /** How the input is split: one Split node, two Slices, or two 1x1 convs on the same input. */
-  splitOp: 'split' | 'slice' | 'conv';
+  /**
+   * How the input is split: one Split node, two Slices, two 1x1 convs on the same input, or the
+   * layers that make the input written once per part ('producer': `split` names part 2's copy,
+   * `input` is part 1's value, no tensor holding the undivided input).
+   */
+  splitOp: 'split' | 'slice' | 'conv' | 'producer';
   /** Widths of part 1 (through the blocks) and part 2 (across the stage). */
   parts: [number | null, number | null];
   /** Where the transitions sit: 'both' (CSPNet's own), 'first' (after the Concat only), 'last' (on part 1 only), 'none'. */

@@ -20,6 +20,7 @@ import type { Model } from '../ir/model';
 import { Match, MatchContext, matchAll, selectMatches, throughIdentity } from './matcher';
 import { Rule, isBlockRule, loadRules } from './rules';
 import { FoundCrossStage, crossStageAround } from './cross-stage';
+import { DividedProducers } from './divided-producer';
 import { recordedStructure } from './recorded-structure';
 import { inferShapes } from './shapes';
 import { isWeightLayer } from './gradient-path';
@@ -172,7 +173,10 @@ function crossStages(ctx: MatchContext, blocks: Match[], transitions: Rule[]): M
   if (transitions.length === 0) return out;
   let start = 0;
   for (let i = 1; i <= blocks.length; i++) {
-    const chained = i < blocks.length && throughIdentity(blocks[i].input).value === blocks[i - 1].output;
+    // part 1 of a divided layer (a ResNet stage's projecting first block written once per part)
+    // opens a cross-stage partial even where the block before writes it
+    const link = i < blocks.length ? throughIdentity(blocks[i].input).value : null;
+    const chained = link === blocks[i - 1].output && !ctx.divided?.byPart1.has(link);
     if (chained) continue;
     const found = crossStageAround(ctx, transitions, blocks[start].input, blocks[i - 1].output);
     if (found) out.set(blocks[start], found);
@@ -258,6 +262,7 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   }
   const rules = opts.rules ?? loadRules();
   const ctx = new MatchContext(g);
+  ctx.divided = new DividedProducers(g);
   const isData = (n: Node) => n.outputs.some((o) => o && !g.isConstant(o));
   const byOrder = (a: Node, b: Node) => (ctx.order.get(a) ?? 0) - (ctx.order.get(b) ?? 0);
   const names = (ns: Iterable<Node>) => [...ns].filter(isData).sort(byOrder).map((n) => n.name);

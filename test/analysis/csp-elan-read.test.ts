@@ -17,13 +17,15 @@ import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
 import { convert } from '../../src/passes/convert';
 import { fixturePath, realworldPath } from '../helpers';
 
-/** The converted form as a plain export writes it: no gpt.structure record. */
-function withoutRecord(file: string, to: 'csp' | 'elan'): Model {
-  // CSP's slice split: its producer split (the default, the stage input's layers written once per
-  // part) is not read by the rules yet
-  const m = convert(loadModel(file), to === 'csp' ? { to, splitOp: 'slice' } : { to }).model;
+/**
+ * The converted form as a plain export writes it: no gpt.structure record. CSP with its default
+ * producer split (the stage input's layers written once per part) or `splitOp: 'slice'` (a Split).
+ */
+function withoutRecord(file: string, to: 'csp' | 'elan', splitOp?: 'slice', edit?: (m: Model) => void): Model {
+  const m = convert(loadModel(file), splitOp ? { to, splitOp } : { to }).model;
   assert.ok(m.metadata()[STRUCTURE_KEY], 'convert records the structure');
   m.setMetadata(STRUCTURE_KEY, '');
+  edit?.(m);
   const back = loadModel(saveModelToBuffer(m));
   assert.not.ok(back.metadata()[STRUCTURE_KEY]);
   return back;
@@ -31,7 +33,7 @@ function withoutRecord(file: string, to: 'csp' | 'elan'): Model {
 
 const read = (m: Model, rules = loadRules()) => {
   const r = analyzeModel(m, { rules }).report;
-  return { family: r.family, rules: r.stages.map((s) => s.blockRules), csp: r.stages.map((s) => !!s.csp), errors: r.errors };
+  return { family: r.family, rules: r.stages.map((s) => s.blockRules), csp: r.stages.map((s) => !!s.csp), splitOps: r.stages.map((s) => s.csp?.splitOp), errors: r.errors };
 };
 
 const CSP: [string, string, Record<string, number>[]][] = [
@@ -43,18 +45,35 @@ const CSP: [string, string, Record<string, number>[]][] = [
 ];
 
 for (const [file, family, stages] of CSP) {
-  test(`${file.split('/').pop()} CSP (--split-op slice), record stripped: ${family}, every block in its stage, each stage split once`, () => {
-    const r = read(withoutRecord(file, 'csp'));
-    assert.equal(r.errors, []);
-    assert.is(r.family, family);
-    assert.equal(r.rules, stages);
-    assert.equal(r.csp, stages.map(() => true));
-  });
+  for (const splitOp of ['slice', undefined] as const) {
+    test(`${file.split('/').pop()} CSP (--split-op ${splitOp ?? 'producer, the default'}), record stripped: ${family}, every block in its stage, each stage split once`, () => {
+      const r = read(withoutRecord(file, 'csp', splitOp));
+      assert.equal(r.errors, []);
+      assert.is(r.family, family);
+      assert.equal(r.rules, stages);
+      assert.equal(r.csp, stages.map(() => true));
+    });
+  }
 }
 
-test('negative: without the transition rule, no stage of the CSP ResNet-50 reads as split', () => {
-  const r = read(withoutRecord(fixturePath('resnet50-w25.onnx'), 'csp'), loadRules().filter((x) => x.kind !== 'transition'));
-  assert.equal(r.csp, [false, false, false, false]);
+test('negative: without the transition rule, no stage of the CSP ResNet-50 reads as split (slice and producer split)', () => {
+  for (const splitOp of ['slice', undefined] as const) {
+    const r = read(withoutRecord(fixturePath('resnet50-w25.onnx'), 'csp', splitOp), loadRules().filter((x) => x.kind !== 'transition'));
+    assert.equal(r.csp, [false, false, false, false]);
+  }
+});
+
+test('negative: the producer split read only where both copies are the same layer: a part-2 copy with another LeakyRelu slope leaves its stage unsplit', () => {
+  const file = fixturePath('darknet53-w25.onnx');
+  const intact = read(withoutRecord(file, 'csp'));
+  assert.equal(intact.splitOps, [0, 1, 2, 3, 4].map(() => 'producer'));
+  // the pass names each part-2 copy '<stage>/part2/<op>' (csp-forms.ts splitProducer)
+  const r = read(withoutRecord(file, 'csp', undefined, (m) => {
+    const relu = m.graph.nodes.find((n) => /csp\.s2\/part2\/LeakyRelu$/.test(n.name));
+    assert.ok(relu, 'stage 2 part-2 copy');
+    relu!.setAttr('alpha', { float: 0.2 });
+  }));
+  assert.equal(r.csp, [true, true, false, true, true]);
 });
 
 const ELAN: [string, string, Record<string, number>[]][] = [
