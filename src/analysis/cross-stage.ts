@@ -185,3 +185,48 @@ export function crossStageAround(ctx: MatchContext, transitions: Rule[], first: 
     nodes, input: cspInput, output, concat, transitionAfter: after?.nodes ?? [],
   };
 }
+
+/**
+ * The channel Concats that join a split's part 2 (a Split's or a Slice's output, or a divided
+ * layer's part-2 copy) to the path of part 1, and the 1x1 units of the cross-stage partial around
+ * them: the transition that writes the Concat's other input, the one that reads the Concat, the
+ * expand conv whose output only the Split / Slices read, and part 1's 1x1 unit of a conv split (a
+ * divided 1x1 layer: YOLOv5's C3). A plain conv net's CSP form (YOLOv4-tiny's layout of Darknet
+ * stages) has nothing else to tell these 1x1 convs from the stage's own conv layers: structure
+ * recognition keeps them out of the plain layers, for the cross-stage partial to read.
+ */
+export function crossStageJoins(ctx: MatchContext, transitions: Rule[]): { concats: Set<Node>; transitions: Set<Node> } {
+  const g = ctx.graph;
+  const concats = new Set<Node>();
+  const nodes = new Set<Node>();
+  const divided = new Map([...(ctx.divided?.byPart1.values() ?? [])].map((d) => [d.part2, d]));
+  const part2s = new Set(divided.keys());
+  const isPart2 = (v: Value): boolean => {
+    const p = v.producer;
+    if (!p) return false;
+    if (part2s.has(v)) return true;
+    if (p.opType === 'Split') return p.int('axis', 0) === 1 && p.outputs.filter(Boolean).length === 2;
+    if (p.opType !== 'Slice') return false;
+    const input = throughIdentity(g.dataInputs(p)[0]).value;
+    return consumersOf(input).some((n) => n !== p && n.opType === 'Slice');
+  };
+  for (const n of g.nodes) {
+    if (!isChannelConcat(n)) continue;
+    const ins = g.dataInputs(n).map((v) => throughIdentity(v).value);
+    if (ins.length !== 2 || ins.filter(isPart2).length !== 1) continue;
+    concats.add(n);
+    const part2 = ins.find(isPart2)!;
+    const before = transitionEndingAt(ctx, transitions, ins.find((v) => !isPart2(v))!);
+    const after = transitionAt(ctx, transitions, n.outputs[0]!);
+    let split: Match | null = null;
+    const d = divided.get(part2);
+    if (d) split = transitionEndingAt(ctx, transitions, d.part1);
+    else {
+      const input = throughIdentity(g.dataInputs(part2.producer!)[0]).value;
+      const readers = consumersOf(input);
+      if (readers.every((r) => r.opType === 'Split' || r.opType === 'Slice')) split = transitionEndingAt(ctx, transitions, input);
+    }
+    for (const m of [before, after, split]) for (const x of m?.nodes ?? []) nodes.add(x);
+  }
+  return { concats, transitions: nodes };
+}

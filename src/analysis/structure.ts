@@ -19,7 +19,7 @@ import type { Graph, Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { Match, MatchContext, matchAll, selectMatches, throughIdentity } from './matcher';
 import { Rule, isBlockRule, loadRules } from './rules';
-import { FoundCrossStage, crossStageAround } from './cross-stage';
+import { FoundCrossStage, crossStageAround, crossStageJoins } from './cross-stage';
 import { DividedProducers } from './divided-producer';
 import { recordedStructure } from './recorded-structure';
 import { inferShapes } from './shapes';
@@ -223,12 +223,15 @@ function blockResolutions(g: Graph, stem: Set<Node>, outputs: Value[], candidate
  * Darknet-53's first conv is, and stays out of the blocks. `elan`: the ELAN blocks already read, whose
  * nodes (their Concat too) are explained and taken.
  */
-function plainBlocks(g: Graph, ctx: MatchContext, plain: Rule[], elan: Match[] = []): Match[] {
+function plainBlocks(g: Graph, ctx: MatchContext, plain: Rule[], transitions: Rule[], elan: Match[] = []): Match[] {
   if (plain.length === 0) return [];
   const { afterUp } = afterUpsample(g);
   const trunk = downsamplingTrunk(g, afterUp, new Set(finalConvs(g)));
   if (!trunk) return [];
-  const inElan = new Set(elan.flatMap((m) => m.nodes));
+  // a CSP form of plain conv stages: its Concats are explained, its transitions and the part-2
+  // copies of divided layers are the cross-stage partials', not conv layers of the stage
+  const joins = crossStageJoins(ctx, transitions);
+  const explained = new Set([...elan.flatMap((m) => m.nodes), ...joins.concats, ...joins.transitions, ...(ctx.divided?.part2Nodes ?? [])]);
   // block-like nodes on the trunk mean an architecture the rules missed (a residual Add, a Concat of
   // same-resolution branches: ELAN, OSA), not a plain one; a Concat with a branch reshaped from
   // another resolution (YOLOv2's passthrough reorg) is a plain net's, and one inside an ELAN block
@@ -241,9 +244,9 @@ function plainBlocks(g: Graph, ctx: MatchContext, plain: Rule[], elan: Match[] =
     }
     return 'none';
   };
-  const missed = candidatesIn(g, [...trunk].filter((n) => !inElan.has(n))).some((n) => n.opType === 'Add' || new Set(g.dataInputs(n).map(convSize)).size === 1);
+  const missed = candidatesIn(g, [...trunk].filter((n) => !explained.has(n))).some((n) => n.opType === 'Add' || new Set(g.dataInputs(n).map(convSize)).size === 1);
   if (missed) return [];
-  const outside = new Set(g.nodes.filter((n) => !trunk.has(n) || inElan.has(n)));
+  const outside = new Set(g.nodes.filter((n) => !trunk.has(n) || explained.has(n)));
   const layersBefore = (v: Value) => [...upstream(v, new Set())].some((n) => isWeightLayer(g, n));
   return selectMatches(matchAll(g, plain, ctx), ctx, outside).filter((m) => layersBefore(m.input));
 }
@@ -275,7 +278,7 @@ export function recognize(model: Model, opts: RecognizeOptions = {}): Structure 
   let blocks = selectMatches(matchAll(g, backboneRules.filter((r) => r.family !== 'plain'), ctx), ctx);
   if (blocks.every((b) => b.rule.kind === 'elan')) {
     const pos = (m: Match) => ctx.order.get(m.output.producer!) ?? 0;
-    blocks = [...blocks, ...plainBlocks(g, ctx, backboneRules.filter((r) => r.family === 'plain'), blocks)].sort((a, b) => pos(a) - pos(b));
+    blocks = [...blocks, ...plainBlocks(g, ctx, backboneRules.filter((r) => r.family === 'plain'), rules.filter((r) => r.kind === 'transition'), blocks)].sort((a, b) => pos(a) - pos(b));
   }
   if (blocks.length === 0) {
     warnings.push('no rule matched any block; add a rule file for this architecture (--rules)');
