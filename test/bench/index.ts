@@ -311,12 +311,14 @@ async function benchTorch(): Promise<void> {
         console.log(`  ${p.backend} vs onnxruntime: intervals ${a.overlap ? 'overlap' : 'do NOT overlap'}; ${p.backend}'s ratio ${a.bInA ? 'lies' : 'does not lie'} in onnxruntime's interval, onnxruntime's ${a.aInB ? 'lies' : 'does not lie'} in ${p.backend}'s`);
       }
     }
-    // why they differ, if they do: where torch's eager time goes, per convolution kernel
+    // why they differ, if they do: which kernel torch's eager mode gave each convolution
+    const kernelRuns = Number(process.env.GPT_BENCH_TORCH_KERNEL_RUNS ?? 10);
     for (const threads of threadList) {
-      const k = torchKernels([{ label: 'plain', model: plain }, { label: otherLabel, model: other }], threads, 3);
-      console.log(`  torch ${k.torch} eager kernels, ${k.threads} thread(s), 3 profiled runs (BLAS: ${k.blas.join(', ') || 'none mapped'}):`);
+      const k = torchKernels([{ label: 'plain', model: plain }, { label: otherLabel, model: other }], threads, kernelRuns);
+      console.log(`  torch ${k.torch} eager convolutions by kernel, ${k.threads} thread(s), ${kernelRuns} profiled runs each, interleaved (BLAS: ${k.blas.join(', ') || 'none mapped'}):`);
+      const kf = (x: { calls: number; macs: number; ms: number }) => `${Math.round(x.calls)} convs, ${(x.macs / 1e9).toFixed(3)} GMAC, ${x.ms.toFixed(1)} ms (${x.ms > 0 ? (x.macs / 1e9 / (x.ms / 1000)).toFixed(1) : '-'} GMAC/s)`;
       for (const m of k.models) {
-        console.log(`    ${m.label.padEnd(6)} ${m.totalMs.toFixed(1).padStart(7)} ms per run: native im2col+BLAS conv ${m.nativeConv.ms.toFixed(1)} ms (${m.nativeConv.calls} convs), oneDNN conv ${m.onednnConv.ms.toFixed(1)} ms (${m.onednnConv.calls}), batch norm ${m.batchNormMs.toFixed(1)} ms, other ${m.otherMs.toFixed(1)} ms`);
+        console.log(`    ${m.label.padEnd(6)} ${m.totalMs.toFixed(1).padStart(7)} ms per run; native im2col+BLAS: ${kf(m.native)}; oneDNN: ${kf(m.onednn)}; batch norm ${m.batchNormMs.toFixed(1)} ms`);
       }
     }
   }

@@ -161,7 +161,7 @@ function torchPython(): string {
 const KERNELS_PY = `
 import importlib.util, json, os, sys
 import torch
-from torch.profiler import profile, ProfilerActivity
+from torch.profiler import profile, ProfilerActivity, record_function
 
 job = json.load(sys.stdin)
 torch.set_num_threads(job["threads"])
@@ -171,34 +171,66 @@ out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": N
 with open("/proc/self/maps") as f:
     libs = sorted({l.split()[-1] for l in f if "blas" in l.split()[-1].lower()})
 out["blas"] = [os.path.realpath(l) for l in libs]
+nets, feeds = [], []
 for i, d in enumerate(job["models"]):
     spec = importlib.util.spec_from_file_location("gpt_kernels_%d" % i, os.path.join(d, "model.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    net = mod.Net.load(d).eval()
-    x = [torch.randn(s) for s in job["inputs"][i]]
-    with torch.inference_mode():
+    nets.append(mod.Net.load(d).eval())
+    feeds.append([torch.randn(s) for s in job["inputs"][i]])
+n, runs = len(nets), job["runs"]
+figs = [{"totalMs": 0.0, "batchNormMs": 0.0, "native": {"ms": 0.0, "macs": 0, "calls": 0}, "onednn": {"ms": 0.0, "macs": 0, "calls": 0}} for _ in nets]
+KERNEL = {"aten::_slow_conv2d_forward": "native", "aten::mkldnn_convolution": "onednn"}
+with torch.inference_mode():
+    for i in range(n):
         for _ in range(2):
-            net(*x)
-        with profile(activities=[ProfilerActivity.CPU]) as p:
-            for _ in range(job["runs"]):
-                net(*x)
-    k = {}
-    for e in p.key_averages():
-        k[e.key] = {"ms": e.self_cpu_time_total / 1000.0 / job["runs"], "calls": e.count // job["runs"]}
-    out["models"].append(k)
+            nets[i](*feeds[i])
+    # the models interleaved, order rotating; one profile per run, so every event is that model's.
+    # The profiler's parent links are unreliable for events microseconds apart, so each aten::conv2d
+    # is matched to its kernel by order: the k-th conv call runs the k-th conv kernel
+    for r in range(runs):
+        for k in range(n):
+            i = (r + k) % n
+            with profile(activities=[ProfilerActivity.CPU], with_flops=True) as p:
+                with record_function("gpt_model"):
+                    nets[i](*feeds[i])
+            ev = sorted(p.events(), key=lambda e: e.time_range.start)
+            convs = [e for e in ev if e.name == "aten::conv2d"]
+            kernels = [KERNEL[e.name] for e in ev if e.name in KERNEL]
+            if len(convs) != len(kernels):
+                raise SystemExit("%d aten::conv2d calls but %d conv kernels" % (len(convs), len(kernels)))
+            f = figs[i]
+            f["totalMs"] += sum(e.cpu_time_total for e in ev if e.name == "gpt_model") / 1000.0 / runs
+            f["batchNormMs"] += sum(e.cpu_time_total for e in ev if e.name == "aten::batch_norm") / 1000.0 / runs
+            for e, kind in zip(convs, kernels):
+                f[kind]["ms"] += e.cpu_time_total / 1000.0 / runs
+                f[kind]["macs"] += (e.flops or 0) / 2 / runs  # the profiler counts a multiply-add as 2 flops
+                f[kind]["calls"] += 1 / runs
+out["models"] = figs
 print(json.dumps(out))
 `;
+
+export interface KernelFigures {
+  /** Per run: the convolutions on this kernel, their MACs (from torch's own flop count) and time, ms. */
+  calls: number;
+  macs: number;
+  ms: number;
+}
 
 export interface KernelSplit {
   torch: string;
   threads: number;
   /** The BLAS library torch's process maps (the native convolution path's GEMM). */
   blas: string[];
-  models: { label: string; totalMs: number; nativeConv: { ms: number; calls: number }; onednnConv: { ms: number; calls: number }; batchNormMs: number; otherMs: number }[];
+  models: { label: string; totalMs: number; native: KernelFigures; onednn: KernelFigures; batchNormMs: number }[];
 }
 
-/** Self CPU time per run of each exported module by kernel, `runs` profiled runs, `threads` thread(s). */
+/**
+ * Each exported module's convolutions split by the kernel torch's eager mode picked for them, per
+ * run: count, MACs, time (inclusive CPU time of each aten::conv2d). `runs` profiled runs per model,
+ * the models interleaved, `threads` thread(s). The counts and MACs are the same on every run; the
+ * times move with the machine's load.
+ */
 export function torchKernels(models: { label: string; model: Model }[], threads: number, runs: number): KernelSplit {
   const python = torchPython();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt-bench-torch-kernels-'));
@@ -213,14 +245,7 @@ export function torchKernels(models: { label: string; model: Model }[], threads:
     const out = JSON.parse(execFileSync(python, [path.join(work, 'kernels.py')], { input: JSON.stringify({ models: dirs, inputs, threads, runs }), encoding: 'utf8', maxBuffer: 64 << 20 }));
     return {
       torch: out.torch, threads: out.threads, blas: out.blas,
-      models: (out.models as Record<string, { ms: number; calls: number }>[]).map((k, i) => {
-        const get = (name: string) => k[name] ?? { ms: 0, calls: 0 };
-        const total = Object.values(k).reduce((a, e) => a + e.ms, 0);
-        const nativeConv = get('aten::_slow_conv2d_forward');
-        const onednnConv = get('aten::mkldnn_convolution');
-        const batchNormMs = get('aten::native_batch_norm').ms;
-        return { label: models[i].label, totalMs: total, nativeConv, onednnConv, batchNormMs, otherMs: total - nativeConv.ms - onednnConv.ms - batchNormMs };
-      }),
+      models: (out.models as { totalMs: number; batchNormMs: number; native: KernelFigures; onednn: KernelFigures }[]).map((m, i) => ({ label: models[i].label, ...m })),
     };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
