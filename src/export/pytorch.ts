@@ -113,7 +113,7 @@ export function exportPytorch(source: Model, options: ExportPytorchOptions = {})
   if (whole) {
     model = whole.model;
     const o = whole.outcome;
-    notes.push(`PRN parts form written as the architecture: ${o.layers} partial layer(s) joined into whole ones, ${o.residuals} masked residual(s) on whole tensors`, ...o.notes);
+    notes.push(`PRN parts form written as the architecture: ${o.layers} conv(s) written whole from their parts, ${o.residuals} masked residual(s) on whole tensors`, ...o.notes);
   }
   const g = model.graph;
   const opset = model.opset() ?? 13;
