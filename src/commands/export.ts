@@ -17,6 +17,7 @@ export default class Export extends GptCommand {
     to: Flags.string({ description: 'target framework', options: ['pytorch'], default: 'pytorch' }),
     output: Flags.string({ char: 'o', description: 'output folder (created if missing)', required: true }),
     bn: Flags.string({ description: 'unfold: BatchNorm2d back after each conv the export folded one into (output unchanged); keep: as the ONNX has it', options: ['unfold', 'keep'], default: 'unfold' }),
+    'prn-parts': Flags.string({ description: "PRN's parts form (convert --to prn, emit parts): whole writes the architecture it computes, one layer per layer on whole tensors; keep writes the partial convs as they are", options: ['whole', 'keep'], default: 'whole' }),
     json: Flags.boolean({ description: 'print what was written as JSON' }),
   };
 
@@ -31,7 +32,7 @@ export default class Export extends GptCommand {
       const model = loadModel(args.model);
       assertValid(model.graph, args.model);
       progress.next('translating to PyTorch');
-      result = withFile(args.model, () => exportPytorch(model, { bn: flags.bn as 'unfold' | 'keep' }));
+      result = withFile(args.model, () => exportPytorch(model, { bn: flags.bn as 'unfold' | 'keep', prnParts: flags['prn-parts'] as 'whole' | 'keep' }));
       progress.next(`writing ${flags.output}`);
       files = writePytorchExport(result, flags.output);
     } finally {

@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { exportPytorch } from '../../src/export/pytorch';
 import { readSafetensors, writeSafetensors } from '../../src/export/safetensors';
 import { Graph } from '../../src/ir/graph';
-import { loadModel } from '../../src/onnx/io';
+import { loadModel, saveModel } from '../../src/onnx/io';
+import { convert } from '../../src/passes/convert';
 import { DataType } from '../../src/onnx/schema';
 import { fixturePath, repoRoot, tmpDir } from '../helpers';
 import { emptyModel } from '../synthetic';
@@ -86,6 +87,33 @@ test('gpt export --to pytorch -o DIR writes model.py and model.safetensors; --to
   assert.ok(fs.statSync(path.join(dir, 'model.safetensors')).size > 100_000);
   const bad = spawnSync(process.execPath, [bin, 'export', fixturePath('resnet18-w25.onnx'), '--to', 'tf', '-o', dir], { encoding: 'utf8' });
   assert.is(bad.status, 2);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('gpt export of a PRN parts model: a `note:` line per note (the parts written whole: ResNet-18 20 convs, 8 masked residuals), the JSON `notes` field the same; --prn-parts keep: no such note, the partial convs in model.py; --prn-parts other: exit 2', () => {
+  const dir = tmpDir('gpt-export-notes-');
+  const bin = path.join(repoRoot, 'bin', 'run.js');
+  const src = path.join(dir, 'r18-prn.onnx');
+  saveModel(convert(loadModel(fixturePath('resnet18-w25.onnx')), { to: 'prn' }).model, src);
+  const cli = (...a: string[]) => spawnSync(process.execPath, [bin, 'export', src, '-o', path.join(dir, 'out'), ...a], { encoding: 'utf8' });
+  const r = cli();
+  assert.is(r.status, 0, r.stderr);
+  const notes = r.stdout.split('\n').filter((l) => l.startsWith('note: '));
+  assert.ok(notes.some((l) => /^note: PRN parts form written as the architecture: 20 conv\(s\) written whole from their parts, 8 masked residual\(s\)/.test(l)), r.stdout);
+  const j = cli('--json');
+  assert.is(j.status, 0, j.stderr);
+  assert.equal(JSON.parse(j.stdout).notes, notes.map((l) => l.slice('note: '.length)));
+  const k = cli('--prn-parts', 'keep');
+  assert.is(k.status, 0, k.stderr);
+  assert.not.match(k.stdout, /PRN parts form/);
+  assert.match(fs.readFileSync(path.join(dir, 'out', 'model.py'), 'utf8'), /self\.in1 = nn\.Conv2d/);
+  // the plain model: no note at all
+  const plain = spawnSync(process.execPath, [bin, 'export', fixturePath('resnet18-w25.onnx'), '-o', path.join(dir, 'plain')], { encoding: 'utf8' });
+  assert.is(plain.status, 0, plain.stderr);
+  assert.not.match(plain.stdout, /^note: /m);
+  const bad = cli('--prn-parts', 'split');
+  assert.is(bad.status, 2);
+  assert.match(bad.stderr, /prn-parts/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
