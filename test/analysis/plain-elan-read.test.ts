@@ -35,7 +35,7 @@ function stripped(m: Model): Model {
 
 const read = (m: Model, rules = loadRules()) => {
   const r = analyzeModel(m, { rules }).report;
-  return { family: r.family, rules: r.stages.map((s) => s.blockRules), errors: r.errors, params: r.params, macs: r.macs };
+  return { family: r.family, rules: r.stages.map((s) => s.blockRules), errors: r.errors };
 };
 /** The record's per-stage block rules without its 'gpt <pass>' entries (the nodes a pass added: no rule reads them). */
 const own = (rules: Record<string, number>[]) => rules.map((s) => Object.fromEntries(Object.entries(s).filter(([r]) => !r.startsWith('gpt '))));
@@ -46,7 +46,9 @@ const CASES: [string, string, number][] = [
 ];
 
 for (const [name, file, stages] of CASES) {
-  test(`${name} ELAN, record stripped: plain, ${stages} stages of one ELAN block each, the record's stages, params and MACs`, () => {
+  // params and MACs are not asserted here: they do not depend on the record (stripping it cannot
+  // change them); the export tests assert them against torch.onnx.export's read-back
+  test(`${name} ELAN, record stripped: plain, ${stages} stages of one ELAN block each, the record's stages`, () => {
     const m = convert(loadModel(file), { to: 'elan' }).model;
     const recorded = read(m);
     const r = read(stripped(m));
@@ -55,8 +57,6 @@ for (const [name, file, stages] of CASES) {
     assert.equal(r.rules, Array.from({ length: stages }, () => ({ elan: 1 })));
     assert.is(recorded.family, 'plain', 'the record');
     assert.equal(own(recorded.rules), r.rules, 'the record');
-    assert.is(r.params, recorded.params);
-    assert.is(r.macs, recorded.macs);
   });
 }
 

@@ -10,7 +10,9 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { convert } from '../../src/passes/convert';
 import { exportPytorch, writePytorchExport, type ExportPytorchResult } from '../../src/export/pytorch';
+import { prnPartsToWhole } from '../../src/export/prn-whole';
 import { findTorchPython } from '../../src/export/python';
+import type { Node } from '../../src/ir/graph';
 import type { Model } from '../../src/ir/model';
 import { loadModel, saveModelToBuffer } from '../../src/onnx/io';
 import { test } from 'uvu';
@@ -62,8 +64,12 @@ export function fixtureEntries(folder: string): { model: string; sampleInput: st
   }));
 }
 
-/** Every form of every fixture in `folder`, exported into `work`; conversions that refuse are listed. */
-export function exportForms(folder: string, work: string): { forms: Form[]; refused: string[] } {
+/**
+ * Every form of every fixture in `folder`, exported into `work`; conversions that refuse are listed.
+ * `prnMask`: fixtures (base names) whose PRN conversion is also exported in the mask form (id
+ * `<name>.prn-mask`): the default parts form leaves no ResNet exported in it otherwise.
+ */
+export function exportForms(folder: string, work: string, prnMask: string[] = []): { forms: Form[]; refused: string[] } {
   const forms: Form[] = [];
   const refused: string[] = [];
   // the exporter's own defaults (opset, no names) for the CSP and ELAN forms of the first model of
@@ -75,10 +81,12 @@ export function exportForms(folder: string, work: string): { forms: Form[]; refu
   for (const f of fixtureEntries(folder)) {
     const src = loadModel(f.model);
     const name = path.basename(f.model, '.onnx');
-    for (const to of ['plain', 'prn', 'csp', 'elan'] as const) {
+    const jobs: ['plain' | 'prn' | 'csp' | 'elan', string][] = [['plain', 'plain'], ['prn', 'prn'], ...(prnMask.includes(name) ? [['prn', 'prn-mask'] as ['prn', string]] : []), ['csp', 'csp'], ['elan', 'elan']];
+    for (const [to, form] of jobs) {
       let model: Model;
       let options: Record<string, unknown> | undefined;
       if (to === 'plain') model = src;
+      else if (form === 'prn-mask') model = convert(src, { to, emit: 'mask' }).model;
       else {
         try {
           // the default conversions, the forms users get: PRN in parts where that is the default
@@ -96,7 +104,7 @@ export function exportForms(folder: string, work: string): { forms: Form[]; refu
           continue;
         }
       }
-      const id = `${name}.${to}`;
+      const id = `${name}.${form}`;
       const dir = path.join(work, id);
       const exported = exportPytorch(model);
       writePytorchExport(exported, dir);
@@ -170,11 +178,11 @@ function runJobs(python: string, jobs: ReturnType<typeof jobFor>[]): Map<string,
  * torch.onnx.export folds each eval-mode BN into the conv before it: its scale and shift (2C
  * parameters) become the conv's bias (C new ones, none when the conv had a bias).
  */
-function foldedParams(model: Model): number {
+function foldedParams(model: Model, skip: Set<Node> = new Set()): number {
   let folded = 0;
   for (const n of model.graph.nodes) {
     const conv = n.inputs[0]?.producer;
-    if (n.opType !== 'BatchNormalization' || n.outputs.filter(Boolean).length > 1 || n.int('training_mode', 0) === 1) continue;
+    if (skip.has(n) || n.opType !== 'BatchNormalization' || n.outputs.filter(Boolean).length > 1 || n.int('training_mode', 0) === 1) continue;
     if (!conv || conv.opType !== 'Conv' || n.inputs[0]!.consumers.length !== 1) continue;
     const c = model.graph.constantTensor(n.inputs[1])?.dims[0] ?? 0;
     folded += conv.inputs[2] ? 2 * c : c;
@@ -185,34 +193,40 @@ function foldedParams(model: Model): number {
 /**
  * PRN's parts form on a model with BatchNormalization nodes gives a conv split by input channels a
  * second BN after its second half (the BN after a conv named `<layer>/in1`: a copy with zero mean
- * and shift, so that each half folds into its conv). The module the exporter writes is the
- * architecture, with the conv's one BN, so the parts ONNX has beyond it: the copy's own parameters
- * (analyze counts each initializer once: the copy's scale and shift where no other node reads them;
- * the parts form shares the scale with the first BN and gives the copy its own zero shift), less
- * what foldedParams counted for folding the copy (C, 2C after a conv with a bias), which
- * torch.onnx.export never folds since the module has no such BN.
+ * and shift, so that each half folds into its conv). Where the exporter wrote that conv whole with
+ * the first BN only (the copy is not in the joined model), the module has no such BN: it is neither
+ * folded by torch.onnx.export (foldedParams leaves it out) nor read back, and the parts ONNX has its
+ * parameters beyond the module's: the scale and shift analyze counted for it, i.e. those no other
+ * node reads (analyze counts a shared initializer once, at its first reader: the parts form shares
+ * the scale with the first BN and gives the copy its own zero shift, C values).
  */
-function duplicateBnParams(model: Model): number {
+function droppedBnCopies(model: Model): Set<Node> {
+  const joined = prnPartsToWhole(model);
+  if (!joined) return new Set();
+  const kept = new Set(joined.model.graph.nodes.map((n) => n.name));
+  return new Set(model.graph.nodes.filter((n) => {
+    const conv = n.inputs[0]?.producer;
+    return n.opType === 'BatchNormalization' && conv?.opType === 'Conv' && /\/in1$/.test(conv.name) && !kept.has(n.name);
+  }));
+}
+
+function droppedBnParams(model: Model, dropped: Set<Node>): number {
   const g = model.graph;
   let extra = 0;
-  for (const n of g.nodes) {
-    const conv = n.inputs[0]?.producer;
-    if (n.opType !== 'BatchNormalization' || !conv || conv.opType !== 'Conv' || !/\/in1$/.test(conv.name)) continue;
-    const own = [n.inputs[1], n.inputs[2]].filter((v) => v && v.consumers.every((u) => u.node === n)).reduce((k, v) => k + (g.constantTensor(v!)?.size ?? 0), 0);
-    const c = g.constantTensor(n.inputs[1])?.dims[0] ?? 0;
-    extra += own - (conv.inputs[2] ? 2 * c : c);
+  for (const n of dropped) {
+    for (const v of [n.inputs[1], n.inputs[2]]) if (v && v.consumers.every((u) => u.node === n)) extra += g.constantTensor(v)?.size ?? 0;
   }
   return extra;
 }
 
-export function fixtureSuite(folder: string): void {
+export function fixtureSuite(folder: string, opts: { prnMask?: string[] } = {}): void {
   const work = tmpDir('gpt-export-');
   let state: { forms: Form[]; refused: string[]; results: Map<string, CheckResult> } | null | undefined;
   const prepare = async (): Promise<typeof state> => {
     if (state !== undefined) return state;
     const python = torchPythonOrSkip(`PyTorch export of ${folder}`);
     if (!python) return (state = null);
-    const { forms, refused } = exportForms(folder, work);
+    const { forms, refused } = exportForms(folder, work, opts.prnMask);
     state = { forms, refused, results: await checkForms(python, forms, work) };
     return state;
   };
@@ -229,6 +243,11 @@ export function fixtureSuite(folder: string): void {
     const s = await prepare();
     if (!s) return;
     assert.ok(s.forms.length >= 6, `${s.forms.length} forms`);
+    for (const n of opts.prnMask ?? []) {
+      const f = s.forms.find((x) => x.id === `${n}.prn-mask`);
+      assert.ok(f, `${n}.prn-mask: not exported`);
+      assert.ok(!f!.model.graph.nodes.some((x) => /\/in1$/.test(x.name)) && f!.model.graph.nodes.some((x) => x.opType === 'Mul'), `${n}.prn-mask: not the mask form`);
+    }
     each(s, (f, r) => {
       assert.is(r.outputs, f.model.graph.outputs.length, `${f.id}: output count`);
       r.eval!.forEach((e, i) => assert.ok(e.diff <= e.tol, `${f.id} output ${i}: max abs diff ${e.diff} > ${e.tol}`));
@@ -270,7 +289,8 @@ export function fixtureSuite(folder: string): void {
       const x = readNpy(f.fixture);
       (f.model.graph.inputs[0].shape ?? []).forEach((d, i) => { if (typeof d === 'string') dims[d] = x.shape[i]; });
       const a = analyzeModel(f.model, { dims }).report;
-      const folded = foldedParams(f.model) + duplicateBnParams(f.model);
+      const dropped = f.to === 'prn' ? droppedBnCopies(f.model) : new Set<Node>();
+      const folded = foldedParams(f.model, dropped) + droppedBnParams(f.model, dropped);
       const files: [string, string][] = [['export_onnx', r.onnx!], ['torch.onnx.export', r.plainOnnx!]];
       if (f.defaults) {
         assert.ok(r.defaultsOnnx && fs.existsSync(r.defaultsOnnx), `${f.id}: no torch.onnx.export (defaults) file written`);

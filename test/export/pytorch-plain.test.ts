@@ -5,4 +5,5 @@
  */
 import { fixtureSuite } from './harness';
 
-fixtureSuite('fixtures');
+// ResNet-18's PRN also in the mask form (the default is the parts form there): one mask-form ResNet
+fixtureSuite('fixtures', { prnMask: ['resnet18-w25'] });
