@@ -127,6 +127,8 @@ export interface ProfileReport extends ReportEnvelope<'profile'> {
     loadavg: { start: number[]; end: number[] };
     /** Thread settings: ORT intra-op threads (null: ORT's default, one per physical core), OMP_NUM_THREADS. */
     threads: { intraOp: number | null; interOp: number | null; ompNumThreads: string | null };
+    /** --backend torch: the runner's torch and the BLAS its native convolution path calls (see classifyTorchBlas). */
+    torch?: { version: string; blasInfo: string | null; blas: string[]; blasKind: 'optimized' | 'reference' | 'unknown' };
   };
   providers: ProviderStatus[];
   models: ModelProfile[];

@@ -74,8 +74,63 @@ for shapes in job["batches"]:
                 samples[i].append((time.perf_counter() - t0) * 1000.0)
             r += 1
     print(json.dumps({"samples": samples}), flush=True)
-print(json.dumps({"torch": torch.__version__}), flush=True)
+# the BLAS torch's native convolution path (im2col + GEMM) calls: BLAS_INFO from the build, and on
+# Linux the BLAS libraries mapped into this process (Debian's torch links libblas.so.3, whichever
+# library the alternatives system points it to)
+import re
+m = re.search(r"BLAS_INFO=([^,\\s]+)", torch.__config__.show())
+libs = []
+try:
+    with open("/proc/self/maps") as f:
+        libs = sorted({os.path.realpath(l.split()[-1]) for l in f if len(l.split()) >= 6 and "blas" in os.path.basename(l.split()[-1]).lower()})
+except OSError:
+    pass
+print(json.dumps({"torch": torch.__version__, "blasInfo": m.group(1) if m else None, "blas": libs}), flush=True)
 `;
+
+/** What torch's native convolution path multiplies with, as far as the names tell. */
+export interface TorchBlas {
+  /** BLAS_INFO of torch's build (mkl, open, blis, generic: the libblas.so.3 it is linked to...). */
+  blasInfo: string | null;
+  /** The BLAS libraries mapped into the runner's process (real paths; Linux only). */
+  libraries: string[];
+  /** optimized: a known tuned BLAS; reference: only netlib's libblas is mapped; unknown: neither can be told. */
+  kind: 'optimized' | 'reference' | 'unknown';
+}
+
+const TUNED = /openblas|mkl|blis|atlas|armpl|accelerate|veclib|flexiblas|essl|aocl|ssl2|eigen/i;
+
+/**
+ * Classifies torch's BLAS from its build's BLAS_INFO and the libraries its process maps. A build that
+ * names a tuned BLAS (mkl, open, blis...) is optimized; a generic build is what its libblas.so.3
+ * resolves to: a tuned library's path or name (Debian's openblas-pthread/libblas.so.3) is optimized,
+ * a libblas with no such name (Debian's blas/libblas.so.3, netlib's reference) is reference.
+ */
+export function classifyTorchBlas(blasInfo: string | null, libraries: string[]): TorchBlas {
+  const info = blasInfo?.toLowerCase() ?? null;
+  let kind: TorchBlas['kind'] = 'unknown';
+  if (info && info !== 'generic' && (TUNED.test(info) || info === 'open')) kind = 'optimized';
+  else if (libraries.some((l) => TUNED.test(l))) kind = 'optimized';
+  else if ((info === null || info === 'generic') && libraries.some((l) => /^libblas\.so/.test(path.basename(l)))) kind = 'reference';
+  return { blasInfo, libraries, kind };
+}
+
+/** The warning a CPU timing on netlib's reference BLAS gets (null: none). */
+export function torchBlasWarning(blas: TorchBlas, device: string): string | null {
+  if (device !== 'cpu' || blas.kind !== 'reference') return null;
+  return `torch calls netlib's reference BLAS (${blas.libraries.join(', ')}): its native convolution path (1x1 convs on one thread, convs with small inputs) is many times slower than torch's oneDNN path, so the latencies and ratios follow that library more than the architecture; install a tuned BLAS (Debian: apt-get install libopenblas0-pthread) (with --threads N the runner sets OPENBLAS_NUM_THREADS to N)`;
+}
+
+/**
+ * The runner's environment: with --threads N, a BLAS that starts its own threads (OpenBLAS, BLIS, MKL)
+ * gets N too unless the user set it, as torch.set_num_threads does not reach a BLAS that torch links
+ * generically (Debian's libblas.so.3).
+ */
+export function runnerEnv(threads: number | undefined, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out = { ...env };
+  if (threads) for (const k of ['OPENBLAS_NUM_THREADS', 'BLIS_NUM_THREADS', 'MKL_NUM_THREADS']) if (out[k] === undefined) out[k] = String(threads);
+  return out;
+}
 
 export async function profileTorch(models: (string | Model)[], options: ProfileOptions): Promise<ProfileReport> {
   const device = options.device ?? 'cpu';
@@ -116,10 +171,10 @@ export async function profileTorch(models: (string | Model)[], options: ProfileO
     const loadStart = os.loadavg();
     options.onProgress?.(0, `timing on torch ${device}`);
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = execFile(python, [path.join(work, 'runner.py')], { maxBuffer: 256 << 20 }, (err, so, se) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: String(so), stderr: String(se) }));
+      const child = execFile(python, [path.join(work, 'runner.py')], { maxBuffer: 256 << 20, env: runnerEnv(options.threads) }, (err, so, se) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: String(so), stderr: String(se) }));
       child.stdin?.end(JSON.stringify(job));
     });
-    const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { samples?: number[][]; error?: string; torch?: string });
+    const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { samples?: number[][]; error?: string; torch?: string; blasInfo?: string | null; blas?: string[] });
     const failed = lines.find((l) => l.error);
     if (failed) throw new GptError('E_EP', `the torch runner stopped: ${failed.error}`, { hint: device === 'cuda' ? 'use --device cpu, or a machine with a CUDA build of PyTorch' : undefined });
     const runs = lines.filter((l) => l.samples);
@@ -127,7 +182,9 @@ export async function profileTorch(models: (string | Model)[], options: ProfileO
       const last = stderr.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? `exit status ${code}`;
       throw new GptError('E_ORT', `the torch runner failed: ${last}`, { hint: `rerun by hand: ${python} ${path.join(work, 'runner.py')} < job.json (kept with GPT_DEBUG=1)` });
     }
-    const torchVersion = lines.find((l) => l.torch)?.torch ?? 'unknown';
+    const info = lines.find((l) => l.torch);
+    const torchVersion = info?.torch ?? 'unknown';
+    const blas = classifyTorchBlas(info?.blasInfo ?? null, info?.blas ?? []);
     const results: ModelProfile[] = loaded.map((l) => ({ label: l.label, file: l.file, params: l.params, structure: l.structure, runs: [], perNode: [] }));
     plan.forEach((resolved, bi) => {
       const samples = runs[bi].samples as number[][];
@@ -147,6 +204,8 @@ export async function profileTorch(models: (string | Model)[], options: ProfileO
     });
     options.onProgress?.(1, 'done');
     warnings.push(`timed the PyTorch export of each model with torch ${torchVersion} on ${device}${options.compile ? ' (torch.compile)' : ''}`);
+    const blasWarning = torchBlasWarning(blas, device);
+    if (blasWarning) warnings.push(blasWarning);
     return {
       ...envelope('profile'),
       ep: device,
@@ -159,6 +218,7 @@ export async function profileTorch(models: (string | Model)[], options: ProfileO
         platform: process.platform, arch: process.arch, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, onnxruntime: ortVersion(),
         loadavg: { start: loadStart, end: os.loadavg() },
         threads: { intraOp: options.threads ?? null, interOp: null, ompNumThreads: process.env.OMP_NUM_THREADS ?? null },
+        torch: { version: torchVersion, blasInfo: blas.blasInfo, blas: blas.libraries, blasKind: blas.kind },
       },
       providers: detectProviders(options.providerEnvironment),
       models: results,

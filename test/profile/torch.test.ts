@@ -3,6 +3,7 @@
  * checks that it runs and reports like the onnxruntime path, not any latency).
  */
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,9 +12,15 @@ import { fixturePath, repoRoot } from '../helpers';
 import { torchPythonOrSkip } from '../export/harness';
 
 test('a fixture pair on torch cpu: interleaved samples, the same statistics and report as onnxruntime, valid against the schema', async () => {
-  if (!torchPythonOrSkip('profile --backend torch')) return;
+  const python = torchPythonOrSkip('profile --backend torch');
+  if (!python) return;
   const r = await profile([fixturePath('resnet18-w25.onnx'), fixturePath('darknet53-w25.onnx')], { backend: 'torch', device: 'cpu', iterations: 3, warmup: 1 });
   validateProfileReport(JSON.parse(JSON.stringify(r)));
+  // the runner's torch, as the interpreter itself reports it, and the BLAS files it maps exist
+  const version = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim();
+  assert.is(r.environment.torch?.version, version);
+  for (const lib of r.environment.torch!.blas) assert.ok(fs.existsSync(lib), lib);
+  assert.is(r.warnings.some((w) => /reference BLAS/.test(w)), r.environment.torch!.blasKind === 'reference');
   assert.is(r.backend, 'torch');
   assert.is(r.ep, 'cpu');
   assert.ok(r.settings.interleaved);
