@@ -118,7 +118,7 @@ export function classifyTorchBlas(blasInfo: string | null, libraries: string[]):
 /** The warning a CPU timing on netlib's reference BLAS gets (null: none). */
 export function torchBlasWarning(blas: TorchBlas, device: string): string | null {
   if (device !== 'cpu' || blas.kind !== 'reference') return null;
-  return `torch calls netlib's reference BLAS (${blas.libraries.join(', ')}): its native convolution path (1x1 convs on one thread, convs with small inputs) is many times slower than torch's oneDNN path, so the latencies and ratios follow that library more than the architecture; install a tuned BLAS (Debian: apt-get install libopenblas0-pthread) (with --threads N the runner sets OPENBLAS_NUM_THREADS to N)`;
+  return `torch calls netlib's reference BLAS (${blas.libraries.join(', ')}): its native convolution path (1x1 convs on one thread, convs with small inputs) is many times slower than torch's oneDNN path, so the latencies and ratios follow that library more than the architecture; install a tuned BLAS (Debian: apt-get install libopenblas0-pthread); with --threads N the runner gives it N threads`;
 }
 
 /**

@@ -306,6 +306,7 @@ async function benchTorch(): Promise<void> {
       for (const p of [f.ort, f.torch, ...(f.jit ? [f.jit] : [])]) {
         console.log(`  ${p.backend.padEnd(11)} p50 plain ${p.p50Ms[0].toFixed(2).padStart(8)} ms  ${otherLabel} ${p.p50Ms[1].toFixed(2).padStart(8)} ms  ${String(p.rounds).padStart(5)} rounds  ratio ${iv(p.ratio)}  per block ${p.blockRatios.map((x) => x.toFixed(3)).join(', ')}`);
       }
+      if (f.torchBlas) console.log(`  torch's BLAS (the runner's report): ${f.torchBlas.kind}, ${f.torchBlas.libraries.join(', ') || 'none mapped'}`);
       for (const p of [f.torch, ...(f.jit ? [f.jit] : [])]) {
         const a = agreement(f.ort, p);
         console.log(`  ${p.backend} vs onnxruntime: intervals ${a.overlap ? 'overlap' : 'do NOT overlap'}; ${p.backend}'s ratio ${a.bInA ? 'lies' : 'does not lie'} in onnxruntime's interval, onnxruntime's ${a.aInB ? 'lies' : 'does not lie'} in ${p.backend}'s`);
@@ -315,7 +316,7 @@ async function benchTorch(): Promise<void> {
     const kernelRuns = Number(process.env.GPT_BENCH_TORCH_KERNEL_RUNS ?? 10);
     for (const threads of threadList) {
       const k = torchKernels([{ label: 'plain', model: plain }, { label: otherLabel, model: other }], threads, kernelRuns);
-      console.log(`  torch ${k.torch} eager convolutions by kernel, ${k.threads} thread(s), ${kernelRuns} profiled runs each, interleaved (BLAS: ${k.blas.join(', ') || 'none mapped'}):`);
+      console.log(`  torch ${k.torch} eager convolutions by kernel, ${k.threads} thread(s), ${kernelRuns} profiled runs each, interleaved:`);
       const kf = (x: { calls: number; macs: number; ms: number }) => `${Math.round(x.calls)} convs, ${(x.macs / 1e9).toFixed(3)} GMAC, ${x.ms.toFixed(1)} ms (${x.ms > 0 ? (x.macs / 1e9 / (x.ms / 1000)).toFixed(1) : '-'} GMAC/s)`;
       for (const m of k.models) {
         console.log(`    ${m.label.padEnd(6)} ${m.totalMs.toFixed(1).padStart(7)} ms per run; native im2col+BLAS: ${kf(m.native)}; oneDNN: ${kf(m.onednn)}; batch norm ${m.batchNormMs.toFixed(1)} ms`);

@@ -15,7 +15,7 @@
  * native im2col + BLAS path (aten::_slow_conv2d_forward) when it is a stride-1 1x1 on one thread, or
  * when its input has at most 20,480 elements with a kernel of 3x3 or less; the rest go to oneDNN
  * (aten::mkldnn_convolution). With two or more threads only the size rule remains. The native path
- * is as fast as the BLAS torch links, which torchKernels() names.
+ * is as fast as the BLAS torch links, which the torch runner's report names (environment.torch).
  *
  * A third path separates the kernels from the architecture: the same exported modules traced,
  * frozen and passed through torch.jit.optimize_for_inference (BN folded into the convs, every conv
@@ -34,6 +34,7 @@ import type { Model } from '../../src/ir/model';
 import { loadModel, saveModel } from '../../src/onnx/io';
 import { profile } from '../../src/profile';
 import { resolveInputs } from '../../src/profile/measure';
+import { runnerEnv } from '../../src/profile/torch';
 import { median, ratioOfMedians, RatioStats } from '../../src/profile/stats';
 
 export type PathName = 'onnxruntime' | 'torch' | 'torch-jit';
@@ -56,6 +57,8 @@ export interface PairFigures {
   torch: PathFigures;
   /** Null unless asked for (o.jit). */
   jit: PathFigures | null;
+  /** The BLAS the torch path's runner reported (profile's environment.torch). */
+  torchBlas: { kind: string; libraries: string[] } | null;
 }
 
 /** Two paths' ratios: the 95% intervals share some values; each ratio lies inside the other's interval. */
@@ -72,6 +75,7 @@ export async function torchVsOrt(files: [string, string], labels: [string, strin
   const samples = Object.fromEntries(paths.map((p) => [p, [[], []] as number[][]])) as Record<PathName, number[][]>;
   const blockRatios = Object.fromEntries(paths.map((p) => [p, [] as number[]])) as Record<PathName, number[]>;
   const jitDirs = o.jit ? exportPair(files) : null;
+  let torchBlas: PairFigures['torchBlas'] = null;
   try {
     for (let b = 0; b < o.blocks; b++) {
       // the paths' order rotates block by block: none always meets the later (or earlier) load
@@ -83,6 +87,7 @@ export async function torchVsOrt(files: [string, string], labels: [string, strin
         } else {
           const r = await profile(files, { backend, device: 'cpu', ep: 'cpu', threads: o.threads, durationS: o.seconds, warmup, labels });
           s = r.models.map((m) => m.runs[0].samplesMs);
+          if (r.environment.torch) torchBlas = { kind: r.environment.torch.blasKind, libraries: r.environment.torch.blas };
         }
         samples[backend][0].push(...s[0]);
         samples[backend][1].push(...s[1]);
@@ -96,7 +101,7 @@ export async function torchVsOrt(files: [string, string], labels: [string, strin
     const [a, b] = samples[backend];
     return { backend, rounds: a.length, p50Ms: [median(a), median(b)], ratio: ratioOfMedians(b, a, { paired: true }), blockRatios: blockRatios[backend] };
   };
-  return { threads: o.threads, loadavg: { start, end: os.loadavg() }, ort: figures('onnxruntime'), torch: figures('torch'), jit: o.jit ? figures('torch-jit') : null };
+  return { threads: o.threads, loadavg: { start, end: os.loadavg() }, ort: figures('onnxruntime'), torch: figures('torch'), jit: o.jit ? figures('torch-jit') : null, torchBlas };
 }
 
 /** Each model exported as `profile --backend torch` exports it (BN as the ONNX has it). */
@@ -149,7 +154,7 @@ function timeJit(dirs: string[], files: string[], o: { seconds: number; threads:
   fs.writeFileSync(path.join(work, 'jit.py'), JIT_PY);
   const inputs = files.map((f) => resolveInputs(loadModel(f), {}).inputs.map((x) => x.dims));
   const job = { models: dirs, inputs, threads: o.threads, seconds: o.seconds, warmup: o.warmup };
-  return JSON.parse(execFileSync(python, [path.join(work, 'jit.py')], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 64 << 20 })).samples;
+  return JSON.parse(execFileSync(python, [path.join(work, 'jit.py')], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 64 << 20, env: runnerEnv(o.threads) })).samples;
 }
 
 function torchPython(): string {
@@ -166,11 +171,7 @@ from torch.profiler import profile, ProfilerActivity, record_function
 job = json.load(sys.stdin)
 torch.set_num_threads(job["threads"])
 torch.manual_seed(1)
-out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": None, "models": []}
-# the BLAS the native convolution path calls: the library mapped into this process
-with open("/proc/self/maps") as f:
-    libs = sorted({l.split()[-1] for l in f if "blas" in l.split()[-1].lower()})
-out["blas"] = [os.path.realpath(l) for l in libs]
+out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "models": []}
 nets, feeds = [], []
 for i, d in enumerate(job["models"]):
     spec = importlib.util.spec_from_file_location("gpt_kernels_%d" % i, os.path.join(d, "model.py"))
@@ -220,8 +221,6 @@ export interface KernelFigures {
 export interface KernelSplit {
   torch: string;
   threads: number;
-  /** The BLAS library torch's process maps (the native convolution path's GEMM). */
-  blas: string[];
   models: { label: string; totalMs: number; native: KernelFigures; onednn: KernelFigures; batchNormMs: number }[];
 }
 
@@ -242,9 +241,9 @@ export function torchKernels(models: { label: string; model: Model }[], threads:
     });
     const inputs = models.map((m) => resolveInputs(m.model, {}).inputs.map((x) => x.dims));
     fs.writeFileSync(path.join(work, 'kernels.py'), KERNELS_PY);
-    const out = JSON.parse(execFileSync(python, [path.join(work, 'kernels.py')], { input: JSON.stringify({ models: dirs, inputs, threads, runs }), encoding: 'utf8', maxBuffer: 64 << 20 }));
+    const out = JSON.parse(execFileSync(python, [path.join(work, 'kernels.py')], { input: JSON.stringify({ models: dirs, inputs, threads, runs }), encoding: 'utf8', maxBuffer: 64 << 20, env: runnerEnv(threads) }));
     return {
-      torch: out.torch, threads: out.threads, blas: out.blas,
+      torch: out.torch, threads: out.threads,
       models: (out.models as { totalMs: number; batchNormMs: number; native: KernelFigures; onednn: KernelFigures }[]).map((m, i) => ({ label: models[i].label, ...m })),
     };
   } finally {
